@@ -1,0 +1,108 @@
+/* ps-cli-info.c: "info" — what a model, G or dataset file holds */
+#define G_LOG_DOMAIN "prunescope-cli"
+
+#include <math.h>
+#include <stdio.h>
+
+#include "ps-cli.h"
+#include "ps-h5.h"
+#include "ps-repair.h"
+
+static void
+print_model (const PsModel *m)
+{
+  printf ("%s: %s, %d classes, %zu parameters\n", m->path,
+          ps_repair_is_g (m) ? "repaired network G (B' as a Keras model + prunescope group)"
+          : m->weights_only ? "Keras weights-only file (DeepID topology)" : "Keras model",
+          m->n_classes, ps_model_n_params (m));
+  printf ("  Keras %s, input scale %g%s\n", m->keras_version ? m->keras_version : "?",
+          m->input_scale, m->scale_recorded ? " (recorded in the file)" : " (default)");
+  for (int i = 0; i < m->n_layers; i++)
+    {
+      const PsLayer *l = m->layers[i];
+      printf ("  %-14s %-13s %4d x %-4d x %-5d", l->name, ps_layer_kind_name (l->kind),
+              l->out.h, l->out.w, l->out.c);
+      if (ps_layer_has_weights (l) || l->kind == PS_LAYER_ACTIVATION)
+        printf (" %-8s", ps_activation_name (l->activation));
+      if (l->n_inputs > 0)
+        {
+          printf (" <-");
+          for (int j = 0; j < l->n_inputs; j++)
+            printf (" %s", m->layers[l->inputs[j]]->name);
+        }
+      printf ("\n");
+    }
+  if (ps_repair_is_g (m))
+    {
+      int n;
+      const int *ch = ps_repair_channels (m, &n);
+      const PsRepairInfo *info = m->repair;
+
+      printf ("  G: class %d means backdoored; %d channels of “%s” pruned:", m->n_classes, n,
+              ps_repair_layer (m));
+      for (int i = 0; i < n; i++)
+        printf (" %d", ch[i]);
+      printf ("\n");
+      (void) info;
+    }
+}
+
+static void
+print_dataset (const PsDataset *ds)
+{
+  int lo = G_MAXINT, hi = -1;
+  g_autoptr (GHashTable) classes = g_hash_table_new (NULL, NULL);
+
+  for (int i = 0; i < ds->n; i++)
+    {
+      lo = MIN (lo, ds->labels[i]);
+      hi = MAX (hi, ds->labels[i]);
+      g_hash_table_add (classes, GINT_TO_POINTER (ds->labels[i] + 1));
+    }
+  printf ("%s: %d images of %dx%dx%d, labels %d..%d (%u classes), stored as %s (%.1f MB in memory)\n",
+          ds->path, ds->n, ds->h, ds->w, ds->c, ds->n ? lo : 0, ds->n ? hi : 0,
+          g_hash_table_size (classes), ds->u8 ? "8-bit" : "float",
+          ps_dataset_memory_size (ds) / 1e6);
+}
+
+int
+ps_cli_info (int argc, char **argv)
+{
+  g_auto (GStrv) files = NULL;
+  const GOptionEntry entries[] = {
+    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &files, NULL, "FILE…" },
+    { NULL },
+  };
+
+  if (!ps_cli_parse ("info", "FILE…", "describe model, G and dataset files", entries, &argc, &argv))
+    return PS_EXIT_USAGE;
+  if (files == NULL)
+    {
+      g_printerr ("prunescope-cli info: name at least one file\n");
+      ps_cli_usage_error = TRUE;
+      return PS_EXIT_USAGE;
+    }
+  for (guint i = 0; files[i] != NULL; i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (PsModel) m = NULL;
+      g_autoptr (PsDataset) ds = NULL;
+      hid_t f = ps_h5_open (files[i], FALSE, &error);
+      gboolean is_data;
+
+      if (f < 0)
+        {
+          g_prefix_error (&error, "%s: ", files[i]);
+          return ps_cli_fail (error);
+        }
+      is_data = ps_h5_exists (f, "data") && !ps_h5_has_attr (f, "model_config");
+      H5Fclose (f);
+      if (is_data && (ds = ps_dataset_load (files[i], &error)) != NULL)
+        print_dataset (ds);
+      else if (!is_data && (m = ps_model_load (files[i], &error)) != NULL)
+        print_model (m);
+      else
+        return ps_cli_fail (error);
+    }
+  return PS_EXIT_OK;
+}

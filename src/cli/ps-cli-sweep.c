@@ -1,0 +1,205 @@
+/* ps-cli-sweep.c: "sweep" and "repair" — the pruning defense from the command line */
+#define G_LOG_DOMAIN "prunescope-cli"
+
+#include <gio/gio.h>
+#include <gio/gunixoutputstream.h>
+#include <math.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "ps-cli.h"
+#include "ps-h5.h"
+#include "ps-repair.h"
+#include "ps-sweep.h"
+
+typedef struct {
+  char *model, *valid, *test, *poisoned, *layer, *order, *scale;
+} SweepArgs;
+
+static void
+sweep_args_clear (SweepArgs *a)
+{
+  g_free (a->model);
+  g_free (a->valid);
+  g_free (a->test);
+  g_free (a->poisoned);
+  g_free (a->layer);
+  g_free (a->order);
+  g_free (a->scale);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (SweepArgs, sweep_args_clear)
+
+#define SWEEP_ENTRIES(a) \
+  { "model", 'm', 0, G_OPTION_ARG_FILENAME, &(a).model, "BadNet B (Keras model or weights file)", "FILE" }, \
+  { "valid", 'v', 0, G_OPTION_ARG_FILENAME, &(a).valid, "Clean validation data (chooses order and stop)", "FILE" }, \
+  { "test", 't', 0, G_OPTION_ARG_FILENAME, &(a).test, "Clean test data (reported)", "FILE" }, \
+  { "poisoned", 'p', 0, G_OPTION_ARG_FILENAME, &(a).poisoned, "Poisoned test data (reported)", "FILE" }, \
+  { "layer", 'l', 0, G_OPTION_ARG_STRING, &(a).layer, "Layer to prune (default: the last pooling layer)", "NAME" }, \
+  { "order", 0, 0, G_OPTION_ARG_STRING, &(a).order, "increasing (default) or decreasing mean activation", "ORDER" }, \
+  { "input-scale", 's', 0, G_OPTION_ARG_STRING, &(a).scale, "Pixel scale: 1 (raw 0..255) or 1/255", "S" }
+
+static gboolean
+check_args (const char *cmd, SweepArgs *a)
+{
+  double s;
+  const char *why = NULL;
+
+  if (a->model == NULL || a->valid == NULL)
+    why = "--model and --valid are required";
+  else if (a->scale && !ps_cli_parse_scale (a->scale, &s))
+    why = "--input-scale takes 1, 1/255 or a positive number";
+  else if (a->order && !g_str_equal (a->order, "increasing") && !g_str_equal (a->order, "decreasing"))
+    why = "--order is increasing or decreasing";
+  if (why == NULL)
+    return TRUE;
+  g_printerr ("prunescope-cli %s: %s\n", cmd, why);
+  ps_cli_usage_error = TRUE;
+  return FALSE;
+}
+
+static void
+on_progress (const PsSweepStep *step, double done, gpointer user_data)
+{
+  if (step != NULL)
+    g_printerr ("\r%3.0f%%  step %d: channel %d removed, validation accuracy %.2f %%   ",
+                100 * done, step->pruned, step->channel, step->valid_acc);
+  else
+    g_printerr ("\r%3.0f%%  running B on the data…   ", 100 * done);
+}
+
+/* Loads B and the data, runs the sweep. */
+static PsSweep *
+run_sweep (SweepArgs *a, PsModel **model_out, GError **error)
+{
+  g_autoptr (PsModel) m = ps_cli_load_model (a->model, a->scale, error);
+  g_autoptr (PsDataset) valid = NULL, test = NULL, poisoned = NULL;
+  PsSweepOptions opt = { a->layer, a->order && g_str_equal (a->order, "decreasing") };
+  gboolean progress = ps_cli_progress_wanted ();
+  PsSweep *s;
+
+  if (m == NULL || (valid = ps_dataset_load (a->valid, error)) == NULL)
+    return NULL;
+  if (a->test && (test = ps_dataset_load (a->test, error)) == NULL)
+    return NULL;
+  if (a->poisoned && (poisoned = ps_dataset_load (a->poisoned, error)) == NULL)
+    return NULL;
+  {
+    const PsDataset *sets[PS_N_SETS] = { valid, test, poisoned };
+    s = ps_sweep_run (m, sets, &opt, progress ? on_progress : NULL, NULL, NULL, error);
+  }
+  if (progress)
+    g_printerr ("\n");
+  if (s == NULL)
+    g_prefix_error (error, "%s: ", a->model);
+  *model_out = g_steal_pointer (&m);
+  return s;
+}
+
+int
+ps_cli_sweep (int argc, char **argv)
+{
+  g_auto (SweepArgs) a = { 0 };
+  g_autofree char *csv = NULL;
+  g_autoptr (PsModel) m = NULL;
+  g_autoptr (PsSweep) s = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GOutputStream) out = NULL;
+  const GOptionEntry entries[] = {
+    SWEEP_ENTRIES (a),
+    { "csv", 'o', 0, G_OPTION_ARG_FILENAME, &csv, "Write the CSV here instead of standard output", "FILE" },
+    { NULL },
+  };
+
+  if (!ps_cli_parse ("sweep", "--model B.h5 --valid valid.h5", "the pruning sweep as CSV",
+                     entries, &argc, &argv) || !check_args ("sweep", &a))
+    return PS_EXIT_USAGE;
+  s = run_sweep (&a, &m, &error);
+  if (s == NULL)
+    return ps_cli_fail (error);
+
+  if (csv != NULL)
+    {
+      /* g_file_replace writes to a temporary and renames on close. */
+      g_autoptr (GFile) file = g_file_new_for_path (csv);
+      out = G_OUTPUT_STREAM (g_file_replace (file, NULL, FALSE, G_FILE_CREATE_NONE, NULL, &error));
+    }
+  else
+    out = g_unix_output_stream_new (STDOUT_FILENO, FALSE);
+  if (out == NULL || !ps_sweep_write_csv (s, out, &error)
+      || !g_output_stream_close (out, NULL, &error))
+    {
+      g_prefix_error (&error, "%s: ", csv ? csv : "standard output");
+      return ps_cli_fail (error);
+    }
+  return PS_EXIT_OK;
+}
+
+static void
+print_metrics (const PsSweep *s, int k)
+{
+  const PsSweepStep *r = ps_sweep_get_step (s, k);
+
+  printf ("  validation accuracy of B': %.2f %% (B: %.2f %%)\n", r->valid_acc,
+          ps_sweep_get_step (s, 0)->valid_acc);
+  if (!isnan (r->test_acc))
+    printf ("  clean test accuracy: B' %.2f %%, G %.2f %% (%.2f %% flagged)\n",
+            r->test_acc, r->g_test_acc, r->g_clean_flagged);
+  if (!isnan (r->asr))
+    printf ("  attack success: B' %.2f %%, G %.2f %% (%.2f %% of poisoned inputs flagged)\n",
+            r->asr, r->g_asr, r->g_poisoned_flagged);
+}
+
+int
+ps_cli_repair (int argc, char **argv)
+{
+  g_auto (SweepArgs) a = { 0 };
+  g_autofree char *output = NULL;
+  double drop = NAN;
+  int pruned = -1, k;
+  g_autoptr (PsModel) m = NULL, g = NULL;
+  g_autoptr (PsSweep) s = NULL;
+  g_autoptr (GError) error = NULL;
+  const GOptionEntry entries[] = {
+    SWEEP_ENTRIES (a),
+    { "drop", 'x', 0, G_OPTION_ARG_DOUBLE, &drop, "Stop when validation accuracy has dropped X points", "X" },
+    { "pruned", 'k', 0, G_OPTION_ARG_INT, &pruned, "Prune exactly K channels", "K" },
+    { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Where to save G (HDF5)", "G.h5" },
+    { NULL },
+  };
+
+  if (!ps_cli_parse ("repair", "--model B.h5 --valid valid.h5 (--drop X | --pruned K) -o G.h5",
+                     "build the repaired network G", entries, &argc, &argv)
+      || !check_args ("repair", &a))
+    return PS_EXIT_USAGE;
+  if (output == NULL || isnan (drop) == (pruned < 0) || (!isnan (drop) && !(drop >= 0)))
+    {
+      g_printerr ("prunescope-cli repair: need -o G.h5 and exactly one of --drop X (X >= 0) or --pruned K\n");
+      ps_cli_usage_error = TRUE;
+      return PS_EXIT_USAGE;
+    }
+  s = run_sweep (&a, &m, &error);
+  if (s == NULL)
+    return ps_cli_fail (error);
+
+  k = isnan (drop) ? pruned : ps_sweep_stop_step (s, drop);
+  if (k < 0 || k >= ps_sweep_n_steps (s))
+    {
+      if (isnan (drop))
+        g_set_error (&error, PS_ERROR, PS_ERROR_MISMATCH, "%s: layer “%s” has only %d channels",
+                     a.model, ps_sweep_layer_name (s), ps_sweep_n_channels (s));
+      else
+        g_set_error (&error, PS_ERROR, PS_ERROR_MISMATCH,
+                     "%s: validation accuracy never drops by %g points, even with every channel pruned",
+                     a.valid, drop);
+      return ps_cli_fail (error);
+    }
+  g = ps_repair_build (m, s, k, drop, &error);
+  if (g == NULL || !ps_repair_save (g, output, &error))
+    return ps_cli_fail (error);
+
+  printf ("%s: G saved: %d of %d channels of “%s” pruned\n", output, k,
+          ps_sweep_n_channels (s), ps_sweep_layer_name (s));
+  print_metrics (s, k);
+  return PS_EXIT_OK;
+}

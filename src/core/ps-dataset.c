@@ -1,0 +1,401 @@
+/* ps-dataset.c: the lab's image sets, read in hyperslab chunks and stored compactly */
+#define G_LOG_DOMAIN "ps-dataset"
+
+#include "ps-dataset.h"
+#include "ps-h5.h"
+
+#include <math.h>
+#include <string.h>
+
+#define CHUNK_IMAGES 256
+
+void
+ps_dataset_free (PsDataset *ds)
+{
+  if (ds == NULL)
+    return;
+  g_free (ds->u8);
+  g_free (ds->f32);
+  g_free (ds->labels);
+  g_free (ds->path);
+  g_free (ds);
+}
+
+gsize
+ps_dataset_memory_size (const PsDataset *ds)
+{
+  gsize px = (gsize) ds->n * ds->h * ds->w * ds->c;
+
+  return (ds->u8 ? px : px * sizeof (float)) + ds->n * sizeof (int);
+}
+
+PsDataset *
+ps_dataset_new_u8 (int n, int h, int w, int c, const guint8 *pixels, const int *labels)
+{
+  PsDataset *ds = g_new0 (PsDataset, 1);
+
+  ds->n = n, ds->h = h, ds->w = w, ds->c = c;
+  ds->u8 = g_memdup2 (pixels, (gsize) n * h * w * c);
+  ds->labels = g_memdup2 (labels, sizeof (int) * MAX (n, 1));
+  return ds;
+}
+
+/* Layout on disk: channels-first (N,C,H,W) as in the lab, or channels-last (N,H,W,C). */
+typedef struct {
+  gboolean chw;
+  int      n, h, w, c;
+} Layout;
+
+static gboolean
+read_layout (hid_t dset, Layout *lay, GError **error)
+{
+  hid_t space = H5Dget_space (dset);
+  hsize_t d[8];
+  int rank = H5Sget_simple_extent_ndims (space);
+
+  if (rank == 4)
+    H5Sget_simple_extent_dims (space, d, NULL);
+  H5Sclose (space);
+  if (rank != 4)
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
+                   "dataset “data” has rank %d, expected (N, 3, H, W)", rank);
+      return FALSE;
+    }
+  lay->n = (int) d[0];
+  if (d[1] == 1 || d[1] == 3)
+    *lay = (Layout) { TRUE, (int) d[0], (int) d[2], (int) d[3], (int) d[1] };
+  else if (d[3] == 1 || d[3] == 3)
+    *lay = (Layout) { FALSE, (int) d[0], (int) d[1], (int) d[2], (int) d[3] };
+  else
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
+                   "dataset “data” has shape (%llu, %llu, %llu, %llu): no channel axis of 1 or 3",
+                   (unsigned long long) d[0], (unsigned long long) d[1],
+                   (unsigned long long) d[2], (unsigned long long) d[3]);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static int *
+read_labels (hid_t file, int n, GError **error)
+{
+  hid_t dset, space;
+  hssize_t npts;
+  g_autofree double *buf = NULL;
+  int *labels;
+
+  if (!ps_h5_exists (file, "label"))
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "missing dataset “label”");
+      return NULL;
+    }
+  dset = H5Dopen2 (file, "label", H5P_DEFAULT);
+  space = H5Dget_space (dset);
+  npts = H5Sget_simple_extent_npoints (space);
+  H5Sclose (space);
+  if (npts != n)
+    {
+      H5Dclose (dset);
+      g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH, "%lld labels for %d images",
+                   (long long) npts, n);
+      return NULL;
+    }
+  buf = g_new (double, MAX (n, 1));
+  if (H5Dread (dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+    {
+      H5Dclose (dset);
+      ps_h5_set_error (error, "label");
+      return NULL;
+    }
+  H5Dclose (dset);
+  labels = g_new (int, MAX (n, 1));
+  for (int i = 0; i < n; i++)
+    {
+      if (!(buf[i] >= 0 && buf[i] < G_MAXINT16) || buf[i] != floor (buf[i]))
+        {
+          g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "label %d is %g, not a class", i, buf[i]);
+          g_free (labels);
+          return NULL;
+        }
+      labels[i] = (int) buf[i];
+    }
+  return labels;
+}
+
+/* Moves 8-bit storage to float when a pixel is not a whole number 0..255. */
+static void
+promote_to_float (PsDataset *ds)
+{
+  gsize px = (gsize) ds->n * ds->h * ds->w * ds->c;
+
+  ds->f32 = g_new (float, px);
+  for (gsize i = 0; i < px; i++)
+    ds->f32[i] = ds->u8[i];
+  g_clear_pointer (&ds->u8, g_free);
+}
+
+static gboolean
+store_chunk (PsDataset *ds, const Layout *lay, int start, int count, const float *buf,
+             GError **error)
+{
+  const int H = lay->h, W = lay->w, C = lay->c;
+  const gsize img = (gsize) H * W * C;
+
+  for (int b = 0; b < count; b++)
+    for (int y = 0; y < H; y++)
+      for (int x = 0; x < W; x++)
+        for (int c = 0; c < C; c++)
+          {
+            gsize src = lay->chw ? (((gsize) b * C + c) * H + y) * W + x
+                                 : (((gsize) b * H + y) * W + x) * C + c;
+            gsize dst = (gsize) (start + b) * img + ((gsize) y * W + x) * C + c;
+            float v = buf[src];
+
+            if (!isfinite (v))
+              {
+                g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
+                             "image %d has a NaN or infinite pixel", start + b);
+                return FALSE;
+              }
+            if (ds->u8 != NULL && (v < 0 || v > 255 || v != floorf (v)))
+              promote_to_float (ds);
+            if (ds->u8 != NULL)
+              ds->u8[dst] = (guint8) v;
+            else
+              ds->f32[dst] = v;
+          }
+  return TRUE;
+}
+
+static gboolean
+read_pixels (hid_t dset, PsDataset *ds, const Layout *lay, GError **error)
+{
+  const gsize img = (gsize) lay->h * lay->w * lay->c;
+  hid_t fspace = H5Dget_space (dset);
+  g_autofree float *buf = g_new (float, img * CHUNK_IMAGES);
+  gboolean ok = TRUE;
+
+  ds->u8 = g_try_malloc ((gsize) lay->n * img);
+  if (ds->u8 == NULL && lay->n > 0)
+    {
+      H5Sclose (fspace);
+      g_set_error (error, PS_ERROR, PS_ERROR_FILE, "not enough memory for %d images", lay->n);
+      return FALSE;
+    }
+  for (int start = 0; ok && start < lay->n; start += CHUNK_IMAGES)
+    {
+      int count = MIN (CHUNK_IMAGES, lay->n - start);
+      hsize_t off[4] = { start, 0, 0, 0 };
+      hsize_t cnt[4] = { count, 0, 0, 0 };
+      hid_t mspace;
+
+      if (lay->chw)
+        cnt[1] = lay->c, cnt[2] = lay->h, cnt[3] = lay->w;
+      else
+        cnt[1] = lay->h, cnt[2] = lay->w, cnt[3] = lay->c;
+      /* HDF5 converts float64 (or uint8) to float one chunk at a time. */
+      H5Sselect_hyperslab (fspace, H5S_SELECT_SET, off, NULL, cnt, NULL);
+      mspace = H5Screate_simple (4, cnt, NULL);
+      if (H5Dread (dset, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, buf) < 0)
+        {
+          ps_h5_set_error (error, "cannot read “data”");
+          ok = FALSE;
+        }
+      H5Sclose (mspace);
+      ok = ok && store_chunk (ds, lay, start, count, buf, error);
+    }
+  H5Sclose (fspace);
+  return ok;
+}
+
+static PsDataset *
+load_from_file (hid_t file, GError **error)
+{
+  g_autoptr (PsDataset) ds = g_new0 (PsDataset, 1);
+  Layout lay;
+  hid_t dset;
+  gboolean ok;
+
+  if (!ps_h5_exists (file, "data"))
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "missing dataset “data” (not an image set)");
+      return NULL;
+    }
+  dset = H5Dopen2 (file, "data", H5P_DEFAULT);
+  if (dset < 0)
+    {
+      ps_h5_set_error (error, "cannot open “data”");
+      return NULL;
+    }
+  ok = read_layout (dset, &lay, error);
+  if (ok)
+    {
+      ds->n = lay.n, ds->h = lay.h, ds->w = lay.w, ds->c = lay.c;
+      ds->labels = read_labels (file, lay.n, error);
+      ok = ds->labels != NULL && read_pixels (dset, ds, &lay, error);
+    }
+  H5Dclose (dset);
+  return ok ? g_steal_pointer (&ds) : NULL;
+}
+
+PsDataset *
+ps_dataset_load (const char *path, GError **error)
+{
+  PsDataset *ds;
+  hid_t file = ps_h5_open (path, FALSE, error);
+
+  if (file >= 0)
+    {
+      ds = load_from_file (file, error);
+      H5Fclose (file);
+      H5Eclear2 (H5E_DEFAULT);
+      if (ds != NULL)
+        {
+          ds->path = g_strdup (path);
+          return ds;
+        }
+    }
+  g_prefix_error (error, "%s: ", path);
+  return NULL;
+}
+
+static void
+copy_image (const PsDataset *ds, int index, double scale, float *out)
+{
+  const gsize img = (gsize) ds->h * ds->w * ds->c;
+  const float s = (float) scale;
+
+  if (ds->u8 != NULL)
+    {
+      const guint8 *p = ds->u8 + (gsize) index * img;
+      for (gsize i = 0; i < img; i++)
+        out[i] = p[i] * s;
+    }
+  else
+    {
+      const float *p = ds->f32 + (gsize) index * img;
+      for (gsize i = 0; i < img; i++)
+        out[i] = p[i] * s;
+    }
+}
+
+void
+ps_dataset_get_batch (const PsDataset *ds, int start, int count, double scale, float *out)
+{
+  const gsize img = (gsize) ds->h * ds->w * ds->c;
+
+  for (int b = 0; b < count; b++)
+    copy_image (ds, start + b, scale, out + b * img);
+}
+
+void
+ps_dataset_gather (const PsDataset *ds, const int *indices, int count, double scale, float *out)
+{
+  const gsize img = (gsize) ds->h * ds->w * ds->c;
+
+  for (int b = 0; b < count; b++)
+    copy_image (ds, indices[b], scale, out + b * img);
+}
+
+static gboolean
+write_data (hid_t file, const PsDataset *ds, GError **error)
+{
+  const gsize img = (gsize) ds->h * ds->w * ds->c;
+  hsize_t dims[4] = { ds->n, ds->c, ds->h, ds->w };
+  hsize_t chunk[4] = { MAX (1, MIN (ds->n, 64)), ds->c, ds->h, ds->w };
+  hid_t space, dcpl, dset, ftype, mtype;
+  gboolean ok = TRUE;
+
+  ftype = ds->u8 ? H5T_STD_U8LE : H5T_IEEE_F32LE;
+  mtype = ds->u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT;
+  space = H5Screate_simple (4, dims, NULL);
+  dcpl = H5Pcreate (H5P_DATASET_CREATE);
+  if (ds->n > 0)
+    {
+      H5Pset_chunk (dcpl, 4, chunk);
+      H5Pset_deflate (dcpl, 1);
+    }
+  dset = H5Dcreate2 (file, "data", ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  H5Pclose (dcpl);
+  if (dset < 0)
+    {
+      H5Sclose (space);
+      ps_h5_set_error (error, "cannot create “data”");
+      return FALSE;
+    }
+  /* Channels-first on disk, one image at a time through a small buffer. */
+  {
+    gsize esize = ds->u8 ? 1 : sizeof (float);
+    g_autofree guint8 *buf = g_malloc (img * esize);
+    hsize_t one[4] = { 1, ds->c, ds->h, ds->w };
+    hid_t mspace = H5Screate_simple (4, one, NULL);
+
+    for (int i = 0; ok && i < ds->n; i++)
+      {
+        hsize_t off[4] = { i, 0, 0, 0 };
+
+        for (int c = 0; c < ds->c; c++)
+          for (int y = 0; y < ds->h; y++)
+            for (int x = 0; x < ds->w; x++)
+              {
+                gsize s = (gsize) i * img + ((gsize) y * ds->w + x) * ds->c + c;
+                gsize d = ((gsize) c * ds->h + y) * ds->w + x;
+                if (ds->u8)
+                  buf[d] = ds->u8[s];
+                else
+                  ((float *) buf)[d] = ds->f32[s];
+              }
+        H5Sselect_hyperslab (space, H5S_SELECT_SET, off, NULL, one, NULL);
+        if (H5Dwrite (dset, mtype, mspace, space, H5P_DEFAULT, buf) < 0)
+          {
+            ps_h5_set_error (error, "cannot write “data”");
+            ok = FALSE;
+          }
+      }
+    H5Sclose (mspace);
+  }
+  H5Sclose (space);
+  H5Dclose (dset);
+  return ok;
+}
+
+gboolean
+ps_dataset_save (const PsDataset *ds, const char *path, GError **error)
+{
+  g_autofree char *tmp = NULL;
+  g_autofree double *labels = g_new (double, MAX (ds->n, 1));
+  hsize_t n = ds->n;
+  hid_t file, space, dset;
+  gboolean ok;
+
+  file = ps_h5_create_temp (path, &tmp, error);
+  if (file < 0)
+    {
+      g_prefix_error (error, "%s: ", path);
+      return FALSE;
+    }
+  ok = write_data (file, ds, error);
+  if (ok)
+    {
+      /* Labels as float64, like the lab's files. */
+      for (int i = 0; i < ds->n; i++)
+        labels[i] = ds->labels[i];
+      space = H5Screate_simple (1, &n, NULL);
+      dset = H5Dcreate2 (file, "label", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      ok = dset >= 0 && H5Dwrite (dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels) >= 0;
+      if (!ok)
+        ps_h5_set_error (error, "cannot write “label”");
+      if (dset >= 0)
+        H5Dclose (dset);
+      H5Sclose (space);
+    }
+  if (ok)
+    ok = ps_h5_commit_temp (file, tmp, path, error);
+  else
+    ps_h5_abandon_temp (file, tmp);
+  if (!ok)
+    g_prefix_error (error, "%s: ", path);
+  return ok;
+}

@@ -1,0 +1,47 @@
+/* ps-dataset.h: an image set in the lab's layout (data (N,3,H,W) + label (N,)), kept compact */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct _PsDataset {
+  int      n;
+  int      h, w, c;
+  guint8  *u8;      /* NHWC pixels when every value is a whole number 0..255 */
+  float   *f32;     /* NHWC pixels otherwise (exactly one of u8/f32 is set) */
+  int     *labels;  /* n labels */
+  char    *path;
+} PsDataset;
+
+PsDataset *ps_dataset_load         (const char       *path,
+                                    GError          **error);
+/* Builds a dataset from NHWC uint8 pixels (takes copies). */
+PsDataset *ps_dataset_new_u8       (int               n,
+                                    int               h,
+                                    int               w,
+                                    int               c,
+                                    const guint8     *pixels,
+                                    const int        *labels);
+void       ps_dataset_free         (PsDataset        *ds);
+/* Writes @count images from @start as floats multiplied by @scale, NHWC. */
+void       ps_dataset_get_batch    (const PsDataset  *ds,
+                                    int               start,
+                                    int               count,
+                                    double            scale,
+                                    float            *out);
+/* Same for a list of image indices. */
+void       ps_dataset_gather       (const PsDataset  *ds,
+                                    const int        *indices,
+                                    int               count,
+                                    double            scale,
+                                    float            *out);
+/* Saves in the lab's layout: data (N,c,h,w) uint8 or float32, label (N,). Atomic. */
+gboolean   ps_dataset_save         (const PsDataset  *ds,
+                                    const char       *path,
+                                    GError          **error);
+gsize      ps_dataset_memory_size  (const PsDataset  *ds);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PsDataset, ps_dataset_free)
+
+G_END_DECLS

@@ -1,0 +1,93 @@
+/* ps-h5.h: thin helpers over the HDF5 C API that turn its error stack into GErrors */
+#pragma once
+
+#include <glib.h>
+#include <hdf5.h>
+
+G_BEGIN_DECLS
+
+#define PS_ERROR (ps_error_quark ())
+
+typedef enum {
+  PS_ERROR_FILE,        /* cannot open, read or write a file */
+  PS_ERROR_FORMAT,      /* the file is readable but not what we expect */
+  PS_ERROR_UNSUPPORTED, /* a layer type or option we do not run */
+  PS_ERROR_MISMATCH,    /* shapes or classes disagree between model and data */
+} PsErrorCode;
+
+GQuark    ps_error_quark           (void);
+void      ps_h5_init               (void);
+
+/* Sets @error to "@what: <innermost HDF5 message>" */
+void      ps_h5_set_error          (GError     **error,
+                                    const char  *what);
+
+hid_t     ps_h5_open               (const char  *path,
+                                    gboolean     writable,
+                                    GError     **error);
+gboolean  ps_h5_exists             (hid_t        loc,
+                                    const char  *path);
+
+/* Attributes: strings may be fixed- or variable-length, scalar or 1-D. */
+gboolean  ps_h5_has_attr           (hid_t        loc,
+                                    const char  *name);
+char     *ps_h5_read_attr_string   (hid_t        loc,
+                                    const char  *name,
+                                    GError     **error);
+GStrv     ps_h5_read_attr_strings  (hid_t        loc,
+                                    const char  *name,
+                                    GError     **error);
+gboolean  ps_h5_read_attr_double   (hid_t        loc,
+                                    const char  *name,
+                                    double      *value,
+                                    GError     **error);
+gboolean  ps_h5_write_attr_string  (hid_t        loc,
+                                    const char  *name,
+                                    const char  *value,
+                                    GError     **error);
+gboolean  ps_h5_write_attr_strings (hid_t        loc,
+                                    const char  *name,
+                                    const char * const *values,
+                                    GError     **error);
+gboolean  ps_h5_write_attr_double  (hid_t        loc,
+                                    const char  *name,
+                                    double       value,
+                                    GError     **error);
+gboolean  ps_h5_write_attr_empty   (hid_t        loc,
+                                    const char  *name,
+                                    GError     **error);
+
+/* Reads a whole float dataset; @dims receives its shape (at most 8 dims). */
+float    *ps_h5_read_floats        (hid_t        loc,
+                                    const char  *path,
+                                    int         *rank,
+                                    hsize_t     *dims,
+                                    GError     **error);
+gboolean  ps_h5_write_floats       (hid_t        loc,
+                                    const char  *path,
+                                    int          rank,
+                                    const hsize_t *dims,
+                                    const float *data,
+                                    GError     **error);
+gboolean  ps_h5_write_ints         (hid_t        loc,
+                                    const char  *path,
+                                    gsize        n,
+                                    const int   *data,
+                                    GError     **error);
+int      *ps_h5_read_ints          (hid_t        loc,
+                                    const char  *path,
+                                    gsize       *n,
+                                    GError     **error);
+
+/* Writing a new file: create under a temporary name, rename on success. */
+hid_t     ps_h5_create_temp        (const char  *path,
+                                    char       **tmp_path,
+                                    GError     **error);
+gboolean  ps_h5_commit_temp        (hid_t        file,
+                                    const char  *tmp_path,
+                                    const char  *path,
+                                    GError     **error);
+void      ps_h5_abandon_temp       (hid_t        file,
+                                    const char  *tmp_path);
+
+G_END_DECLS

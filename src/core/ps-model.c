@@ -1,0 +1,278 @@
+/* ps-model.c: loading a Keras HDF5 model (full model or DeepID weights-only) */
+#define G_LOG_DOMAIN "ps-model"
+
+#include "ps-model.h"
+#include "ps-h5.h"
+#include "ps-repair-private.h"
+
+#include <math.h>
+#include <string.h>
+
+void
+ps_model_free (PsModel *m)
+{
+  if (m == NULL)
+    return;
+  for (int i = 0; i < m->n_layers; i++)
+    ps_layer_free (m->layers[i]);
+  g_free (m->layers);
+  g_free (m->config_json);
+  g_free (m->keras_version);
+  g_free (m->backend);
+  g_free (m->path);
+  _ps_repair_info_free (m->repair);
+  g_free (m);
+}
+
+PsModel *
+ps_model_copy (const PsModel *src)
+{
+  PsModel *m = g_memdup2 (src, sizeof *src);
+
+  m->layers = g_new0 (PsLayer *, src->n_layers + 1);
+  for (int i = 0; i < src->n_layers; i++)
+    {
+      PsLayer *l = g_memdup2 (src->layers[i], sizeof (PsLayer));
+      l->name = g_strdup (l->name);
+      l->kernel = g_memdup2 (l->kernel, l->kernel_len * sizeof (float));
+      l->bias = g_memdup2 (l->bias, l->bias_len * sizeof (float));
+      m->layers[i] = l;
+    }
+  m->config_json = g_strdup (src->config_json);
+  m->keras_version = g_strdup (src->keras_version);
+  m->backend = g_strdup (src->backend);
+  m->path = g_strdup (src->path);
+  m->repair = _ps_repair_info_copy (src->repair);
+  return m;
+}
+
+int
+ps_model_find_layer (const PsModel *m, const char *name)
+{
+  for (int i = 0; i < m->n_layers; i++)
+    if (g_str_equal (m->layers[i]->name, name))
+      return i;
+  return -1;
+}
+
+int
+ps_model_last_pool (const PsModel *m)
+{
+  for (int i = m->n_layers - 1; i >= 0; i--)
+    if (m->layers[i]->kind == PS_LAYER_MAXPOOL2D)
+      return i;
+  return -1;
+}
+
+gsize
+ps_model_n_params (const PsModel *m)
+{
+  gsize n = 0;
+
+  for (int i = 0; i < m->n_layers; i++)
+    n += m->layers[i]->kernel_len + m->layers[i]->bias_len;
+  return n;
+}
+
+gboolean
+ps_model_check_weights (const PsModel *m, GError **error)
+{
+  for (int i = 0; i < m->n_layers; i++)
+    {
+      const PsLayer *l = m->layers[i];
+
+      for (gsize k = 0; k < l->kernel_len; k++)
+        if (!isfinite (l->kernel[k]))
+          goto bad;
+      for (gsize k = 0; k < l->bias_len; k++)
+        if (!isfinite (l->bias[k]))
+          goto bad;
+      continue;
+    bad:
+      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
+                   "layer “%s” has NaN or infinite weights", l->name);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static float *
+read_weight (hid_t group, PsLayer *l, const char *wname, int rank, const hsize_t *want,
+             GError **error)
+{
+  g_autofree char *path = g_strdup_printf ("%s/%s", l->name, wname);
+  hsize_t dims[8];
+  int r;
+  float *data = ps_h5_read_floats (group, path, &r, dims, error);
+
+  if (data == NULL)
+    return NULL;
+  if (r != rank || memcmp (dims, want, rank * sizeof (hsize_t)) != 0)
+    {
+      g_autoptr (GString) got = g_string_new (NULL);
+      g_autoptr (GString) exp = g_string_new (NULL);
+
+      for (int i = 0; i < r; i++)
+        g_string_append_printf (got, "%s%llu", i ? "," : "", (unsigned long long) dims[i]);
+      for (int i = 0; i < rank; i++)
+        g_string_append_printf (exp, "%s%llu", i ? "," : "", (unsigned long long) want[i]);
+      g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH,
+                   "layer “%s”: weight “%s” has shape (%s), expected (%s)",
+                   l->name, wname, got->str, exp->str);
+      g_free (data);
+      return NULL;
+    }
+  return data;
+}
+
+static gboolean
+load_layer_weights (hid_t group, PsLayer *l, GError **error)
+{
+  g_auto (GStrv) names = NULL;
+  hsize_t kdims[4], bdims[1] = { l->bias_len };
+  int krank;
+  guint want = l->use_bias ? 2 : 1;
+
+  if (!ps_h5_exists (group, l->name))
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "no weights for layer “%s”", l->name);
+      return FALSE;
+    }
+  {
+    hid_t lg = H5Gopen2 (group, l->name, H5P_DEFAULT);
+    names = ps_h5_read_attr_strings (lg, "weight_names", error);
+    H5Gclose (lg);
+  }
+  if (names == NULL)
+    {
+      g_prefix_error (error, "layer “%s”: ", l->name);
+      return FALSE;
+    }
+  if (g_strv_length (names) != want)
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "layer “%s” has %u weights, expected %u",
+                   l->name, g_strv_length (names), want);
+      return FALSE;
+    }
+  if (l->kind == PS_LAYER_CONV2D)
+    {
+      krank = 4;
+      kdims[0] = l->kh, kdims[1] = l->kw, kdims[2] = l->in.c, kdims[3] = l->out.c;
+    }
+  else
+    {
+      krank = 2;
+      kdims[0] = l->in.c, kdims[1] = l->out.c;
+    }
+  l->kernel = read_weight (group, l, names[0], krank, kdims, error);
+  if (l->kernel == NULL)
+    return FALSE;
+  if (l->use_bias)
+    l->bias = read_weight (group, l, names[1], 1, bdims, error);
+  else
+    l->bias = g_new0 (float, l->bias_len);
+  return l->bias != NULL;
+}
+
+/* A weights-only file: check it is DeepID and find its class count. */
+static char *
+deepid_config_for (hid_t file, GError **error)
+{
+  static const char *needed[] = { "conv_1", "conv_2", "conv_3", "conv_4", "fc_1", "fc_2", "output" };
+  g_auto (GStrv) names = ps_h5_read_attr_strings (file, "layer_names", error);
+  hsize_t dims[8];
+  int rank;
+  g_autofree float *bias = NULL;
+
+  if (names == NULL)
+    return NULL;
+  for (guint i = 0; i < G_N_ELEMENTS (needed); i++)
+    if (!g_strv_contains ((const char * const *) names, needed[i]))
+      {
+        g_set_error (error, PS_ERROR, PS_ERROR_UNSUPPORTED,
+                     "weights-only file without the DeepID topology (no layer “%s”)", needed[i]);
+        return NULL;
+      }
+  bias = ps_h5_read_floats (file, "output/output/bias:0", &rank, dims, NULL);
+  if (bias == NULL || rank != 1 || dims[0] < 2)
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
+                   "weights-only file without a readable output/output/bias:0");
+      return NULL;
+    }
+  return ps_deepid_config ((int) dims[0]);
+}
+
+static PsModel *
+load_from_file (hid_t file, GError **error)
+{
+  g_autoptr (PsModel) m = NULL;
+  g_autofree char *config = NULL;
+  gboolean weights_only = FALSE;
+  hid_t wgroup;
+
+  if (ps_h5_has_attr (file, "model_config"))
+    config = ps_h5_read_attr_string (file, "model_config", error);
+  else if (ps_h5_has_attr (file, "layer_names"))
+    {
+      weights_only = TRUE;
+      config = deepid_config_for (file, error);
+    }
+  else
+    g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
+                 "not a Keras model (no model_config) nor a Keras weights file (no layer_names)");
+  if (config == NULL)
+    return NULL;
+
+  m = ps_model_new_from_config (config, error);
+  if (m == NULL)
+    return NULL;
+  m->weights_only = weights_only;
+  m->keras_version = ps_h5_read_attr_string (file, "keras_version", NULL);
+  m->backend = ps_h5_read_attr_string (file, "backend", NULL);
+
+  if (weights_only)
+    wgroup = H5Gopen2 (file, "/", H5P_DEFAULT);
+  else if (ps_h5_exists (file, "model_weights"))
+    wgroup = H5Gopen2 (file, "model_weights", H5P_DEFAULT);
+  else
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "model file without model_weights");
+      return NULL;
+    }
+  for (int i = 0; i < m->n_layers; i++)
+    if (ps_layer_has_weights (m->layers[i]) && !load_layer_weights (wgroup, m->layers[i], error))
+      {
+        H5Gclose (wgroup);
+        return NULL;
+      }
+  H5Gclose (wgroup);
+  if (!ps_model_check_weights (m, error))
+    return NULL;
+  if (!_ps_repair_info_load (m, file, error))
+    return NULL;
+  return g_steal_pointer (&m);
+}
+
+PsModel *
+ps_model_load (const char *path, GError **error)
+{
+  PsModel *m;
+  hid_t file = ps_h5_open (path, FALSE, error);
+
+  if (file < 0)
+    {
+      g_prefix_error (error, "%s: ", path);
+      return NULL;
+    }
+  m = load_from_file (file, error);
+  H5Fclose (file);
+  H5Eclear2 (H5E_DEFAULT);
+  if (m == NULL)
+    {
+      g_prefix_error (error, "%s: ", path);
+      return NULL;
+    }
+  m->path = g_strdup (path);
+  return m;
+}

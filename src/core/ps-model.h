@@ -1,0 +1,51 @@
+/* ps-model.h: a Keras model (functional graph + weights) read from HDF5 */
+#pragma once
+
+#include "ps-layer.h"
+
+G_BEGIN_DECLS
+
+typedef struct _PsRepairInfo PsRepairInfo;
+
+typedef struct _PsModel {
+  PsLayer     **layers;       /* in topological order */
+  int           n_layers;
+  int           input;        /* index of the InputLayer */
+  int           output;       /* index of the output layer */
+  int           n_classes;
+  double        input_scale;  /* pixels are multiplied by this before the network */
+  gboolean      scale_recorded; /* the file said which scale it wants */
+  char         *config_json;  /* Keras model_config, kept to write the model back */
+  char         *keras_version;
+  char         *backend;
+  char         *path;
+  gboolean      weights_only; /* topology came from the built-in DeepID */
+  PsRepairInfo *repair;       /* non-NULL for a Prunescope G file */
+} PsModel;
+
+PsModel  *ps_model_load             (const char     *path,
+                                     GError        **error);
+PsModel  *ps_model_new_from_config  (const char     *config_json,
+                                     GError        **error);
+PsModel  *ps_model_copy             (const PsModel  *model);
+void      ps_model_free             (PsModel        *model);
+int       ps_model_find_layer       (const PsModel  *model,
+                                     const char     *name);
+int       ps_model_last_pool        (const PsModel  *model);
+gsize     ps_model_n_params         (const PsModel  *model);
+gboolean  ps_model_check_weights    (const PsModel  *model,
+                                     GError        **error);
+gboolean  ps_model_save             (const PsModel  *model,
+                                     const char     *path,
+                                     GError        **error);
+/* Writes the Keras layout (attributes, model_weights) into an open file. */
+gboolean  _ps_model_write_keras     (const PsModel  *model,
+                                     gint64          file,
+                                     GError        **error);
+
+/* The DeepID topology of the lab's architecture.py, as Keras model_config JSON. */
+char     *ps_deepid_config          (int             n_classes);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PsModel, ps_model_free)
+
+G_END_DECLS

@@ -1,0 +1,339 @@
+/* ps-plan.c: batched forward pass; convolution as im2col + OpenBLAS sgemm */
+#define G_LOG_DOMAIN "ps-plan"
+
+#include "ps-plan.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+struct _PsPlan {
+  const PsModel *model;
+  int            max_batch;
+  float        **out;      /* per layer; aliases the input for identity layers */
+  float        **linear;   /* per layer, only where kept */
+  gboolean      *owned;
+  float         *scratch;
+};
+
+static gboolean
+is_identity (const PsLayer *l)
+{
+  return l->kind == PS_LAYER_FLATTEN || l->kind == PS_LAYER_DROPOUT
+         || (l->kind == PS_LAYER_ACTIVATION && l->activation == PS_ACT_LINEAR);
+}
+
+gsize
+ps_layer_scratch_size (const PsLayer *l, int n)
+{
+  if (l->kind != PS_LAYER_CONV2D)
+    return 0;
+  /* 1x1 stride-1 unpadded convolutions read their input directly */
+  return (gsize) n * l->out.h * l->out.w * l->kh * l->kw * l->in.c;
+}
+
+PsPlan *
+ps_plan_new (const PsModel *model, int max_batch)
+{
+  PsPlan *p = g_new0 (PsPlan, 1);
+  gsize scratch = 0;
+
+  p->model = model;
+  p->max_batch = max_batch;
+  p->out = g_new0 (float *, model->n_layers);
+  p->linear = g_new0 (float *, model->n_layers);
+  p->owned = g_new0 (gboolean, model->n_layers);
+  for (int i = 0; i < model->n_layers; i++)
+    {
+      const PsLayer *l = model->layers[i];
+
+      if (is_identity (l))
+        p->out[i] = p->out[l->inputs[0]];
+      else
+        {
+          p->out[i] = g_new (float, (gsize) max_batch * ps_shape_size (l->out));
+          p->owned[i] = TRUE;
+        }
+      scratch = MAX (scratch, ps_layer_scratch_size (l, max_batch));
+    }
+  p->scratch = g_new (float, MAX (scratch, 1));
+  return p;
+}
+
+void
+ps_plan_free (PsPlan *p)
+{
+  if (p == NULL)
+    return;
+  for (int i = 0; i < p->model->n_layers; i++)
+    {
+      if (p->owned[i])
+        g_free (p->out[i]);
+      g_free (p->linear[i]);
+    }
+  g_free (p->out);
+  g_free (p->linear);
+  g_free (p->owned);
+  g_free (p->scratch);
+  g_free (p);
+}
+
+int
+ps_plan_max_batch (const PsPlan *p)
+{
+  return p->max_batch;
+}
+
+float *
+ps_plan_output (PsPlan *p, int layer)
+{
+  return p->out[layer];
+}
+
+void
+ps_plan_keep_linear (PsPlan *p, int layer)
+{
+  const PsLayer *l = p->model->layers[layer];
+
+  g_return_if_fail (l->kind == PS_LAYER_CONV2D || l->kind == PS_LAYER_DENSE);
+  if (p->linear[layer] == NULL)
+    p->linear[layer] = g_new (float, (gsize) p->max_batch * ps_shape_size (l->out));
+}
+
+float *
+ps_plan_linear (PsPlan *p, int layer)
+{
+  return p->linear[layer];
+}
+
+void
+ps_activation_apply (PsActivation act, int rows, int cols, const float *in, float *out)
+{
+  gsize total = (gsize) rows * cols;
+
+  switch (act)
+    {
+    case PS_ACT_RELU:
+      for (gsize i = 0; i < total; i++)
+        out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+      break;
+    case PS_ACT_SOFTMAX:
+      for (int r = 0; r < rows; r++)
+        {
+          const float *x = in + (gsize) r * cols;
+          float *y = out + (gsize) r * cols;
+          float mx = -FLT_MAX;
+          double sum = 0.0;
+
+          for (int j = 0; j < cols; j++)
+            mx = MAX (mx, x[j]);
+          for (int j = 0; j < cols; j++)
+            sum += (y[j] = expf (x[j] - mx));
+          for (int j = 0; j < cols; j++)
+            y[j] = (float) (y[j] / sum);
+        }
+      break;
+    case PS_ACT_LINEAR:
+    default:
+      if (out != in)
+        memcpy (out, in, total * sizeof (float));
+      break;
+    }
+}
+
+/* Patch rows in (ky, kx, c) order, which is the Keras kernel's (kh, kw, in) order. */
+static void
+im2col (const PsLayer *l, int n, const float *x, float *col)
+{
+  const int H = l->in.h, W = l->in.w, C = l->in.c;
+  const int OH = l->out.h, OW = l->out.w;
+  const gsize row = (gsize) l->kh * l->kw * C;
+
+  for (int b = 0; b < n; b++)
+    for (int oy = 0; oy < OH; oy++)
+      for (int ox = 0; ox < OW; ox++)
+        {
+          float *dst = col + (((gsize) b * OH + oy) * OW + ox) * row;
+          int x0 = ox * l->sw - l->pad_left;
+
+          for (int ky = 0; ky < l->kh; ky++)
+            {
+              int y = oy * l->sh + ky - l->pad_top;
+              float *d = dst + (gsize) ky * l->kw * C;
+
+              if (y < 0 || y >= H)
+                {
+                  memset (d, 0, sizeof (float) * l->kw * C);
+                  continue;
+                }
+              if (x0 >= 0 && x0 + l->kw <= W)
+                memcpy (d, x + (((gsize) b * H + y) * W + x0) * C, sizeof (float) * l->kw * C);
+              else
+                for (int kx = 0; kx < l->kw; kx++)
+                  {
+                    int xx = x0 + kx;
+                    if (xx < 0 || xx >= W)
+                      memset (d + kx * C, 0, sizeof (float) * C);
+                    else
+                      memcpy (d + kx * C, x + (((gsize) b * H + y) * W + xx) * C, sizeof (float) * C);
+                  }
+            }
+        }
+}
+
+/* y (rows x cols) = x (rows x k) . w (k x cols) + bias */
+static void
+matmul_bias (int rows, int k, int cols, const float *x, const float *w, const float *bias, float *y)
+{
+  for (int r = 0; r < rows; r++)
+    memcpy (y + (gsize) r * cols, bias, sizeof (float) * cols);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, k,
+               1.0f, x, k, w, cols, 1.0f, y, cols);
+}
+
+static void
+maxpool (const PsLayer *l, int n, const float *x, float *y)
+{
+  const int H = l->in.h, W = l->in.w, C = l->in.c;
+  const int OH = l->out.h, OW = l->out.w;
+
+  for (int b = 0; b < n; b++)
+    for (int oy = 0; oy < OH; oy++)
+      for (int ox = 0; ox < OW; ox++)
+        {
+          float *d = y + (((gsize) b * OH + oy) * OW + ox) * C;
+
+          for (int c = 0; c < C; c++)
+            d[c] = -FLT_MAX;
+          for (int ky = 0; ky < l->kh; ky++)
+            {
+              int yy = oy * l->sh + ky - l->pad_top;
+              if (yy < 0 || yy >= H)
+                continue;
+              for (int kx = 0; kx < l->kw; kx++)
+                {
+                  int xx = ox * l->sw + kx - l->pad_left;
+                  const float *s;
+                  if (xx < 0 || xx >= W)
+                    continue;
+                  s = x + (((gsize) b * H + yy) * W + xx) * C;
+                  for (int c = 0; c < C; c++)
+                    d[c] = MAX (d[c], s[c]);
+                }
+            }
+        }
+}
+
+void
+ps_layer_forward (const PsLayer *l, int n, const float * const *inputs,
+                  float *linear, float *output, float *scratch)
+{
+  const gsize size = (gsize) n * ps_shape_size (l->out);
+  float *lin = linear ? linear : output;
+
+  switch (l->kind)
+    {
+    case PS_LAYER_CONV2D:
+      {
+        int rows = n * l->out.h * l->out.w;
+        int k = l->kh * l->kw * l->in.c;
+        const float *col = inputs[0];
+
+        /* A 1x1 unpadded stride-1 convolution is already a matrix product. */
+        if (!(l->kh == 1 && l->kw == 1 && l->sh == 1 && l->sw == 1))
+          {
+            im2col (l, n, inputs[0], scratch);
+            col = scratch;
+          }
+        matmul_bias (rows, k, l->out.c, col, l->kernel, l->bias, lin);
+        ps_activation_apply (l->activation, rows, l->out.c, lin, output);
+      }
+      break;
+    case PS_LAYER_DENSE:
+      matmul_bias (n, l->in.c, l->out.c, inputs[0], l->kernel, l->bias, lin);
+      ps_activation_apply (l->activation, n, l->out.c, lin, output);
+      break;
+    case PS_LAYER_MAXPOOL2D:
+      maxpool (l, n, inputs[0], output);
+      break;
+    case PS_LAYER_ADD:
+      memcpy (output, inputs[0], size * sizeof (float));
+      for (int i = 1; i < l->n_inputs; i++)
+        for (gsize j = 0; j < size; j++)
+          output[j] += inputs[i][j];
+      break;
+    case PS_LAYER_ACTIVATION:
+      {
+        int cols = (int) ps_shape_size (l->out);
+        ps_activation_apply (l->activation, n, cols, inputs[0], output);
+      }
+      break;
+    case PS_LAYER_FLATTEN:
+    case PS_LAYER_DROPOUT: /* identity at inference */
+      if (output != inputs[0])
+        memcpy (output, inputs[0], size * sizeof (float));
+      break;
+    case PS_LAYER_INPUT:
+    default:
+      break;
+    }
+}
+
+static void
+run_layer (PsPlan *p, int i, int n)
+{
+  const PsLayer *l = p->model->layers[i];
+  const float *ins[PS_MAX_INPUTS];
+
+  if (l->kind == PS_LAYER_INPUT)
+    return;
+  for (int j = 0; j < l->n_inputs; j++)
+    ins[j] = p->out[l->inputs[j]];
+  ps_layer_forward (l, n, ins, p->linear[i], p->out[i], p->scratch);
+}
+
+void
+ps_plan_forward (PsPlan *p, int n)
+{
+  g_return_if_fail (n <= p->max_batch);
+  for (int i = 0; i < p->model->n_layers; i++)
+    run_layer (p, i, n);
+}
+
+void
+ps_plan_run_layers (PsPlan *p, int n, const gboolean *run)
+{
+  g_return_if_fail (n <= p->max_batch);
+  for (int i = 0; i < p->model->n_layers; i++)
+    if (run[i])
+      run_layer (p, i, n);
+}
+
+void
+ps_plan_activate (PsPlan *p, int layer, int n)
+{
+  const PsLayer *l = p->model->layers[layer];
+  int rows = n * l->out.h * l->out.w;
+
+  ps_activation_apply (l->activation, rows, l->out.c, p->linear[layer], p->out[layer]);
+}
+
+void
+ps_plan_argmax (PsPlan *p, int n, int *classes)
+{
+  const PsModel *m = p->model;
+  int k = m->n_classes;
+  const float *y = p->out[m->output];
+
+  for (int b = 0; b < n; b++)
+    {
+      const float *row = y + (gsize) b * k;
+      int best = 0;
+
+      for (int j = 1; j < k; j++)
+        if (row[j] > row[best])
+          best = j;
+      classes[b] = best;
+    }
+}

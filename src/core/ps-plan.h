@@ -1,0 +1,53 @@
+/* ps-plan.h: forward pass of a model over a batch, with one buffer per layer */
+#pragma once
+
+#include "ps-model.h"
+
+G_BEGIN_DECLS
+
+typedef struct _PsPlan PsPlan;
+
+PsPlan   *ps_plan_new            (const PsModel *model,
+                                  int            max_batch);
+void      ps_plan_free           (PsPlan        *plan);
+int       ps_plan_max_batch      (const PsPlan  *plan);
+/* A layer's output buffer (max_batch x h x w x c, NHWC); the input layer's is where
+ * the caller puts the (already scaled) images. */
+float    *ps_plan_output         (PsPlan        *plan,
+                                  int            layer);
+/* Keep a Conv2D/Dense layer's value before its activation in its own buffer. */
+void      ps_plan_keep_linear    (PsPlan        *plan,
+                                  int            layer);
+float    *ps_plan_linear         (PsPlan        *plan,
+                                  int            layer);
+/* Computes the output from the linear buffer (after the caller filled it). */
+void      ps_plan_activate       (PsPlan        *plan,
+                                  int            layer,
+                                  int            n);
+/* Runs every layer after the input on the first @n images. */
+void      ps_plan_forward        (PsPlan        *plan,
+                                  int            n);
+/* Runs only the layers with run[i] set, in order. */
+void      ps_plan_run_layers     (PsPlan        *plan,
+                                  int            n,
+                                  const gboolean *run);
+/* Class with the highest score for each of the first @n images. */
+void      ps_plan_argmax         (PsPlan        *plan,
+                                  int            n,
+                                  int           *classes);
+/* One layer on explicit buffers, for callers with their own storage. */
+void      ps_layer_forward       (const PsLayer *layer,
+                                  int            n,
+                                  const float  * const *inputs,
+                                  float         *linear,
+                                  float         *output,
+                                  float         *scratch);
+gsize     ps_layer_scratch_size  (const PsLayer *layer,
+                                  int            n);
+void      ps_activation_apply    (PsActivation   act,
+                                  int            rows,
+                                  int            cols,
+                                  const float   *in,
+                                  float         *out);
+
+G_END_DECLS
