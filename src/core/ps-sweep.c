@@ -220,12 +220,12 @@ plan_structure (PsSweep *s, GError **error)
     {
       const PsLayer *l = m->layers[i];
 
+      gboolean fed = FALSE;
+
       for (int j = 0; j < l->n_inputs; j++)
-        if (reach[l->inputs[j]])
-          {
-            s->run[i] = !reach[i];
-            reach[i] = TRUE;
-          }
+        fed |= reach[l->inputs[j]];
+      s->run[i] = fed && !reach[i]; /* fronts are filled from the state, not run */
+      reach[i] |= fed;
     }
   return TRUE;
 }

@@ -1,0 +1,30 @@
+/* ps-test-util.h: helpers the test programs share */
+#pragma once
+
+#include <glib.h>
+
+#include "ps-dataset.h"
+#include "ps-model.h"
+
+G_BEGIN_DECLS
+
+/* ../shared/fixtures/csaw, or NULL (and the test is skipped) when it is absent. */
+const char *ps_test_fixtures   (void);
+char       *ps_test_fixture    (const char   *relative);
+/* A fresh temporary directory, removed at exit. */
+const char *ps_test_tmpdir     (void);
+/* A small DeepID-shaped model (conv, pool, two branches, add, relu, dense) with seeded
+ * random weights; @classes outputs. */
+PsModel    *ps_test_small_model (guint32     seed,
+                                 int         classes);
+/* Random images (with a few bright "trigger" pixels on some) and labels. */
+PsDataset  *ps_test_random_data (const PsModel *model,
+                                 int            n,
+                                 guint32        seed);
+/* Runs prunescope-cli with @argv (NULL-terminated, without the program); returns its exit
+ * status and fills @out / @err (may be NULL). */
+int         ps_test_run_cli    (const char * const *argv,
+                                char              **out,
+                                char              **err);
+
+G_END_DECLS

@@ -1,0 +1,254 @@
+/* test-sweep.c: the incremental sweep against a naive second path (B' rebuilt with zeroed
+ * weights and run from scratch at every step) */
+#define G_LOG_DOMAIN "test-sweep"
+
+#include <math.h>
+
+#include "ps-h5.h"
+#include "ps-infer.h"
+#include "ps-plan.h"
+#include "ps-repair.h"
+#include "ps-repair-private.h"
+#include "ps-sweep.h"
+#include "ps-test-util.h"
+
+typedef struct {
+  PsModel   *model;
+  PsDataset *sets[PS_N_SETS];
+} Fixture;
+
+static void
+fixture_setup (Fixture *f, gconstpointer data)
+{
+  f->model = ps_test_small_model (7, 5);
+  f->sets[PS_SET_VALID] = ps_test_random_data (f->model, 300, 1);
+  f->sets[PS_SET_TEST] = ps_test_random_data (f->model, 200, 2);
+  f->sets[PS_SET_POISONED] = ps_test_random_data (f->model, 150, 3);
+  for (int i = 0; i < f->sets[PS_SET_POISONED]->n; i++)
+    f->sets[PS_SET_POISONED]->labels[i] = 0;
+}
+
+static void
+fixture_teardown (Fixture *f, gconstpointer data)
+{
+  ps_model_free (f->model);
+  for (int k = 0; k < PS_N_SETS; k++)
+    ps_dataset_free (f->sets[k]);
+}
+
+/* Mean of each channel of @layer over @ds, computed plainly. */
+static double *
+naive_means (const PsModel *m, int layer, const PsDataset *ds)
+{
+  PsShape s = m->layers[layer]->out;
+  double *means = g_new0 (double, s.c);
+  PsPlan *plan = ps_plan_new (m, 1);
+
+  for (int i = 0; i < ds->n; i++)
+    {
+      const float *a;
+      ps_dataset_get_batch (ds, i, 1, m->input_scale, ps_plan_output (plan, m->input));
+      ps_plan_forward (plan, 1);
+      a = ps_plan_output (plan, layer);
+      for (int p = 0; p < s.h * s.w; p++)
+        for (int c = 0; c < s.c; c++)
+          means[c] += a[p * s.c + c];
+    }
+  for (int c = 0; c < s.c; c++)
+    means[c] /= (double) ds->n * s.h * s.w;
+  ps_plan_free (plan);
+  return means;
+}
+
+static void
+check_against_naive (Fixture *f, const char *layer_name)
+{
+  g_autoptr (GError) error = NULL;
+  PsSweepOptions opt = { layer_name, FALSE };
+  g_autoptr (PsSweep) s = ps_sweep_run (f->model, (const PsDataset * const *) f->sets, &opt,
+                                        NULL, NULL, NULL, &error);
+  int layer = ps_model_find_layer (f->model, layer_name);
+  g_autofree double *means = NULL;
+  int changed = 0;
+
+  g_assert_no_error (error);
+  g_assert_nonnull (s);
+  g_assert_cmpint (ps_sweep_n_channels (s), ==, f->model->layers[layer]->out.c);
+
+  /* The order is increasing mean activation on the validation set. */
+  means = naive_means (f->model, layer, f->sets[PS_SET_VALID]);
+  for (int c = 0; c < ps_sweep_n_channels (s); c++)
+    g_assert_cmpfloat_with_epsilon (ps_sweep_channel_means (s, PS_SET_VALID)[c], means[c], 1e-4);
+  for (int k = 1; k < ps_sweep_n_channels (s); k++)
+    g_assert_cmpfloat (means[ps_sweep_order (s)[k - 1]], <=, means[ps_sweep_order (s)[k]]);
+
+  for (int step = 0; step < ps_sweep_n_steps (s); step++)
+    {
+      g_autoptr (PsModel) g = ps_repair_build (f->model, s, step, NAN, &error);
+      g_autoptr (PsModel) bp = NULL;
+      const PsSweepStep *row = ps_sweep_get_step (s, step);
+
+      g_assert_no_error (error);
+      bp = ps_model_copy (g);
+      g_clear_pointer (&bp->repair, _ps_repair_info_free);
+      for (int k = 0; k < PS_N_SETS; k++)
+        {
+          const PsDataset *ds = f->sets[k];
+          g_autofree int *pb = g_new (int, ds->n);
+          g_autofree int *pg = g_new (int, ds->n);
+          int hits_b = 0, hits_g = 0, flagged = 0;
+          double b_acc, g_acc, g_flag;
+
+          g_assert_true (ps_infer_classes (bp, ds, pb, NULL, &error));
+          g_assert_true (ps_infer_classes (g, ds, pg, NULL, &error));
+          for (int i = 0; i < ds->n; i++)
+            {
+              g_assert_cmpint (ps_sweep_prediction (s, k, step, i), ==, pb[i]);
+              g_assert_cmpint (ps_sweep_g_prediction (s, k, step, i), ==, pg[i]);
+              changed += pb[i] != ps_sweep_prediction (s, k, 0, i);
+              hits_b += pb[i] == ds->labels[i];
+              hits_g += pg[i] == ds->labels[i];
+              flagged += pg[i] == f->model->n_classes;
+            }
+          ps_sweep_set_metrics (s, k, step, &b_acc, &g_acc, &g_flag);
+          g_assert_cmpfloat (b_acc, ==, 100.0 * hits_b / ds->n);
+          g_assert_cmpfloat (g_acc, ==, 100.0 * hits_g / ds->n);
+          g_assert_cmpfloat (g_flag, ==, 100.0 * flagged / ds->n);
+          if (k == PS_SET_VALID)
+            g_assert_cmpfloat (row->valid_acc, ==, b_acc);
+          if (k == PS_SET_TEST)
+            g_assert_true (row->test_acc == b_acc && row->g_test_acc == g_acc && row->g_clean_flagged == g_flag);
+          if (k == PS_SET_POISONED)
+            g_assert_true (row->asr == b_acc && row->g_asr == g_acc && row->g_poisoned_flagged == g_flag);
+        }
+      g_assert_cmpint (row->pruned, ==, step);
+      g_assert_cmpint (row->channel, ==, step ? ps_sweep_order (s)[step - 1] : -1);
+    }
+  /* Pruning must actually change predictions, or this test proves nothing. */
+  g_assert_cmpint (changed, >, 0);
+}
+
+static void
+test_linear_front (Fixture *f, gconstpointer data)
+{
+  /* pool_b feeds a Conv2D and a Flatten -> Dense: the rank-one update path. */
+  check_against_naive (f, "pool_b");
+}
+
+static void
+test_conv_front_same_padding (Fixture *f, gconstpointer data)
+{
+  /* pool_a feeds conv_b: a convolution front on a larger map. */
+  check_against_naive (f, "pool_a");
+}
+
+static void
+test_mask_front (Fixture *f, gconstpointer data)
+{
+  /* conv_b feeds a max pool, which is not linear: the masking path. */
+  check_against_naive (f, "conv_b");
+}
+
+static void
+test_default_layer_and_stop (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsSweep) s = ps_sweep_run (f->model, (const PsDataset * const *) f->sets, NULL,
+                                        NULL, NULL, NULL, &error);
+  double base;
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (ps_sweep_layer_name (s), ==, "pool_b");
+  base = ps_sweep_get_step (s, 0)->valid_acc;
+  for (double drop = 0; drop <= 30; drop += 0.5)
+    {
+      int k = ps_sweep_stop_step (s, drop), first = -1;
+
+      for (int j = 0; j < ps_sweep_n_steps (s) && first < 0; j++)
+        if (base - ps_sweep_get_step (s, j)->valid_acc >= drop)
+          first = j;
+      g_assert_cmpint (k, ==, first);
+    }
+  g_assert_cmpint (ps_sweep_stop_step (s, 0), ==, 0);
+}
+
+static void
+test_decreasing (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  PsSweepOptions inc = { NULL, FALSE }, dec = { NULL, TRUE };
+  const PsDataset *valid[PS_N_SETS] = { f->sets[PS_SET_VALID], NULL, NULL };
+  g_autoptr (PsSweep) a = ps_sweep_run (f->model, valid, &inc, NULL, NULL, NULL, &error);
+  g_autoptr (PsSweep) b = ps_sweep_run (f->model, valid, &dec, NULL, NULL, NULL, &error);
+  int n = ps_sweep_n_channels (a);
+
+  g_assert_no_error (error);
+  for (int k = 0; k < n; k++)
+    g_assert_cmpint (ps_sweep_order (a)[k], ==, ps_sweep_order (b)[n - 1 - k]);
+  g_assert_true (isnan (ps_sweep_get_step (a, 3)->test_acc));
+  g_assert_false (ps_sweep_has_set (a, PS_SET_TEST));
+}
+
+static void
+cancel_on_step (const PsSweepStep *step, double done, gpointer data)
+{
+  if (step != NULL && step->pruned == 2)
+    g_cancellable_cancel (data);
+}
+
+static void
+test_cancel (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GCancellable) c = g_cancellable_new ();
+  PsSweep *s = ps_sweep_run (f->model, (const PsDataset * const *) f->sets, NULL,
+                             cancel_on_step, c, c, &error);
+
+  g_assert_null (s);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+}
+
+static void
+test_bad_layers (Fixture *f, gconstpointer data)
+{
+  const char *bad[] = { "conv_c", "output", "input", "nope" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      PsSweepOptions opt = { bad[i], FALSE };
+      PsSweep *s = ps_sweep_run (f->model, (const PsDataset * const *) f->sets, &opt,
+                                 NULL, NULL, NULL, &error);
+      g_assert_null (s);
+      g_assert_nonnull (error);
+      g_test_message ("%s: %s", bad[i], error->message);
+    }
+}
+
+static void
+test_labels_out_of_range (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  PsSweep *s;
+
+  f->sets[PS_SET_TEST]->labels[5] = 99;
+  s = ps_sweep_run (f->model, (const PsDataset * const *) f->sets, NULL, NULL, NULL, NULL, &error);
+  g_assert_null (s);
+  g_assert_error (error, PS_ERROR, PS_ERROR_MISMATCH);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+#define ADD(path, fn) g_test_add (path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+  ADD ("/sweep/naive/linear-front", test_linear_front);
+  ADD ("/sweep/naive/conv-front", test_conv_front_same_padding);
+  ADD ("/sweep/naive/mask-front", test_mask_front);
+  ADD ("/sweep/stop-rule", test_default_layer_and_stop);
+  ADD ("/sweep/decreasing", test_decreasing);
+  ADD ("/sweep/cancel", test_cancel);
+  ADD ("/sweep/bad-layers", test_bad_layers);
+  ADD ("/sweep/labels-out-of-range", test_labels_out_of_range);
+  return g_test_run ();
+}
