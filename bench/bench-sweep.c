@@ -127,8 +127,8 @@ main (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   g_autoptr (PsModel) model = NULL;
   g_autoptr (PsSweep) sweep = NULL;
-  PsDataset *sets[PS_N_SETS];
-  double t0, t_load, t_infer = 0, t_sweep;
+  double t0, t_load, t_infer = 0, t_sweep, t_steps;
+  long rss_sweep;
 
   ps_h5_init ();
   n_clean = load_faces (fixtures, "cl_", clean);
@@ -148,40 +148,59 @@ main (int argc, char **argv)
 
   model = ps_model_load (weights, &error);
   g_assert_no_error (error);
-  t0 = now ();
-  for (int k = 0; k < PS_N_SETS; k++)
-    {
-      sets[k] = ps_dataset_load (paths[k], &error);
-      g_assert_no_error (error);
-      n_total += sets[k]->n;
-    }
-  t_load = now () - t0;
 
+  /* The sweep as the CLI runs it: each set is read, swept once through B, and freed. */
+  t_sweep = t_load = 0;
+  sweep = ps_sweep_new (model, NULL, &error);
+  g_assert_no_error (error);
   for (int k = 0; k < PS_N_SETS; k++)
     {
-      g_autofree int *classes = g_new (int, sets[k]->n);
+      PsDataset *ds;
+
       t0 = now ();
-      ps_infer_classes (model, sets[k], classes, NULL, &error);
+      ds = ps_dataset_load (paths[k], &error);
+      g_assert_no_error (error);
+      t_load += now () - t0;
+      t0 = now ();
+      ps_sweep_add_set (sweep, k, ds, NULL, NULL, NULL, &error);
+      t_sweep += now () - t0;
+      g_assert_no_error (error);
+      n_total += ds->n;
+      ps_dataset_free (ds);
+    }
+  t0 = now ();
+  ps_sweep_finish (sweep, NULL, NULL, NULL, &error);
+  t_steps = now () - t0;
+  t_sweep += t_steps;
+  g_assert_no_error (error);
+  rss_sweep = peak_rss_mb ();
+
+  /* One inference pass of B over the same images. */
+  for (int k = 0; k < PS_N_SETS; k++)
+    {
+      PsDataset *ds = ps_dataset_load (paths[k], &error);
+      g_autofree int *classes = NULL;
+
+      g_assert_no_error (error);
+      classes = g_new (int, ds->n);
+      t0 = now ();
+      ps_infer_classes (model, ds, classes, NULL, &error);
       t_infer += now () - t0;
       g_assert_no_error (error);
-      printf ("  %-10s %6d images: accuracy %.2f %%\n", k == 0 ? "valid" : k == 1 ? "test" : "bd_test",
-              sets[k]->n, ps_infer_accuracy (classes, sets[k]->labels, sets[k]->n));
+      printf ("  %-8s %6d images: B accuracy %6.2f %%\n", k == 0 ? "valid" : k == 1 ? "test" : "bd_test",
+              ds->n, ps_infer_accuracy (classes, ds->labels, ds->n));
+      ps_dataset_free (ds);
     }
-
-  t0 = now ();
-  sweep = ps_sweep_run (model, (const PsDataset * const *) sets, NULL, NULL, NULL, NULL, &error);
-  t_sweep = now () - t0;
-  g_assert_no_error (error);
 
   printf ("images: %d (55x47x3) on lab3_bd_weights.h5, %d worker threads\n", n_total,
           (int) g_get_num_processors ());
-  printf ("read the three files:         %7.2f s\n", t_load);
-  printf ("one inference pass (all sets): %7.2f s  (%.0f images/s)\n", t_infer, n_total / t_infer);
-  printf ("full %d-step sweep (all sets): %7.2f s\n", ps_sweep_n_channels (sweep), t_sweep);
-  printf ("sweep / inference pass:        %7.2f\n", t_sweep / t_infer);
-  printf ("peak resident memory:          %7ld MB\n", peak_rss_mb ());
-  for (int k = 0; k < PS_N_SETS; k++)
-    ps_dataset_free (sets[k]);
+  printf ("read the three files:           %7.2f s\n", t_load);
+  printf ("one inference pass (all sets):  %7.2f s  (%.0f images/s)\n", t_infer, n_total / t_infer);
+  printf ("full %d-step sweep (all sets):  %7.2f s  (of which the %d steps: %.2f s)\n",
+          ps_sweep_n_channels (sweep), t_sweep, ps_sweep_n_channels (sweep), t_steps);
+  printf ("sweep / inference pass:         %7.2f\n", t_sweep / t_infer);
+  printf ("peak resident memory, sweep:    %7ld MB\n", rss_sweep);
+  printf ("peak resident memory, overall:  %7ld MB\n", peak_rss_mb ());
   if (argc <= 2)
     {
       for (int k = 0; k < PS_N_SETS; k++)

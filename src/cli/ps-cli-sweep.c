@@ -68,32 +68,42 @@ on_progress (const PsSweepStep *step, double done, gpointer user_data)
     g_printerr ("\r%3.0f%%  running B on the data…   ", 100 * done);
 }
 
-/* Loads B and the data, runs the sweep. */
+/* Loads B, then each set in turn: its first pass runs and its images are freed before
+ * the next is read, so memory holds one set of images at a time. */
 static PsSweep *
 run_sweep (SweepArgs *a, PsModel **model_out, GError **error)
 {
   g_autoptr (PsModel) m = ps_cli_load_model (a->model, a->scale, error);
-  g_autoptr (PsDataset) valid = NULL, test = NULL, poisoned = NULL;
   PsSweepOptions opt = { a->layer, a->order && g_str_equal (a->order, "decreasing") };
-  gboolean progress = ps_cli_progress_wanted ();
-  PsSweep *s;
+  PsSweepProgress progress = ps_cli_progress_wanted () ? on_progress : NULL;
+  const char *paths[PS_N_SETS] = { a->valid, a->test, a->poisoned };
+  g_autoptr (PsSweep) s = NULL;
 
-  if (m == NULL || (valid = ps_dataset_load (a->valid, error)) == NULL)
-    return NULL;
-  if (a->test && (test = ps_dataset_load (a->test, error)) == NULL)
-    return NULL;
-  if (a->poisoned && (poisoned = ps_dataset_load (a->poisoned, error)) == NULL)
-    return NULL;
-  {
-    const PsDataset *sets[PS_N_SETS] = { valid, test, poisoned };
-    s = ps_sweep_run (m, sets, &opt, progress ? on_progress : NULL, NULL, NULL, error);
-  }
-  if (progress)
+  if (m == NULL || (s = ps_sweep_new (m, &opt, error)) == NULL)
+    {
+      if (m != NULL)
+        g_prefix_error (error, "%s: ", a->model);
+      return NULL;
+    }
+  for (int k = 0; k < PS_N_SETS; k++)
+    {
+      g_autoptr (PsDataset) ds = NULL;
+
+      if (paths[k] == NULL)
+        continue;
+      if ((ds = ps_dataset_load (paths[k], error)) == NULL
+          || !ps_sweep_add_set (s, k, ds, progress, NULL, NULL, error))
+        return NULL;
+    }
+  if (!ps_sweep_finish (s, progress, NULL, NULL, error))
+    {
+      g_prefix_error (error, "%s: ", a->model);
+      return NULL;
+    }
+  if (progress != NULL)
     g_printerr ("\n");
-  if (s == NULL)
-    g_prefix_error (error, "%s: ", a->model);
   *model_out = g_steal_pointer (&m);
-  return s;
+  return g_steal_pointer (&s);
 }
 
 int

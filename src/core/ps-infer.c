@@ -52,7 +52,10 @@ run_batch (int worker, int task, gpointer data)
   if (g_cancellable_is_cancelled (job->cancellable))
     return;
   if (plan == NULL)
-    plan = job->plans[worker] = ps_plan_new (job->model, PS_INFER_BATCH);
+    {
+      plan = job->plans[worker] = ps_plan_new (job->model, PS_INFER_BATCH);
+      ps_plan_set_logits (plan, TRUE);
+    }
   g_assert (in.h == job->ds->h);
   ps_dataset_get_batch (job->ds, start, count, job->model->input_scale,
                         ps_plan_output (plan, job->model->input));

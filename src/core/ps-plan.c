@@ -15,6 +15,7 @@ struct _PsPlan {
   float        **linear;   /* per layer, only where kept */
   gboolean      *owned;
   float         *scratch;
+  gboolean       logits;   /* leave the output layer's softmax out */
 };
 
 static gboolean
@@ -285,12 +286,33 @@ run_layer (PsPlan *p, int i, int n)
 {
   const PsLayer *l = p->model->layers[i];
   const float *ins[PS_MAX_INPUTS];
+  PsLayer linear;
 
   if (l->kind == PS_LAYER_INPUT)
     return;
   for (int j = 0; j < l->n_inputs; j++)
     ins[j] = p->out[l->inputs[j]];
+  if (p->logits && i == p->model->output && l->activation == PS_ACT_SOFTMAX)
+    {
+      /* softmax keeps the order of the scores: classes need only the logits */
+      linear = *l;
+      linear.activation = PS_ACT_LINEAR;
+      l = &linear;
+    }
   ps_layer_forward (l, n, ins, p->linear[i], p->out[i], p->scratch);
+}
+
+void
+ps_plan_set_logits (PsPlan *p, gboolean logits)
+{
+  p->logits = logits;
+}
+
+void
+ps_plan_run_layer (PsPlan *p, int layer, int n)
+{
+  g_return_if_fail (n <= p->max_batch);
+  run_layer (p, layer, n);
 }
 
 void
@@ -322,6 +344,12 @@ ps_plan_activate (PsPlan *p, int layer, int n)
 void
 ps_plan_argmax (PsPlan *p, int n, int *classes)
 {
+  ps_plan_argmax_margin (p, n, classes, NULL);
+}
+
+void
+ps_plan_argmax_margin (PsPlan *p, int n, int *classes, float *margins)
+{
   const PsModel *m = p->model;
   int k = m->n_classes;
   const float *y = p->out[m->output];
@@ -330,10 +358,18 @@ ps_plan_argmax (PsPlan *p, int n, int *classes)
     {
       const float *row = y + (gsize) b * k;
       int best = 0;
+      float second = -G_MAXFLOAT;
 
       for (int j = 1; j < k; j++)
         if (row[j] > row[best])
-          best = j;
+          {
+            second = MAX (second, row[best]);
+            best = j;
+          }
+        else
+          second = MAX (second, row[j]);
       classes[b] = best;
+      if (margins != NULL)
+        margins[b] = row[best] - second;
     }
 }

@@ -24,6 +24,9 @@ float    *ps_plan_linear         (PsPlan        *plan,
 void      ps_plan_activate       (PsPlan        *plan,
                                   int            layer,
                                   int            n);
+/* Leave the output layer's softmax out (classes are the same, and come cheaper). */
+void      ps_plan_set_logits     (PsPlan        *plan,
+                                  gboolean       logits);
 /* Runs every layer after the input on the first @n images. */
 void      ps_plan_forward        (PsPlan        *plan,
                                   int            n);
@@ -31,10 +34,19 @@ void      ps_plan_forward        (PsPlan        *plan,
 void      ps_plan_run_layers     (PsPlan        *plan,
                                   int            n,
                                   const gboolean *run);
+/* Runs one layer on the first @n images. */
+void      ps_plan_run_layer      (PsPlan        *plan,
+                                  int            layer,
+                                  int            n);
 /* Class with the highest score for each of the first @n images. */
 void      ps_plan_argmax         (PsPlan        *plan,
                                   int            n,
                                   int           *classes);
+/* Same, with the gap between the best and second-best scores. */
+void      ps_plan_argmax_margin  (PsPlan        *plan,
+                                  int            n,
+                                  int           *classes,
+                                  float         *margins);
 /* One layer on explicit buffers, for callers with their own storage. */
 void      ps_layer_forward       (const PsLayer *layer,
                                   int            n,

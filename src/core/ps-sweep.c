@@ -4,7 +4,10 @@
  * pruned layer's output and (b) the linear outputs of the first layers after it (the
  * "frontier"). Removing channel c changes the frontier by a rank-one update that only
  * touches images where c was active, so each step subtracts those contributions and
- * re-runs the small rest of the network for the affected images only. */
+ * re-runs the small rest of the network for the affected images only. When the output is
+ * a Dense layer, its (large) product is skipped for images whose class provably cannot
+ * have changed: the scores move by at most |dh| * max_j |W_j - W_c| since the last exact
+ * evaluation, which must stay below the margin between the best and second-best score. */
 #define G_LOG_DOMAIN "ps-sweep"
 
 #include "ps-sweep.h"
@@ -13,6 +16,7 @@
 #include "ps-parallel.h"
 #include "ps-plan.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -32,10 +36,13 @@ typedef struct {
 } Front;
 
 typedef struct {
-  const PsDataset *ds;
+  const PsDataset *ds;      /* only during its first pass */
   int              n;
+  int             *labels;
   float           *act;     /* n x act_size: the pruned layer's output */
   float           *state;   /* n x state_size: frontier values */
+  float           *href;    /* n x h_size: output layer input at the last exact scores */
+  float           *margin;  /* n: best minus second-best score then */
   guint16         *preds;   /* n_steps x n */
   int             *affected;
   int              n_affected;
@@ -58,6 +65,10 @@ struct _PsSweep {
   int            n_fronts;
   gsize          state_size;
   gboolean      *run;       /* layers to run after the frontier */
+  int            h_layer;   /* input of the output layer, when its skip applies; else -1 */
+  gsize          h_size;
+  double        *reach_out; /* per class c: max_j |W_j - W_c| of the output kernel */
+  gboolean       finished;
   SetData        sets[PS_N_SETS];
   PsSweepStep   *steps;
   PsPlan       **plans;
@@ -68,8 +79,8 @@ struct _PsSweep {
   GCancellable  *cancellable;
   int            done_batches;
   int            total_batches;
-  int            cur_set;
   int            cur_step;
+  gboolean       decreasing;
 };
 
 void
@@ -80,8 +91,12 @@ ps_sweep_free (PsSweep *s)
   for (int k = 0; k < PS_N_SETS; k++)
     {
       SetData *d = &s->sets[k];
+      if (d->state != d->act)
+        g_free (d->state);
       g_free (d->act);
-      g_free (d->state);
+      g_free (d->labels);
+      g_free (d->href);
+      g_free (d->margin);
       g_free (d->preds);
       g_free (d->affected);
       g_free (d->sums);
@@ -95,6 +110,7 @@ ps_sweep_free (PsSweep *s)
   g_free (s->layer_name);
   g_free (s->order);
   g_free (s->run);
+  g_free (s->reach_out);
   g_free (s->steps);
   g_free (s);
 }
@@ -169,6 +185,8 @@ find_linear_fronts (PsSweep *s)
   return TRUE;
 }
 
+static void plan_output_skip (PsSweep *s);
+
 static gboolean
 plan_structure (PsSweep *s, GError **error)
 {
@@ -227,7 +245,39 @@ plan_structure (PsSweep *s, GError **error)
       s->run[i] = fed && !reach[i]; /* fronts are filled from the state, not run */
       reach[i] |= fed;
     }
+  plan_output_skip (s);
   return TRUE;
+}
+
+/* The output skip needs a Dense output run after the frontier; precomputes, per class c,
+ * max_j |W_j - W_c| from the Gram matrix of the output kernel's columns. */
+static void
+plan_output_skip (PsSweep *s)
+{
+  const PsModel *m = s->model;
+  const PsLayer *o = m->layers[m->output];
+  int k = o->out.c, h = o->in.c;
+  g_autofree float *gram = NULL;
+
+  s->h_layer = -1;
+  if (o->kind != PS_LAYER_DENSE || !s->run[m->output])
+    return;
+  gram = g_new (float, (gsize) k * k);
+  cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, k, k, h, 1.0f, o->kernel, k,
+               o->kernel, k, 0.0f, gram, k);
+  s->reach_out = g_new0 (double, k);
+  for (int c = 0; c < k; c++)
+    for (int j = 0; j < k; j++)
+      {
+        double d2 = (double) gram[(gsize) j * k + j] + gram[(gsize) c * k + c]
+                    - 2.0 * gram[(gsize) j * k + c];
+        s->reach_out[c] = MAX (s->reach_out[c], sqrt (MAX (d2, 0.0)));
+      }
+  for (int c = 0; c < k; c++)
+    s->reach_out[c] = s->reach_out[c] * 1.001 + 1e-6; /* room for float rounding */
+  s->h_layer = o->inputs[0];
+  s->h_size = h;
+  s->run[m->output] = FALSE; /* run by hand, for the images that need it */
 }
 
 /* ---- the first pass: B on every image, caches for the steps ---- */
@@ -243,6 +293,7 @@ worker_plan (PsSweep *s, int worker)
   if (s->plans[worker] == NULL)
     {
       s->plans[worker] = ps_plan_new (s->model, BATCH);
+      ps_plan_set_logits (s->plans[worker], TRUE);
       for (int f = 0; f < s->n_fronts; f++)
         if (s->fronts[f].kind != FRONT_MASK)
           ps_plan_keep_linear (s->plans[worker], s->fronts[f].layer);
@@ -258,7 +309,7 @@ report (PsSweep *s, const PsSweepStep *step)
   double steps = (double) s->cur_step / MAX (s->n_steps - 1, 1);
 
   if (s->progress != NULL)
-    s->progress (step, 0.9 * first + 0.1 * steps, s->user_data);
+    s->progress (step, 0.9 * MIN (first, 1.0) + 0.1 * steps, s->user_data);
 }
 
 static void
@@ -271,7 +322,9 @@ first_pass_batch (int worker, int task, gpointer data)
   gsize asz = ps_shape_size (s->lshape);
   int start = task * BATCH, count = MIN (BATCH, d->n - start);
   int classes[BATCH];
+  float margins[BATCH];
   double *sums = d->sums + (gsize) worker * s->n_channels;
+  const float *act;
 
   if (g_cancellable_is_cancelled (s->cancellable))
     return;
@@ -279,23 +332,29 @@ first_pass_batch (int worker, int task, gpointer data)
   ps_dataset_get_batch (d->ds, start, count, s->model->input_scale,
                         ps_plan_output (plan, s->model->input));
   ps_plan_forward (plan, count);
-  ps_plan_argmax (plan, count, classes);
+  ps_plan_argmax_margin (plan, count, classes, margins);
 
-  memcpy (d->act + (gsize) start * asz, ps_plan_output (plan, s->layer), sizeof (float) * count * asz);
+  act = ps_plan_output (plan, s->layer);
+  memcpy (d->act + (gsize) start * asz, act, sizeof (float) * count * asz);
   for (gsize i = 0; i < (gsize) count * asz; i++)
-    sums[i % s->n_channels] += d->act[(gsize) start * asz + i];
+    sums[i % s->n_channels] += act[i];
   for (int b = 0; b < count; b++)
     {
       float *st = d->state + (gsize) (start + b) * s->state_size;
 
       d->preds[start + b] = (guint16) classes[b];
-      for (int f = 0; f < s->n_fronts; f++)
+      for (int f = 0; f < s->n_fronts && d->state != d->act; f++)
         {
           const Front *fr = &s->fronts[f];
-          const float *src = fr->kind == FRONT_MASK ? ps_plan_output (plan, fr->layer)
-                                                    : ps_plan_linear (plan, fr->layer);
-          memcpy (st + fr->offset, src + (gsize) b * fr->size, sizeof (float) * fr->size);
+          memcpy (st + fr->offset, ps_plan_linear (plan, fr->layer) + (gsize) b * fr->size,
+                  sizeof (float) * fr->size);
         }
+    }
+  if (s->h_layer >= 0)
+    {
+      memcpy (d->href + (gsize) start * s->h_size, ps_plan_output (plan, s->h_layer),
+              sizeof (float) * count * s->h_size);
+      memcpy (d->margin + start, margins, sizeof (float) * count);
     }
   g_atomic_int_inc (&s->done_batches);
   if (worker == 0)
@@ -303,27 +362,38 @@ first_pass_batch (int worker, int task, gpointer data)
 }
 
 static gboolean
-first_pass (PsSweep *s, SetData *d, GError **error)
+alloc_set (PsSweep *s, SetData *d, GError **error)
 {
-  PassJob job = { s, d };
-  gsize asz = ps_shape_size (s->lshape);
   gsize n = MAX (d->n, 1);
+  gboolean mask = s->fronts[0].kind == FRONT_MASK;
 
-  d->act = g_try_malloc (n * asz * sizeof (float));
-  d->state = s->fronts[0].kind == FRONT_MASK ? NULL : g_try_malloc (n * s->state_size * sizeof (float));
-  if (d->act == NULL || (s->fronts[0].kind != FRONT_MASK && d->state == NULL))
+  d->act = g_try_malloc (n * ps_shape_size (s->lshape) * sizeof (float));
+  d->state = mask ? d->act : g_try_malloc (n * s->state_size * sizeof (float));
+  if (s->h_layer >= 0)
+    {
+      d->href = g_try_malloc (n * s->h_size * sizeof (float));
+      d->margin = g_try_malloc (n * sizeof (float));
+    }
+  if (d->act == NULL || d->state == NULL || (s->h_layer >= 0 && (d->href == NULL || d->margin == NULL)))
     {
       g_set_error (error, PS_ERROR, PS_ERROR_FILE, "not enough memory for the sweep of %d images", d->n);
       return FALSE;
     }
-  if (d->state == NULL)
-    d->state = d->act; /* MASK: the state is the pruned layer's output itself */
   d->preds = g_new (guint16, n * s->n_steps);
   d->affected = g_new (int, n);
   d->sums = g_new0 (double, (gsize) s->n_workers * s->n_channels);
   d->means = g_new0 (double, s->n_channels);
   d->hits = g_new0 (int, (gsize) s->n_steps * 3);
+  return TRUE;
+}
 
+static gboolean
+first_pass (PsSweep *s, SetData *d, GError **error)
+{
+  PassJob job = { s, d };
+
+  if (!alloc_set (s, d, error))
+    return FALSE;
   ps_parallel_for ((d->n + BATCH - 1) / BATCH, first_pass_batch, &job);
   if (g_cancellable_set_error_if_cancelled (s->cancellable, error))
     return FALSE;
@@ -398,6 +468,44 @@ remove_channel (PsSweep *s, float *act, float *state, int c)
     }
 }
 
+/* Scores only the batch rows whose class may have changed; the others keep theirs. */
+static void
+score_batch (PsSweep *s, SetData *d, PsPlan *plan, int step, const int *rows, int count)
+{
+  float *h = ps_plan_output (plan, s->h_layer);
+  const guint16 *prev = d->preds + (gsize) (step - 1) * d->n;
+  int pick[BATCH], n_pick = 0;
+  int classes[BATCH];
+  float margins[BATCH];
+
+  for (int b = 0; b < count; b++)
+    {
+      int i = rows[b];
+      const float *hr = d->href + (gsize) i * s->h_size, *hb = h + (gsize) b * s->h_size;
+      double dist = 0;
+
+      for (gsize j = 0; j < s->h_size; j++)
+        dist += (double) (hb[j] - hr[j]) * (hb[j] - hr[j]);
+      if (sqrt (dist) * s->reach_out[prev[i]] < d->margin[i])
+        continue;
+      /* Compact the rows to score at the front of the buffer (n_pick <= b). */
+      if (n_pick != b)
+        memmove (h + (gsize) n_pick * s->h_size, hb, sizeof (float) * s->h_size);
+      pick[n_pick++] = b;
+    }
+  if (n_pick == 0)
+    return;
+  ps_plan_run_layer (plan, s->model->output, n_pick);
+  ps_plan_argmax_margin (plan, n_pick, classes, margins);
+  for (int r = 0; r < n_pick; r++)
+    {
+      int i = rows[pick[r]];
+      d->preds[(gsize) step * d->n + i] = (guint16) classes[r];
+      d->margin[i] = margins[r];
+      memcpy (d->href + (gsize) i * s->h_size, h + (gsize) r * s->h_size, sizeof (float) * s->h_size);
+    }
+}
+
 static void
 step_batch (int worker, int task, gpointer data)
 {
@@ -406,15 +514,15 @@ step_batch (int worker, int task, gpointer data)
   SetData *d = job->d;
   gsize asz = ps_shape_size (s->lshape);
   int start = task * BATCH, count = MIN (BATCH, d->n_affected - start);
+  const int *rows = d->affected + start;
   PsPlan *plan = worker_plan (s, worker);
   int classes[BATCH];
 
   for (int b = 0; b < count; b++)
     {
-      int i = d->affected[start + b];
-      float *st = d->state + (gsize) i * s->state_size;
+      float *st = d->state + (gsize) rows[b] * s->state_size;
 
-      remove_channel (s, d->act + (gsize) i * asz, st, job->channel);
+      remove_channel (s, d->act + (gsize) rows[b] * asz, st, job->channel);
       for (int f = 0; f < s->n_fronts; f++)
         {
           const Front *fr = &s->fronts[f];
@@ -427,9 +535,14 @@ step_batch (int worker, int task, gpointer data)
     if (s->fronts[f].kind != FRONT_MASK)
       ps_plan_activate (plan, s->fronts[f].layer, count);
   ps_plan_run_layers (plan, count, s->run);
+  if (s->h_layer >= 0)
+    {
+      score_batch (s, d, plan, job->step, rows, count);
+      return;
+    }
   ps_plan_argmax (plan, count, classes);
   for (int b = 0; b < count; b++)
-    d->preds[(gsize) job->step * d->n + d->affected[start + b]] = (guint16) classes[b];
+    d->preds[(gsize) job->step * d->n + rows[b]] = (guint16) classes[b];
 }
 
 static void
@@ -468,8 +581,8 @@ count_hits (PsSweep *s, SetData *d, int step)
   for (int i = 0; i < d->n; i++)
     {
       int g = p[i] == b[i] ? p[i] : s->n_classes;
-      h[0] += p[i] == d->ds->labels[i];
-      h[1] += g == d->ds->labels[i];
+      h[0] += p[i] == d->labels[i];
+      h[1] += g == d->labels[i];
       h[2] += g == s->n_classes;
     }
 }
@@ -511,81 +624,111 @@ compare_means (gconstpointer a, gconstpointer b, gpointer data)
   return x - y;
 }
 
-/* ---- entry point ---- */
+/* ---- entry points ---- */
 
-static gboolean
-setup (PsSweep *s, const PsModel *model, const PsDataset * const sets[PS_N_SETS],
-       const PsSweepOptions *opt, GError **error)
+PsSweep *
+ps_sweep_new (const PsModel *model, const PsSweepOptions *opt, GError **error)
 {
+  g_autoptr (PsSweep) s = g_new0 (PsSweep, 1);
+
   s->model = model;
+  s->decreasing = opt && opt->decreasing;
   s->layer = opt && opt->layer ? ps_model_find_layer (model, opt->layer) : ps_model_last_pool (model);
   if (s->layer < 0)
     {
       g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH, "the model has no layer “%s”",
                    opt && opt->layer ? opt->layer : "(pooling)");
-      return FALSE;
+      return NULL;
     }
   if (s->layer == model->input || s->layer == model->output)
     {
       g_set_error (error, PS_ERROR, PS_ERROR_UNSUPPORTED, "cannot prune the model's %s layer",
                    s->layer == model->input ? "input" : "output");
-      return FALSE;
+      return NULL;
+    }
+  if (model->n_classes >= G_MAXUINT16)
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_UNSUPPORTED, "too many classes (%d)", model->n_classes);
+      return NULL;
     }
   s->layer_name = g_strdup (model->layers[s->layer]->name);
   s->lshape = model->layers[s->layer]->out;
   s->n_channels = s->lshape.c;
   s->n_classes = model->n_classes;
   s->n_steps = s->n_channels + 1;
-  if (model->n_classes >= G_MAXUINT16)
-    {
-      g_set_error (error, PS_ERROR, PS_ERROR_UNSUPPORTED, "too many classes (%d)", model->n_classes);
-      return FALSE;
-    }
-  if (sets[PS_SET_VALID] == NULL)
-    {
-      g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH, "the sweep needs clean validation data");
-      return FALSE;
-    }
-  for (int k = 0; k < PS_N_SETS; k++)
-    if (sets[k] != NULL)
-      {
-        if (!ps_infer_check_dataset (model, sets[k], error))
-          return FALSE;
-        s->sets[k].ds = sets[k];
-        s->sets[k].present = TRUE;
-        s->sets[k].n = sets[k]->n;
-        s->total_batches += (sets[k]->n + BATCH - 1) / BATCH;
-      }
   s->n_workers = ps_parallel_n_workers ();
   s->plans = g_new0 (PsPlan *, s->n_workers);
   s->steps = g_new0 (PsSweepStep, s->n_steps);
   s->order = g_new (int, s->n_channels);
-  return plan_structure (s, error);
+  if (!plan_structure (s, error))
+    return NULL;
+  return g_steal_pointer (&s);
 }
 
-PsSweep *
-ps_sweep_run (const PsModel *model, const PsDataset * const sets[PS_N_SETS],
-              const PsSweepOptions *opt, PsSweepProgress progress, gpointer user_data,
-              GCancellable *cancellable, GError **error)
+gboolean
+ps_sweep_add_set (PsSweep *s, PsSetKind set, const PsDataset *ds, PsSweepProgress progress,
+                  gpointer user_data, GCancellable *cancellable, GError **error)
 {
-  g_autoptr (PsSweep) s = g_new0 (PsSweep, 1);
+  SetData *d = &s->sets[set];
+  gboolean ok;
 
+  g_return_val_if_fail (!s->finished && !d->present, FALSE);
+  if (!ps_infer_check_dataset (s->model, ds, error))
+    return FALSE;
+  d->ds = ds;
+  d->n = ds->n;
+  d->labels = g_memdup2 (ds->labels, sizeof (int) * MAX (ds->n, 1));
+  d->present = TRUE;
   s->progress = progress;
   s->user_data = user_data;
   s->cancellable = cancellable;
-  if (!setup (s, model, sets, opt, error))
-    return NULL;
+  if (s->total_batches == 0)
+    s->total_batches = s->done_batches + (ds->n + BATCH - 1) / BATCH;
+  ok = first_pass (s, d, error);
+  d->ds = NULL; /* the caller may free the images now */
+  return ok;
+}
 
+static void
+release_caches (PsSweep *s)
+{
   for (int k = 0; k < PS_N_SETS; k++)
-    if (s->sets[k].ds != NULL && !first_pass (s, &s->sets[k], error))
-      return NULL;
+    {
+      SetData *d = &s->sets[k];
+
+      if (d->state != d->act)
+        g_free (d->state);
+      d->state = NULL;
+      g_clear_pointer (&d->act, g_free);
+      g_clear_pointer (&d->href, g_free);
+      g_clear_pointer (&d->margin, g_free);
+      g_clear_pointer (&d->affected, g_free);
+      g_clear_pointer (&d->labels, g_free);
+    }
+  for (int i = 0; i < s->n_workers; i++)
+    g_clear_pointer (&s->plans[i], ps_plan_free);
+}
+
+gboolean
+ps_sweep_finish (PsSweep *s, PsSweepProgress progress, gpointer user_data,
+                 GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (!s->finished, FALSE);
+  if (!s->sets[PS_SET_VALID].present)
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH, "the sweep needs clean validation data");
+      return FALSE;
+    }
+  s->progress = progress;
+  s->user_data = user_data;
+  s->cancellable = cancellable;
 
   /* Only the validation set chooses the order. */
   for (int c = 0; c < s->n_channels; c++)
     s->order[c] = c;
   g_qsort_with_data (s->order, s->n_channels, sizeof (int), compare_means,
                      s->sets[PS_SET_VALID].means);
-  if (opt && opt->decreasing)
+  if (s->decreasing)
     for (int i = 0; i < s->n_channels / 2; i++)
       {
         int t = s->order[i];
@@ -598,35 +741,56 @@ ps_sweep_run (const PsModel *model, const PsDataset * const sets[PS_N_SETS],
       int channel = step > 0 ? s->order[step - 1] : -1;
 
       for (int k = 0; k < PS_N_SETS; k++)
-        if (s->sets[k].ds != NULL)
+        if (s->sets[k].present)
           {
             if (step > 0)
               run_step (s, &s->sets[k], step, channel);
             count_hits (s, &s->sets[k], step);
           }
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
-        return NULL;
+        return FALSE;
       fill_row (s, step, channel);
       s->cur_step = step;
       report (s, &s->steps[step]);
     }
 
   /* The caches are only needed while sweeping. */
-  for (int k = 0; k < PS_N_SETS; k++)
-    {
-      SetData *d = &s->sets[k];
-      if (d->state != d->act)
-        g_clear_pointer (&d->state, g_free);
-      d->state = NULL;
-      g_clear_pointer (&d->act, g_free);
-      g_clear_pointer (&d->affected, g_free);
-      d->ds = NULL; /* the caller owns the images; keep only what we computed */
-    }
-  for (int i = 0; i < s->n_workers; i++)
-    g_clear_pointer (&s->plans[i], ps_plan_free);
+  release_caches (s);
+  s->finished = TRUE;
   s->model = NULL;
   s->progress = NULL;
   s->cancellable = NULL;
+  return TRUE;
+}
+
+PsSweep *
+ps_sweep_run (const PsModel *model, const PsDataset * const sets[PS_N_SETS],
+              const PsSweepOptions *opt, PsSweepProgress progress, gpointer user_data,
+              GCancellable *cancellable, GError **error)
+{
+  g_autoptr (PsSweep) s = ps_sweep_new (model, opt, error);
+
+  if (s == NULL)
+    return NULL;
+  if (sets[PS_SET_VALID] == NULL)
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH, "the sweep needs clean validation data");
+      return NULL;
+    }
+  /* Check every set before the long first passes. */
+  for (int k = 0; k < PS_N_SETS; k++)
+    if (sets[k] != NULL)
+      {
+        if (!ps_infer_check_dataset (model, sets[k], error))
+          return NULL;
+        s->total_batches += (sets[k]->n + BATCH - 1) / BATCH;
+      }
+  for (int k = 0; k < PS_N_SETS; k++)
+    if (sets[k] != NULL
+        && !ps_sweep_add_set (s, k, sets[k], progress, user_data, cancellable, error))
+      return NULL;
+  if (!ps_sweep_finish (s, progress, user_data, cancellable, error))
+    return NULL;
   return g_steal_pointer (&s);
 }
 

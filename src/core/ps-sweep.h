@@ -53,6 +53,25 @@ PsSweep            *ps_sweep_run             (const PsModel          *model,
                                               GError                **error);
 void                ps_sweep_free            (PsSweep                *sweep);
 
+/* The same in three parts, so that a caller can load a set, add it and free its images
+ * before loading the next (the sweep keeps only what it computed). @model must stay
+ * alive until ps_sweep_finish() returns. */
+PsSweep            *ps_sweep_new             (const PsModel          *model,
+                                              const PsSweepOptions   *options,
+                                              GError                **error);
+gboolean            ps_sweep_add_set         (PsSweep                *sweep,
+                                              PsSetKind               set,
+                                              const PsDataset        *ds,
+                                              PsSweepProgress         progress,
+                                              gpointer                user_data,
+                                              GCancellable           *cancellable,
+                                              GError                **error);
+gboolean            ps_sweep_finish          (PsSweep                *sweep,
+                                              PsSweepProgress         progress,
+                                              gpointer                user_data,
+                                              GCancellable           *cancellable,
+                                              GError                **error);
+
 int                 ps_sweep_n_steps         (const PsSweep          *sweep); /* channels + 1 */
 int                 ps_sweep_n_channels      (const PsSweep          *sweep);
 int                 ps_sweep_n_classes       (const PsSweep          *sweep);
