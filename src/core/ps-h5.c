@@ -63,9 +63,10 @@ ps_h5_open (const char *path, gboolean writable, GError **error)
   /* Close everything with the file, so an error path never leaks it open. */
   H5Pset_fclose_degree (fapl, H5F_CLOSE_STRONG);
   file = H5Fopen (path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
-  H5Pclose (fapl);
+  /* Read the error stack before any other call clears it. */
   if (file < 0)
     ps_h5_set_error (error, "not a readable HDF5 file");
+  H5Pclose (fapl);
   return file;
 }
 
@@ -235,14 +236,12 @@ write_attr (hid_t loc, const char *name, hid_t type, hid_t space,
       ps_h5_set_error (error, name);
       return FALSE;
     }
-  r = H5Awrite (attr, type, buf);
-  H5Aclose (attr);
+  /* An empty attribute has nothing to write (and HDF5 refuses a NULL buffer). */
+  r = buf != NULL ? H5Awrite (attr, type, buf) : 0;
   if (r < 0)
-    {
-      ps_h5_set_error (error, name);
-      return FALSE;
-    }
-  return TRUE;
+    ps_h5_set_error (error, name);
+  H5Aclose (attr);
+  return r >= 0;
 }
 
 gboolean
