@@ -91,7 +91,8 @@ describe_type (hid_t type)
   H5T_class_t cls = H5Tget_class (type);
 
   if (cls == H5T_STRING)
-    return g_strdup (H5Tis_variable_str (type) > 0 ? "string/variable" : "string/fixed");
+    return g_strdup_printf ("string/%s/%s", H5Tis_variable_str (type) > 0 ? "variable" : "fixed",
+                            H5Tget_cset (type) == H5T_CSET_ASCII ? "ascii" : "utf-8");
   return g_strdup_printf ("class %d size %zu", cls, H5Tget_size (type));
 }
 

@@ -36,14 +36,12 @@ print_model (const PsModel *m)
     {
       int n;
       const int *ch = ps_repair_channels (m, &n);
-      const PsRepairInfo *info = m->repair;
 
       printf ("  G: class %d means backdoored; %d channels of “%s” pruned:", m->n_classes, n,
               ps_repair_layer (m));
       for (int i = 0; i < n; i++)
         printf (" %d", ch[i]);
       printf ("\n");
-      (void) info;
     }
 }
 

@@ -251,9 +251,10 @@ ps_h5_write_attr_string (hid_t loc, const char *name, const char *value, GError 
   hid_t space = H5Screate (H5S_SCALAR);
   gboolean ok;
 
-  /* Variable-length UTF-8, as Keras 2.x's h5py writes scalar strings. */
+  /* Variable-length ASCII, as Keras 2.3 writes them: with h5py 2 they read back as bytes,
+   * which is what Keras 2.3's loader decodes. */
   H5Tset_size (type, H5T_VARIABLE);
-  H5Tset_cset (type, H5T_CSET_UTF8);
+  H5Tset_cset (type, H5T_CSET_ASCII);
   ok = write_attr (loc, name, type, space, &value, error);
   H5Sclose (space);
   H5Tclose (type);
