@@ -361,41 +361,36 @@ write_data (hid_t file, const PsDataset *ds, GError **error)
   return ok;
 }
 
+static gboolean
+write_labels (hid_t file, const PsDataset *ds, GError **error)
+{
+  g_autofree double *labels = g_new (double, MAX (ds->n, 1));
+  hsize_t n = ds->n;
+  hid_t space, dset;
+  gboolean ok;
+
+  /* Labels as float64, like the lab's files. */
+  for (int i = 0; i < ds->n; i++)
+    labels[i] = ds->labels[i];
+  space = H5Screate_simple (1, &n, NULL);
+  dset = H5Dcreate2 (file, "label", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  ok = dset >= 0 && H5Dwrite (dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels) >= 0;
+  if (!ok)
+    ps_h5_set_error (error, "cannot write “label”");
+  if (dset >= 0)
+    H5Dclose (dset);
+  H5Sclose (space);
+  return ok;
+}
+
+static gboolean
+write_dataset_file (hid_t file, gconstpointer data, GError **error)
+{
+  return write_data (file, data, error) && write_labels (file, data, error);
+}
+
 gboolean
 ps_dataset_save (const PsDataset *ds, const char *path, GError **error)
 {
-  g_autofree char *tmp = NULL;
-  g_autofree double *labels = g_new (double, MAX (ds->n, 1));
-  hsize_t n = ds->n;
-  hid_t file, space, dset;
-  gboolean ok;
-
-  file = ps_h5_create_temp (path, &tmp, error);
-  if (file < 0)
-    {
-      g_prefix_error (error, "%s: ", path);
-      return FALSE;
-    }
-  ok = write_data (file, ds, error);
-  if (ok)
-    {
-      /* Labels as float64, like the lab's files. */
-      for (int i = 0; i < ds->n; i++)
-        labels[i] = ds->labels[i];
-      space = H5Screate_simple (1, &n, NULL);
-      dset = H5Dcreate2 (file, "label", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-      ok = dset >= 0 && H5Dwrite (dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels) >= 0;
-      if (!ok)
-        ps_h5_set_error (error, "cannot write “label”");
-      if (dset >= 0)
-        H5Dclose (dset);
-      H5Sclose (space);
-    }
-  if (ok)
-    ok = ps_h5_commit_temp (file, tmp, path, error);
-  else
-    ps_h5_abandon_temp (file, tmp);
-  if (!ok)
-    g_prefix_error (error, "%s: ", path);
-  return ok;
+  return ps_h5_write_file (path, write_dataset_file, ds, error);
 }

@@ -446,8 +446,8 @@ ps_h5_read_ints (hid_t loc, const char *path, gsize *n, GError **error)
   return data;
 }
 
-hid_t
-ps_h5_create_temp (const char *path, char **tmp_path, GError **error)
+static hid_t
+create_temp (const char *path, char **tmp_path, GError **error)
 {
   g_autofree char *dir = g_path_get_dirname (path);
   g_autofree char *base = g_path_get_basename (path);
@@ -455,7 +455,6 @@ ps_h5_create_temp (const char *path, char **tmp_path, GError **error)
   hid_t file;
   int fd;
 
-  ps_h5_init ();
   fd = g_mkstemp (tmpl);
   if (fd < 0)
     {
@@ -468,8 +467,8 @@ ps_h5_create_temp (const char *path, char **tmp_path, GError **error)
   file = H5Fcreate (tmpl, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (file < 0)
     {
-      g_unlink (tmpl);
       ps_h5_set_error (error, "cannot create HDF5 file");
+      g_unlink (tmpl);
       return -1;
     }
   *tmp_path = g_steal_pointer (&tmpl);
@@ -477,30 +476,30 @@ ps_h5_create_temp (const char *path, char **tmp_path, GError **error)
 }
 
 gboolean
-ps_h5_commit_temp (hid_t file, const char *tmp_path, const char *path, GError **error)
+ps_h5_write_file (const char *path, PsH5Writer writer, gconstpointer data, GError **error)
 {
-  if (H5Fclose (file) < 0)
+  g_autofree char *tmp = NULL;
+  gboolean ok;
+  hid_t file;
+
+  ps_h5_init ();
+  file = create_temp (path, &tmp, error);
+  ok = file >= 0 && writer (file, data, error);
+  if (file >= 0 && H5Fclose (file) < 0 && ok)
     {
       ps_h5_set_error (error, "cannot finish writing");
-      g_unlink (tmp_path);
-      return FALSE;
+      ok = FALSE;
     }
-  if (g_rename (tmp_path, path) != 0)
+  if (ok && g_rename (tmp, path) != 0)
     {
       int saved = errno;
-      g_unlink (tmp_path);
       g_set_error (error, PS_ERROR, PS_ERROR_FILE, "cannot rename into place: %s",
                    g_strerror (saved));
-      return FALSE;
+      ok = FALSE;
     }
-  return TRUE;
-}
-
-void
-ps_h5_abandon_temp (hid_t file, const char *tmp_path)
-{
-  if (file >= 0)
-    H5Fclose (file);
-  if (tmp_path != NULL)
-    g_unlink (tmp_path);
+  if (!ok && tmp != NULL)
+    g_unlink (tmp);
+  if (!ok)
+    g_prefix_error (error, "%s: ", path);
+  return ok;
 }

@@ -79,15 +79,15 @@ int      *ps_h5_read_ints          (hid_t        loc,
                                     gsize       *n,
                                     GError     **error);
 
-/* Writing a new file: create under a temporary name, rename on success. */
-hid_t     ps_h5_create_temp        (const char  *path,
-                                    char       **tmp_path,
+/* Writes a new file atomically: @writer fills it under a temporary name beside @path,
+ * which is renamed over @path only when everything succeeded. Errors start with @path. */
+typedef gboolean (*PsH5Writer) (hid_t          file,
+                                gconstpointer  data,
+                                GError       **error);
+
+gboolean  ps_h5_write_file         (const char  *path,
+                                    PsH5Writer   writer,
+                                    gconstpointer data,
                                     GError     **error);
-gboolean  ps_h5_commit_temp        (hid_t        file,
-                                    const char  *tmp_path,
-                                    const char  *path,
-                                    GError     **error);
-void      ps_h5_abandon_temp       (hid_t        file,
-                                    const char  *tmp_path);
 
 G_END_DECLS

@@ -80,33 +80,29 @@ _ps_model_write_keras (const PsModel *m, gint64 file, GError **error)
   return ok;
 }
 
-gboolean
-ps_model_save (const PsModel *m, const char *path, GError **error)
+static gboolean
+write_model (hid_t file, gconstpointer data, GError **error)
 {
-  g_autofree char *tmp = NULL;
-  hid_t file = ps_h5_create_temp (path, &tmp, error);
+  const PsModel *m = data;
   hid_t g;
   gboolean ok;
 
-  if (file < 0)
+  if (!_ps_model_write_keras (m, file, error))
+    return FALSE;
+  /* How the model wants its pixels scaled travels with it. */
+  g = H5Gcreate2 (file, "prunescope", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (g < 0)
     {
-      g_prefix_error (error, "%s: ", path);
+      ps_h5_set_error (error, "prunescope");
       return FALSE;
     }
-  ok = _ps_model_write_keras (m, file, error);
-  if (ok)
-    {
-      /* How the model wants its pixels scaled travels with it. */
-      g = H5Gcreate2 (file, "prunescope", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-      ok = g >= 0 && ps_h5_write_attr_double (g, "input_scale", m->input_scale, error);
-      if (g >= 0)
-        H5Gclose (g);
-    }
-  if (ok)
-    ok = ps_h5_commit_temp (file, tmp, path, error);
-  else
-    ps_h5_abandon_temp (file, tmp);
-  if (!ok)
-    g_prefix_error (error, "%s: ", path);
+  ok = ps_h5_write_attr_double (g, "input_scale", m->input_scale, error);
+  H5Gclose (g);
   return ok;
+}
+
+gboolean
+ps_model_save (const PsModel *m, const char *path, GError **error)
+{
+  return ps_h5_write_file (path, write_model, m, error);
 }

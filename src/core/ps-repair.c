@@ -67,8 +67,8 @@ ps_repair_channels (const PsModel *g, int *n)
 
 /* The Conv2D/Dense whose output channels become @layer's channels through
  * zero-preserving layers (pooling, relu, dropout). */
-static PsLayer *
-feeding_layer (const PsModel *m, int layer, GError **error)
+PsLayer *
+_ps_repair_feeding_layer (const PsModel *m, int layer, GError **error)
 {
   int i = layer;
 
@@ -116,7 +116,7 @@ ps_repair_build (const PsModel *model, const PsSweep *sweep, int pruned, double 
   g = ps_model_copy (b);
   _ps_repair_info_free (g->repair);
   g->repair = NULL;
-  feed = feeding_layer (g, layer, error);
+  feed = _ps_repair_feeding_layer (g, layer, error);
   if (feed == NULL)
     return NULL;
   for (int k = 0; k < pruned; k++)
@@ -216,28 +216,17 @@ write_prunescope (hid_t file, const PsModel *g, GError **error)
   return ok;
 }
 
+static gboolean
+write_g (hid_t file, gconstpointer data, GError **error)
+{
+  return _ps_model_write_keras (data, file, error) && write_prunescope (file, data, error);
+}
+
 gboolean
 ps_repair_save (const PsModel *g, const char *path, GError **error)
 {
-  g_autofree char *tmp = NULL;
-  hid_t file;
-  gboolean ok;
-
   g_return_val_if_fail (ps_repair_is_g (g), FALSE);
-  file = ps_h5_create_temp (path, &tmp, error);
-  if (file < 0)
-    {
-      g_prefix_error (error, "%s: ", path);
-      return FALSE;
-    }
-  ok = _ps_model_write_keras (g, file, error) && write_prunescope (file, g, error);
-  if (ok)
-    ok = ps_h5_commit_temp (file, tmp, path, error);
-  else
-    ps_h5_abandon_temp (file, tmp);
-  if (!ok)
-    g_prefix_error (error, "%s: ", path);
-  return ok;
+  return ps_h5_write_file (path, write_g, g, error);
 }
 
 static double
