@@ -20,7 +20,7 @@ typedef struct {
 static void
 fixture_setup (Fixture *f, gconstpointer data)
 {
-  f->model = ps_test_small_model (7, 5);
+  f->model = ps_test_small_model (17, 5); /* a seed whose classes are spread out */
   f->sets[PS_SET_VALID] = ps_test_random_data (f->model, 300, 1);
   f->sets[PS_SET_TEST] = ps_test_random_data (f->model, 200, 2);
   f->sets[PS_SET_POISONED] = ps_test_random_data (f->model, 150, 3);
@@ -124,8 +124,16 @@ check_against_naive (Fixture *f, const char *layer_name)
       g_assert_cmpint (row->pruned, ==, step);
       g_assert_cmpint (row->channel, ==, step ? ps_sweep_order (s)[step - 1] : -1);
     }
-  /* Pruning must actually change predictions, or this test proves nothing. */
+  /* Pruning must actually change predictions, and B must use several classes, or this
+   * test proves little. */
   g_assert_cmpint (changed, >, 0);
+  {
+    int counts[5] = { 0 };
+    for (int i = 0; i < f->sets[PS_SET_VALID]->n; i++)
+      counts[ps_sweep_prediction (s, PS_SET_VALID, 0, i)]++;
+    for (int c = 0; c < 5; c++)
+      g_assert_cmpint (counts[c], <, f->sets[PS_SET_VALID]->n / 2);
+  }
 }
 
 static void

@@ -65,6 +65,7 @@ ps_cli_eval (int argc, char **argv)
   g_autoptr (PsModel) m = NULL;
   g_autoptr (GError) error = NULL;
   double s, acc;
+  char num[G_ASCII_DTOSTR_BUF_SIZE];
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Model, weights or G file (HDF5)", "FILE" },
     { "data", 'd', 0, G_OPTION_ARG_FILENAME, &data, "Clean data: print classification accuracy", "FILE" },
@@ -96,13 +97,14 @@ ps_cli_eval (int argc, char **argv)
     {
       if (!score (m, data, &acc, &error))
         return ps_cli_fail (error);
-      printf ("Clean Classification accuracy: %.4f %%\n", acc);
+      /* a decimal point in every locale, as the lab's eval.py prints */
+      printf ("Clean Classification accuracy: %s %%\n", g_ascii_formatd (num, sizeof num, "%.4f", acc));
     }
   if (poisoned != NULL)
     {
       if (!score (m, poisoned, &acc, &error))
         return ps_cli_fail (error);
-      printf ("Attack Success Rate: %.4f %%\n", acc);
+      printf ("Attack Success Rate: %s %%\n", g_ascii_formatd (num, sizeof num, "%.4f", acc));
     }
   return PS_EXIT_OK;
 }

@@ -451,27 +451,27 @@ create_temp (const char *path, char **tmp_path, GError **error)
 {
   g_autofree char *dir = g_path_get_dirname (path);
   g_autofree char *base = g_path_get_basename (path);
-  g_autofree char *tmpl = g_strdup_printf ("%s/.%s.XXXXXX", dir, base);
-  hid_t file;
-  int fd;
+  hid_t file = -1;
 
-  fd = g_mkstemp (tmpl);
-  if (fd < 0)
+  if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
     {
-      int saved = errno;
-      g_set_error (error, PS_ERROR, PS_ERROR_FILE, "cannot write in %s: %s",
-                   dir, g_strerror (saved));
+      g_set_error (error, PS_ERROR, PS_ERROR_FILE, "cannot write in %s: no such directory", dir);
       return -1;
     }
-  close (fd);
-  file = H5Fcreate (tmpl, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  /* HDF5 creates the file with the user's umask; EXCL never reuses an existing name. */
+  for (int attempt = 0; file < 0 && attempt < 8; attempt++)
+    {
+      g_free (*tmp_path);
+      *tmp_path = g_strdup_printf ("%s/.%s.%08x.tmp", dir, base, g_random_int ());
+      file = H5Fcreate (*tmp_path, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+      if (file < 0 && !g_file_test (*tmp_path, G_FILE_TEST_EXISTS))
+        break;
+    }
   if (file < 0)
     {
       ps_h5_set_error (error, "cannot create HDF5 file");
-      g_unlink (tmpl);
-      return -1;
+      g_clear_pointer (tmp_path, g_free);
     }
-  *tmp_path = g_steal_pointer (&tmpl);
   return file;
 }
 
@@ -497,7 +497,7 @@ ps_h5_write_file (const char *path, PsH5Writer writer, gconstpointer data, GErro
                    g_strerror (saved));
       ok = FALSE;
     }
-  if (!ok && tmp != NULL)
+  if (!ok && file >= 0)
     g_unlink (tmp);
   if (!ok)
     g_prefix_error (error, "%s: ", path);

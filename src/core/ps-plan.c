@@ -265,10 +265,8 @@ ps_layer_forward (const PsLayer *l, int n, const float * const *inputs,
           output[j] += inputs[i][j];
       break;
     case PS_LAYER_ACTIVATION:
-      {
-        int cols = (int) ps_shape_size (l->out);
-        ps_activation_apply (l->activation, n, cols, inputs[0], output);
-      }
+      /* Keras applies softmax along the last axis, at every position. */
+      ps_activation_apply (l->activation, n * l->out.h * l->out.w, l->out.c, inputs[0], output);
       break;
     case PS_LAYER_FLATTEN:
     case PS_LAYER_DROPOUT: /* identity at inference */

@@ -871,9 +871,12 @@ ps_sweep_set_metrics (const PsSweep *s, PsSetKind set, int step,
 static void
 append_cell (GString *line, double v)
 {
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+  /* a decimal point whatever the locale: a decimal comma would split the cell */
   g_string_append_c (line, ',');
   if (!isnan (v))
-    g_string_append_printf (line, "%.4f", v);
+    g_string_append (line, g_ascii_formatd (buf, sizeof buf, "%.4f", v));
 }
 
 gboolean
@@ -886,8 +889,10 @@ ps_sweep_write_csv (const PsSweep *s, GOutputStream *out, GError **error)
   for (int k = 0; k < s->n_steps; k++)
     {
       const PsSweepStep *r = &s->steps[k];
+      char buf[G_ASCII_DTOSTR_BUF_SIZE];
 
-      g_string_append_printf (text, "%d,%.6f,%d", r->pruned, r->fraction, r->channel);
+      g_string_append_printf (text, "%d,%s,%d", r->pruned,
+                              g_ascii_formatd (buf, sizeof buf, "%.6f", r->fraction), r->channel);
       append_cell (text, r->valid_acc);
       append_cell (text, r->test_acc);
       append_cell (text, r->asr);

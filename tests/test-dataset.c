@@ -1,0 +1,689 @@
+/* test-dataset.c: image sets written here with the raw HDF5 API in the lab's layout
+ * (data (N,3,H,W) channels-first, label (N,)), read back, saved and broken on purpose */
+#define G_LOG_DOMAIN "test-dataset"
+
+#include <glib/gstdio.h>
+#include <hdf5.h>
+#include <math.h>
+#include <string.h>
+
+#include "ps-dataset.h"
+#include "ps-test-util.h"
+
+/* A whole number 0..255 that differs along every axis. */
+static double
+pixel (int i, int c, int y, int x)
+{
+  return (i * 37 + c * 101 + y * 13 + x * 7) % 256;
+}
+
+static char *
+tmp_path (const char *name)
+{
+  return g_build_filename (ps_test_tmpdir (), name, NULL);
+}
+
+/* Writes @data (doubles, in the order of @dims) as @ftype and, when @n_labels >= 0,
+ * a float64 `label` of that length. */
+static void
+write_h5 (const char *path, hid_t ftype, int rank, const hsize_t *dims, const double *data,
+          const double *labels, int n_labels)
+{
+  hid_t file = H5Fcreate (path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t space, dset;
+
+  g_assert_cmpint (file, >=, 0);
+  space = H5Screate_simple (rank, dims, NULL);
+  dset = H5Dcreate2 (file, "data", ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  g_assert_cmpint (dset, >=, 0);
+  g_assert_cmpint (H5Dwrite (dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), >=, 0);
+  H5Dclose (dset);
+  H5Sclose (space);
+  if (n_labels >= 0)
+    {
+      hsize_t n = n_labels;
+      space = H5Screate_simple (1, &n, NULL);
+      dset = H5Dcreate2 (file, "label", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      g_assert_cmpint (H5Dwrite (dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels), >=, 0);
+      H5Dclose (dset);
+      H5Sclose (space);
+    }
+  g_assert_cmpint (H5Fclose (file), >=, 0);
+}
+
+/* The lab's layout, channels-first: pixel () divided by @div. */
+typedef struct {
+  int     n, c, h, w;
+  double *data;
+  double *labels;
+} LabSet;
+
+static LabSet *
+lab_set_new (int n, int c, int h, int w, double div)
+{
+  LabSet *s = g_new0 (LabSet, 1);
+
+  *s = (LabSet) { n, c, h, w, g_new (double, (gsize) n * c * h * w), g_new (double, MAX (n, 1)) };
+  for (int i = 0; i < n; i++)
+    {
+      for (int ch = 0; ch < c; ch++)
+        for (int y = 0; y < h; y++)
+          for (int x = 0; x < w; x++)
+            s->data[(((gsize) i * c + ch) * h + y) * w + x] = pixel (i, ch, y, x) / div;
+      s->labels[i] = (i * 7) % 11;
+    }
+  return s;
+}
+
+static void
+lab_set_free (LabSet *s)
+{
+  g_free (s->data);
+  g_free (s->labels);
+  g_free (s);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (LabSet, lab_set_free)
+
+static double *
+lab_at (const LabSet *s, int i, int c, int y, int x)
+{
+  return &s->data[(((gsize) i * s->c + c) * s->h + y) * s->w + x];
+}
+
+static void
+lab_set_write (const LabSet *s, const char *path, hid_t ftype)
+{
+  hsize_t dims[4] = { s->n, s->c, s->h, s->w };
+
+  write_h5 (path, ftype, 4, dims, s->data, s->labels, s->n);
+}
+
+/* Every pixel of images @from..n-1 (NHWC in memory) against the channels-first source,
+ * as the nearest float where the source is not a float32 number. */
+static void
+assert_pixels (const PsDataset *ds, const LabSet *s, int from)
+{
+  g_assert_cmpint (ds->n, ==, s->n);
+  g_assert_cmpint (ds->h, ==, s->h);
+  g_assert_cmpint (ds->w, ==, s->w);
+  g_assert_cmpint (ds->c, ==, s->c);
+  g_assert_true ((ds->u8 == NULL) != (ds->f32 == NULL));
+  for (int i = from; i < s->n; i++)
+    {
+      g_assert_cmpint (ds->labels[i], ==, (int) s->labels[i]);
+      for (int y = 0; y < s->h; y++)
+        for (int x = 0; x < s->w; x++)
+          for (int c = 0; c < s->c; c++)
+            {
+              gsize k = (((gsize) i * s->h + y) * s->w + x) * s->c + c;
+              float want = (float) *lab_at (s, i, c, y, x);
+              float got = ds->u8 ? ds->u8[k] : ds->f32[k];
+
+              if (got != want)
+                g_test_message ("image %d (y %d, x %d, c %d): %g, expected %g", i, y, x, c, got, want);
+              g_assert_cmpfloat (got, ==, want);
+            }
+    }
+}
+
+static PsDataset *
+load_ok (const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  PsDataset *ds = ps_dataset_load (path, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (ds);
+  return ds;
+}
+
+/* ---- storage and layout ---- */
+
+static void
+check_storage (const char *name, hid_t ftype, double div, gboolean want_u8)
+{
+  g_autofree char *path = tmp_path (name);
+  g_autoptr (LabSet) s = lab_set_new (5, 3, 6, 4, div);
+  g_autoptr (PsDataset) ds = NULL;
+
+  lab_set_write (s, path, ftype);
+  ds = load_ok (path);
+  g_assert_cmpstr (ds->path, ==, path);
+  if (want_u8)
+    g_assert_nonnull (ds->u8);
+  else
+    g_assert_nonnull (ds->f32);
+  assert_pixels (ds, s, 0);
+}
+
+static void
+test_float64_whole (void)
+{
+  check_storage ("f64-whole.h5", H5T_IEEE_F64LE, 1, TRUE);
+}
+
+static void
+test_float64_fraction (void)
+{
+  /* thirds are not even float32 numbers: kept as the nearest float */
+  check_storage ("f64-fraction.h5", H5T_IEEE_F64LE, 3, FALSE);
+}
+
+static void
+test_float32_whole (void)
+{
+  check_storage ("f32-whole.h5", H5T_IEEE_F32LE, 1, TRUE);
+}
+
+static void
+test_float32_fraction (void)
+{
+  check_storage ("f32-fraction.h5", H5T_IEEE_F32LE, 4, FALSE);
+}
+
+static void
+test_uint8 (void)
+{
+  check_storage ("u8.h5", H5T_STD_U8LE, 1, TRUE);
+}
+
+static void
+test_out_of_range (void)
+{
+  const double odd[] = { 256, -1, 1000, -0.5 };
+
+  /* whole numbers outside 0..255 (and one below zero) need float storage */
+  for (guint k = 0; k < G_N_ELEMENTS (odd); k++)
+    {
+      g_autofree char *path = tmp_path ("range.h5");
+      g_autoptr (LabSet) s = lab_set_new (3, 3, 4, 5, 1);
+      g_autoptr (PsDataset) ds = NULL;
+
+      *lab_at (s, 2, 1, 3, 4) = odd[k];
+      lab_set_write (s, path, H5T_IEEE_F64LE);
+      ds = load_ok (path);
+      g_assert_nonnull (ds->f32);
+      assert_pixels (ds, s, 0);
+    }
+}
+
+static void
+test_transpose (void)
+{
+  g_autofree char *path = tmp_path ("transpose.h5");
+  g_autoptr (LabSet) s = lab_set_new (2, 3, 4, 5, 1);
+  g_autoptr (PsDataset) ds = NULL;
+  const int img = 4 * 5 * 3;
+  int total = 0;
+
+  /* two marked pixels in an otherwise black set, on an H != W image */
+  memset (s->data, 0, sizeof (double) * 2 * img);
+  *lab_at (s, 1, 2, 3, 4) = 250; /* image 1, blue, bottom right */
+  *lab_at (s, 0, 0, 1, 3) = 7;   /* image 0, red, row 1, column 3 */
+  lab_set_write (s, path, H5T_IEEE_F64LE);
+  ds = load_ok (path);
+  g_assert_nonnull (ds->u8);
+  g_assert_cmpint (ds->h, ==, 4);
+  g_assert_cmpint (ds->w, ==, 5);
+  g_assert_cmpint (ds->c, ==, 3);
+  g_assert_cmpint (ds->u8[img + (3 * 5 + 4) * 3 + 2], ==, 250);
+  g_assert_cmpint (ds->u8[(1 * 5 + 3) * 3 + 0], ==, 7);
+  for (int k = 0; k < 2 * img; k++)
+    total += ds->u8[k];
+  g_assert_cmpint (total, ==, 257);
+}
+
+static void
+test_grayscale (void)
+{
+  g_autofree char *path = tmp_path ("gray.h5");
+  g_autoptr (LabSet) s = lab_set_new (4, 1, 5, 6, 1);
+  g_autoptr (PsDataset) ds = NULL;
+
+  lab_set_write (s, path, H5T_IEEE_F32LE);
+  ds = load_ok (path);
+  g_assert_cmpint (ds->c, ==, 1);
+  assert_pixels (ds, s, 0);
+}
+
+static void
+test_chunks (void)
+{
+  g_autofree char *path = tmp_path ("chunks.h5");
+  g_autoptr (LabSet) s = lab_set_new (300, 3, 5, 4, 1);
+  g_autoptr (PsDataset) ds = NULL;
+
+  /* 300 images cross the 256-image read chunk */
+  lab_set_write (s, path, H5T_IEEE_F64LE);
+  ds = load_ok (path);
+  g_assert_nonnull (ds->u8);
+  assert_pixels (ds, s, 0);
+  for (int i = 254; i < 300; i++)
+    g_assert_cmpint (ds->labels[i], ==, (i * 7) % 11);
+}
+
+static void
+test_chunks_late_fraction (void)
+{
+  g_autofree char *path = tmp_path ("late-fraction.h5");
+  g_autoptr (LabSet) s = lab_set_new (300, 3, 5, 4, 1);
+  g_autoptr (PsDataset) ds = NULL;
+
+  /* one fraction in the last image: the images already stored 8-bit move to float */
+  *lab_at (s, 299, 2, 4, 3) = 12.5;
+  lab_set_write (s, path, H5T_IEEE_F32LE);
+  ds = load_ok (path);
+  g_assert_nonnull (ds->f32);
+  assert_pixels (ds, s, 0);
+}
+
+/* ---- batches ---- */
+
+static void
+check_batches (const PsDataset *ds, const LabSet *s)
+{
+  const gsize img = (gsize) s->h * s->w * s->c;
+  const double scale = 1.0 / 255;
+  const int idx[] = { 4, 0, 4, 2 };
+  g_autofree float *out = g_new (float, img * 4);
+
+  ps_dataset_get_batch (ds, 2, 3, scale, out);
+  for (int b = 0; b < 3; b++)
+    for (int y = 0; y < s->h; y++)
+      for (int x = 0; x < s->w; x++)
+        for (int c = 0; c < s->c; c++)
+          g_assert_cmpfloat_with_epsilon (out[b * img + ((gsize) y * s->w + x) * s->c + c],
+                                          *lab_at (s, 2 + b, c, y, x) * scale, 1e-6);
+
+  ps_dataset_gather (ds, idx, G_N_ELEMENTS (idx), 2.0, out);
+  for (guint b = 0; b < G_N_ELEMENTS (idx); b++)
+    for (int y = 0; y < s->h; y++)
+      for (int x = 0; x < s->w; x++)
+        for (int c = 0; c < s->c; c++)
+          g_assert_cmpfloat (out[b * img + ((gsize) y * s->w + x) * s->c + c], ==,
+                             (float) (*lab_at (s, idx[b], c, y, x) * 2.0));
+}
+
+static void
+test_batch_scale (void)
+{
+  g_autofree char *p8 = tmp_path ("batch-u8.h5");
+  g_autofree char *pf = tmp_path ("batch-f32.h5");
+  g_autoptr (LabSet) whole = lab_set_new (5, 3, 3, 4, 1);
+  g_autoptr (LabSet) quarters = lab_set_new (5, 3, 3, 4, 4);
+  g_autoptr (PsDataset) d8 = NULL;
+  g_autoptr (PsDataset) df = NULL;
+
+  lab_set_write (whole, p8, H5T_IEEE_F64LE);
+  lab_set_write (quarters, pf, H5T_IEEE_F64LE);
+  d8 = load_ok (p8);
+  df = load_ok (pf);
+  g_assert_nonnull (d8->u8);
+  g_assert_nonnull (df->f32);
+  check_batches (d8, whole);
+  check_batches (df, quarters);
+}
+
+/* ---- saving ---- */
+
+static int
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char * const *) a, *(char * const *) b);
+}
+
+/* The names in @dir, sorted, joined by spaces. */
+static char *
+list_dir (const char *dir)
+{
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  const char *name;
+
+  g_assert_nonnull (d);
+  while ((name = g_dir_read_name (d)) != NULL)
+    g_ptr_array_add (names, g_strdup (name));
+  g_ptr_array_sort (names, compare_names);
+  g_ptr_array_add (names, NULL);
+  return g_strjoinv (" ", (char **) names->pdata);
+}
+
+static char *
+fresh_dir (const char *name)
+{
+  char *dir = tmp_path (name);
+
+  g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
+  return dir;
+}
+
+/* What is on disk, read plainly: shape (N,C,H,W), element type, pixels and labels. */
+static void
+assert_saved_layout (const char *path, const PsDataset *ds)
+{
+  const gsize img = (gsize) ds->h * ds->w * ds->c;
+  hid_t file = H5Fopen (path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  hid_t dset, space, type;
+  hsize_t dims[4], ldims[1];
+  g_autofree double *data = g_new (double, img * ds->n);
+  g_autofree double *labels = g_new (double, ds->n);
+
+  g_assert_cmpint (file, >=, 0);
+  dset = H5Dopen2 (file, "data", H5P_DEFAULT);
+  space = H5Dget_space (dset);
+  g_assert_cmpint (H5Sget_simple_extent_ndims (space), ==, 4);
+  H5Sget_simple_extent_dims (space, dims, NULL);
+  g_assert_cmpuint (dims[0], ==, ds->n);
+  g_assert_cmpuint (dims[1], ==, ds->c);
+  g_assert_cmpuint (dims[2], ==, ds->h);
+  g_assert_cmpuint (dims[3], ==, ds->w);
+  type = H5Dget_type (dset);
+  g_assert_cmpint (H5Tget_class (type), ==, ds->u8 ? H5T_INTEGER : H5T_FLOAT);
+  g_assert_cmpuint (H5Tget_size (type), ==, ds->u8 ? 1 : 4);
+  g_assert_cmpint (H5Dread (dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), >=, 0);
+  H5Tclose (type);
+  H5Sclose (space);
+  H5Dclose (dset);
+  for (int i = 0; i < ds->n; i++)
+    for (int c = 0; c < ds->c; c++)
+      for (int y = 0; y < ds->h; y++)
+        for (int x = 0; x < ds->w; x++)
+          {
+            gsize k = i * img + ((gsize) y * ds->w + x) * ds->c + c;
+            double want = ds->u8 ? ds->u8[k] : ds->f32[k];
+            g_assert_cmpfloat (data[(((gsize) i * ds->c + c) * ds->h + y) * ds->w + x], ==, want);
+          }
+
+  dset = H5Dopen2 (file, "label", H5P_DEFAULT);
+  space = H5Dget_space (dset);
+  g_assert_cmpint (H5Sget_simple_extent_ndims (space), ==, 1);
+  H5Sget_simple_extent_dims (space, ldims, NULL);
+  g_assert_cmpuint (ldims[0], ==, ds->n);
+  g_assert_cmpint (H5Dread (dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels), >=, 0);
+  for (int i = 0; i < ds->n; i++)
+    g_assert_cmpfloat (labels[i], ==, ds->labels[i]);
+  H5Sclose (space);
+  H5Dclose (dset);
+  H5Fclose (file);
+}
+
+static void
+assert_same_dataset (const PsDataset *a, const PsDataset *b)
+{
+  gsize px = (gsize) a->n * a->h * a->w * a->c;
+
+  g_assert_cmpint (a->n, ==, b->n);
+  g_assert_cmpint (a->h, ==, b->h);
+  g_assert_cmpint (a->w, ==, b->w);
+  g_assert_cmpint (a->c, ==, b->c);
+  g_assert_true ((a->u8 != NULL) == (b->u8 != NULL));
+  if (a->u8 != NULL)
+    g_assert_cmpmem (a->u8, px, b->u8, px);
+  else
+    g_assert_cmpmem (a->f32, px * sizeof (float), b->f32, px * sizeof (float));
+  g_assert_cmpmem (a->labels, a->n * sizeof (int), b->labels, b->n * sizeof (int));
+}
+
+static void
+check_round_trip (const PsDataset *ds, const char *name)
+{
+  g_autofree char *dir = fresh_dir (name);
+  g_autofree char *path = g_build_filename (dir, "set.h5", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsDataset) back = NULL;
+  g_autofree char *files = NULL;
+
+  g_assert_true (ps_dataset_save (ds, path, &error));
+  g_assert_no_error (error);
+  files = list_dir (dir);
+  g_assert_cmpstr (files, ==, "set.h5");
+  assert_saved_layout (path, ds);
+  back = load_ok (path);
+  assert_same_dataset (ds, back);
+}
+
+static void
+test_save_round_trip_u8 (void)
+{
+  g_autoptr (PsModel) m = ps_test_small_model (1, 4);
+  g_autoptr (PsDataset) ds = ps_test_random_data (m, 300, 8);
+
+  check_round_trip (ds, "trip-u8");
+}
+
+static void
+test_save_round_trip_f32 (void)
+{
+  g_autofree char *path = tmp_path ("trip-src.h5");
+  g_autoptr (LabSet) s = lab_set_new (7, 3, 5, 3, 3);
+  g_autoptr (PsDataset) ds = NULL;
+
+  lab_set_write (s, path, H5T_IEEE_F64LE);
+  ds = load_ok (path);
+  g_assert_nonnull (ds->f32);
+  check_round_trip (ds, "trip-f32");
+}
+
+static void
+test_save_no_directory (void)
+{
+  g_autofree char *dir = fresh_dir ("save-nodir");
+  g_autofree char *path = g_build_filename (dir, "missing", "set.h5", NULL);
+  g_autofree char *missing = g_build_filename (dir, "missing", NULL);
+  g_autoptr (PsModel) m = ps_test_small_model (1, 4);
+  g_autoptr (PsDataset) ds = ps_test_random_data (m, 3, 8);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *files = NULL;
+
+  g_assert_false (ps_dataset_save (ds, path, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, path));
+  g_assert_null (strchr (error->message, '\n'));
+  g_assert_false (g_file_test (missing, G_FILE_TEST_EXISTS));
+  files = list_dir (dir);
+  g_assert_cmpstr (files, ==, "");
+}
+
+static void
+test_save_replace (void)
+{
+  g_autofree char *dir = fresh_dir ("save-replace");
+  g_autofree char *path = g_build_filename (dir, "set.h5", NULL);
+  g_autofree char *blocker = g_build_filename (dir, "taken.h5", NULL);
+  g_autofree char *inside = g_build_filename (blocker, "keep", NULL);
+  g_autoptr (PsModel) m = ps_test_small_model (1, 4);
+  g_autoptr (PsDataset) old = ps_test_random_data (m, 20, 1);
+  g_autoptr (PsDataset) ds = ps_test_random_data (m, 9, 2);
+  g_autoptr (PsDataset) back = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *files = NULL;
+
+  g_assert_true (ps_dataset_save (old, path, &error));
+  g_assert_true (ps_dataset_save (ds, path, &error));
+  g_assert_no_error (error);
+  back = load_ok (path);
+  assert_same_dataset (ds, back);
+  files = list_dir (dir);
+  g_assert_cmpstr (files, ==, "set.h5");
+
+  /* A save that fails at the last moment (the name is a non-empty directory) leaves
+   * what was there and no temporary file. */
+  g_assert_cmpint (g_mkdir (blocker, 0700), ==, 0);
+  g_assert_true (g_file_set_contents (inside, "x", -1, NULL));
+  g_assert_false (ps_dataset_save (ds, blocker, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, blocker));
+  g_clear_error (&error);
+  g_free (files);
+  files = list_dir (dir);
+  g_assert_cmpstr (files, ==, "set.h5 taken.h5");
+  g_assert_true (g_file_test (inside, G_FILE_TEST_IS_REGULAR));
+}
+
+/* ---- errors ---- */
+
+static void
+assert_load_fails (const char *path, const char *word)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsDataset) ds = ps_dataset_load (path, &error);
+
+  g_assert_null (ds);
+  g_assert_nonnull (error);
+  g_test_message ("%s", error->message);
+  /* one line that names the file and says what is wrong */
+  g_assert_true (g_str_has_prefix (error->message, path));
+  g_assert_cmpuint (strlen (error->message), >, strlen (path) + 4);
+  g_assert_null (strchr (error->message, '\n'));
+  if (word != NULL)
+    g_assert_nonnull (strstr (error->message, word));
+}
+
+static void
+test_error_missing_label (void)
+{
+  g_autofree char *path = tmp_path ("no-label.h5");
+  g_autoptr (LabSet) s = lab_set_new (4, 3, 3, 3, 1);
+  hsize_t dims[4] = { 4, 3, 3, 3 };
+
+  write_h5 (path, H5T_IEEE_F64LE, 4, dims, s->data, NULL, -1);
+  assert_load_fails (path, "label");
+}
+
+static void
+test_error_label_count (void)
+{
+  g_autofree char *path = tmp_path ("label-count.h5");
+  g_autoptr (LabSet) s = lab_set_new (4, 3, 3, 3, 1);
+  hsize_t dims[4] = { 4, 3, 3, 3 };
+
+  write_h5 (path, H5T_IEEE_F64LE, 4, dims, s->data, s->labels, 3);
+  assert_load_fails (path, "label");
+}
+
+static void
+test_error_rank3 (void)
+{
+  g_autofree char *path = tmp_path ("rank3.h5");
+  g_autoptr (LabSet) s = lab_set_new (4, 3, 3, 3, 1);
+  hsize_t dims[3] = { 4, 9, 3 };
+
+  write_h5 (path, H5T_IEEE_F64LE, 3, dims, s->data, s->labels, 4);
+  assert_load_fails (path, "rank");
+}
+
+static void
+test_error_no_channel_axis (void)
+{
+  g_autofree char *path = tmp_path ("channels.h5");
+  g_autoptr (LabSet) s = lab_set_new (2, 4, 5, 6, 1);
+
+  lab_set_write (s, path, H5T_IEEE_F64LE);
+  assert_load_fails (path, "channel");
+}
+
+static void
+test_error_nan_pixel (void)
+{
+  g_autofree char *path = tmp_path ("nan.h5");
+  g_autoptr (LabSet) s = lab_set_new (300, 3, 3, 3, 1);
+
+  /* in the second read chunk */
+  *lab_at (s, 280, 1, 2, 0) = NAN;
+  lab_set_write (s, path, H5T_IEEE_F64LE);
+  assert_load_fails (path, "NaN");
+}
+
+static void
+test_error_bad_label (void)
+{
+  const double bad[] = { -1, 2.5, NAN };
+
+  for (guint k = 0; k < G_N_ELEMENTS (bad); k++)
+    {
+      g_autofree char *path = tmp_path ("bad-label.h5");
+      g_autoptr (LabSet) s = lab_set_new (4, 3, 3, 3, 1);
+
+      s->labels[3] = bad[k];
+      lab_set_write (s, path, H5T_IEEE_F64LE);
+      assert_load_fails (path, "label");
+    }
+}
+
+static void
+test_error_truncated (void)
+{
+  g_autofree char *path = tmp_path ("truncated.h5");
+  g_autoptr (LabSet) s = lab_set_new (300, 3, 5, 4, 1);
+  g_autofree char *contents = NULL;
+  gsize len;
+
+  lab_set_write (s, path, H5T_IEEE_F64LE);
+  g_assert_true (g_file_get_contents (path, &contents, &len, NULL));
+  for (gsize cut = len / 2; cut >= 512; cut /= 8)
+    {
+      g_assert_true (g_file_set_contents (path, contents, cut, NULL));
+      assert_load_fails (path, NULL);
+    }
+}
+
+static void
+test_error_not_hdf5 (void)
+{
+  g_autofree char *path = tmp_path ("text.h5");
+
+  g_assert_true (g_file_set_contents (path, "label,data\n1,2\n", -1, NULL));
+  assert_load_fails (path, NULL);
+}
+
+static void
+test_error_missing_file (void)
+{
+  g_autofree char *path = tmp_path ("nowhere.h5");
+
+  assert_load_fails (path, NULL);
+}
+
+static void
+test_error_empty_file (void)
+{
+  g_autofree char *path = tmp_path ("empty.h5");
+
+  g_assert_true (g_file_set_contents (path, "", 0, NULL));
+  assert_load_fails (path, NULL);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/dataset/load/float64-whole", test_float64_whole);
+  g_test_add_func ("/dataset/load/float64-fraction", test_float64_fraction);
+  g_test_add_func ("/dataset/load/float32-whole", test_float32_whole);
+  g_test_add_func ("/dataset/load/float32-fraction", test_float32_fraction);
+  g_test_add_func ("/dataset/load/uint8", test_uint8);
+  g_test_add_func ("/dataset/load/out-of-range", test_out_of_range);
+  g_test_add_func ("/dataset/load/transpose", test_transpose);
+  g_test_add_func ("/dataset/load/grayscale", test_grayscale);
+  g_test_add_func ("/dataset/load/chunks", test_chunks);
+  g_test_add_func ("/dataset/load/chunks-late-fraction", test_chunks_late_fraction);
+  g_test_add_func ("/dataset/batch/scale", test_batch_scale);
+  g_test_add_func ("/dataset/save/round-trip-u8", test_save_round_trip_u8);
+  g_test_add_func ("/dataset/save/round-trip-f32", test_save_round_trip_f32);
+  g_test_add_func ("/dataset/save/no-directory", test_save_no_directory);
+  g_test_add_func ("/dataset/save/replace", test_save_replace);
+  g_test_add_func ("/dataset/error/missing-label", test_error_missing_label);
+  g_test_add_func ("/dataset/error/label-count", test_error_label_count);
+  g_test_add_func ("/dataset/error/rank3", test_error_rank3);
+  g_test_add_func ("/dataset/error/no-channel-axis", test_error_no_channel_axis);
+  g_test_add_func ("/dataset/error/nan-pixel", test_error_nan_pixel);
+  g_test_add_func ("/dataset/error/bad-label", test_error_bad_label);
+  g_test_add_func ("/dataset/error/truncated", test_error_truncated);
+  g_test_add_func ("/dataset/error/not-hdf5", test_error_not_hdf5);
+  g_test_add_func ("/dataset/error/empty-file", test_error_empty_file);
+  g_test_add_func ("/dataset/error/missing-file", test_error_missing_file);
+
+  return g_test_run ();
+}

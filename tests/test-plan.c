@@ -1,0 +1,962 @@
+/* test-plan.c: every forward op of the plan against a naive second path (plain loops in
+ * double), then a whole network, then argmax and its margin */
+#define G_LOG_DOMAIN "test-plan"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "ps-plan.h"
+#include "ps-test-util.h"
+
+#define BATCH 3
+#define RTOL  1e-4
+
+/* ---- a tensor in double, NHWC ---- */
+
+typedef struct {
+  int     n, h, w, c;
+  double *v;
+} Tensor;
+
+static Tensor *
+tensor_new (int n, int h, int w, int c)
+{
+  Tensor *t = g_new0 (Tensor, 1);
+
+  *t = (Tensor) { n, h, w, c, g_new0 (double, (gsize) n * h * w * c) };
+  return t;
+}
+
+static void
+tensor_free (Tensor *t)
+{
+  if (t == NULL)
+    return;
+  g_free (t->v);
+  g_free (t);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Tensor, tensor_free)
+
+static gsize
+tensor_size (const Tensor *t)
+{
+  return (gsize) t->n * t->h * t->w * t->c;
+}
+
+static double *
+at (const Tensor *t, int b, int y, int x, int c)
+{
+  return &t->v[(((gsize) b * t->h + y) * t->w + x) * t->c + c];
+}
+
+static Tensor *
+tensor_copy (const Tensor *t)
+{
+  Tensor *o = tensor_new (t->n, t->h, t->w, t->c);
+
+  memcpy (o->v, t->v, tensor_size (t) * sizeof (double));
+  return o;
+}
+
+/* ---- building models from small Keras configs ---- */
+
+static void
+add_layer (GString *json, const char *cls, const char *name, const char *config,
+           const char *inputs)
+{
+  g_auto (GStrv) in = g_strsplit (inputs ? inputs : "", ",", -1);
+
+  g_string_append_printf (json, "%s{\"class_name\": \"%s\", \"name\": \"%s\", "
+                          "\"config\": {\"name\": \"%s\"%s%s}, \"inbound_nodes\": [",
+                          json->str[json->len - 1] == '[' ? "" : ", ", cls, name, name,
+                          config ? ", " : "", config ? config : "");
+  if (inputs != NULL)
+    {
+      g_string_append (json, "[");
+      for (guint i = 0; in[i] != NULL; i++)
+        g_string_append_printf (json, "%s[\"%s\", 0, 0, {}]", i ? ", " : "", in[i]);
+      g_string_append (json, "]");
+    }
+  g_string_append (json, "]}");
+}
+
+static GString *
+model_begin (int h, int w, int c)
+{
+  GString *json = g_string_new ("{\"class_name\": \"Functional\", \"config\": {\"name\": \"t\", \"layers\": [");
+  g_autofree char *shape = g_strdup_printf ("\"batch_input_shape\": [null, %d, %d, %d]", h, w, c);
+
+  add_layer (json, "InputLayer", "input", shape, NULL);
+  return json;
+}
+
+/* Ends with Flatten + Dense "output" after @last, and builds the model with seeded
+ * random weights. */
+static PsModel *
+model_end (GString *json, const char *last, int classes, guint32 seed)
+{
+  g_autofree char *units = g_strdup_printf ("\"units\": %d, \"activation\": \"softmax\"", classes);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GRand) rand = g_rand_new_with_seed (seed);
+  PsModel *m;
+
+  if (last != NULL)
+    {
+      add_layer (json, "Flatten", "flat_out", NULL, last);
+      add_layer (json, "Dense", "output", units, "flat_out");
+    }
+  g_string_append (json, "], \"input_layers\": [[\"input\", 0, 0]], "
+                         "\"output_layers\": [[\"output\", 0, 0]]}}");
+  m = ps_model_new_from_config (json->str, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (m);
+  for (int i = 0; i < m->n_layers; i++)
+    {
+      PsLayer *l = m->layers[i];
+
+      if (!ps_layer_has_weights (l))
+        continue;
+      l->kernel = g_new (float, l->kernel_len);
+      l->bias = g_new (float, l->bias_len);
+      for (gsize k = 0; k < l->kernel_len; k++)
+        l->kernel[k] = (float) g_rand_double_range (rand, -1, 1);
+      for (gsize k = 0; k < l->bias_len; k++)
+        l->bias[k] = (float) g_rand_double_range (rand, -0.5, 0.5);
+    }
+  g_string_free (json, TRUE);
+  return m;
+}
+
+/* Random input in [lo, hi) written to the plan (as float) and kept in double. */
+static Tensor *
+random_input (const PsModel *m, PsPlan *plan, int n, double lo, double hi, guint32 seed)
+{
+  PsShape s = m->layers[m->input]->out;
+  Tensor *t = tensor_new (n, s.h, s.w, s.c);
+  float *buf = ps_plan_output (plan, m->input);
+  g_autoptr (GRand) rand = g_rand_new_with_seed (seed);
+
+  for (gsize i = 0; i < tensor_size (t); i++)
+    {
+      buf[i] = (float) g_rand_double_range (rand, lo, hi);
+      t->v[i] = buf[i];
+    }
+  return t;
+}
+
+/* A plan buffer read back as a tensor of @layer's shape. */
+static Tensor *
+plan_tensor (const PsModel *m, PsPlan *plan, int layer, int n)
+{
+  PsShape s = m->layers[layer]->out;
+  Tensor *t = tensor_new (n, s.h, s.w, s.c);
+  const float *buf = ps_plan_output (plan, layer);
+
+  for (gsize i = 0; i < tensor_size (t); i++)
+    t->v[i] = buf[i];
+  return t;
+}
+
+static void
+assert_close (const Tensor *got, const Tensor *want, double rtol)
+{
+  double worst = 0;
+  gsize worst_at = 0;
+
+  g_assert_cmpint (got->n, ==, want->n);
+  g_assert_cmpint (got->h, ==, want->h);
+  g_assert_cmpint (got->w, ==, want->w);
+  g_assert_cmpint (got->c, ==, want->c);
+  for (gsize i = 0; i < tensor_size (want); i++)
+    {
+      double err = fabs (got->v[i] - want->v[i]) / MAX (1.0, fabs (want->v[i]));
+      if (!(err <= worst))
+        worst = err, worst_at = i;
+    }
+  if (worst > rtol)
+    g_test_message ("element %" G_GSIZE_FORMAT ": %g, expected %g", worst_at,
+                    got->v[worst_at], want->v[worst_at]);
+  g_assert_cmpfloat (worst, <=, rtol);
+}
+
+/* ---- the naive ops ---- */
+
+/* Output size and the padding before the first row, as TensorFlow defines them. */
+static void
+geometry (int in, int k, int s, gboolean same, int *out, int *before)
+{
+  if (same)
+    {
+      int total;
+      *out = in / s + (in % s != 0);
+      total = (*out - 1) * s + k - in;
+      *before = total > 0 ? total / 2 : 0;
+    }
+  else
+    {
+      *out = (in - k) / s + 1;
+      *before = 0;
+    }
+}
+
+static void
+naive_activation (Tensor *t, PsActivation act)
+{
+  if (act == PS_ACT_RELU)
+    for (gsize i = 0; i < tensor_size (t); i++)
+      t->v[i] = t->v[i] > 0 ? t->v[i] : 0;
+  else if (act == PS_ACT_SOFTMAX)
+    /* Keras: along the last axis, at every position */
+    for (gsize p = 0; p < tensor_size (t) / t->c; p++)
+      {
+        double *row = t->v + p * t->c, mx = -INFINITY, sum = 0;
+        for (int j = 0; j < t->c; j++)
+          mx = MAX (mx, row[j]);
+        for (int j = 0; j < t->c; j++)
+          sum += exp (row[j] - mx);
+        for (int j = 0; j < t->c; j++)
+          row[j] = exp (row[j] - mx) / sum;
+      }
+}
+
+static Tensor *
+naive_conv (const Tensor *x, const PsLayer *l)
+{
+  int oh, ow, top, left, O = l->out.c;
+  Tensor *y;
+
+  geometry (x->h, l->kh, l->sh, l->same, &oh, &top);
+  geometry (x->w, l->kw, l->sw, l->same, &ow, &left);
+  y = tensor_new (x->n, oh, ow, O);
+  for (int b = 0; b < x->n; b++)
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++)
+        for (int o = 0; o < O; o++)
+          {
+            double sum = l->bias[o];
+            for (int ky = 0; ky < l->kh; ky++)
+              for (int kx = 0; kx < l->kw; kx++)
+                for (int c = 0; c < x->c; c++)
+                  {
+                    int iy = oy * l->sh + ky - top, ix = ox * l->sw + kx - left;
+                    if (iy < 0 || iy >= x->h || ix < 0 || ix >= x->w)
+                      continue;
+                    /* Keras kernel (kh, kw, in, out) */
+                    sum += *at (x, b, iy, ix, c)
+                           * l->kernel[((gsize) (ky * l->kw + kx) * x->c + c) * O + o];
+                  }
+            *at (y, b, oy, ox, o) = sum;
+          }
+  naive_activation (y, l->activation);
+  return y;
+}
+
+static Tensor *
+naive_pool (const Tensor *x, const PsLayer *l)
+{
+  int oh, ow, top, left;
+  Tensor *y;
+
+  geometry (x->h, l->kh, l->sh, l->same, &oh, &top);
+  geometry (x->w, l->kw, l->sw, l->same, &ow, &left);
+  y = tensor_new (x->n, oh, ow, x->c);
+  for (int b = 0; b < x->n; b++)
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++)
+        for (int c = 0; c < x->c; c++)
+          {
+            double mx = -INFINITY;
+            /* padding never wins: only real positions count */
+            for (int ky = 0; ky < l->kh; ky++)
+              for (int kx = 0; kx < l->kw; kx++)
+                {
+                  int iy = oy * l->sh + ky - top, ix = ox * l->sw + kx - left;
+                  if (iy >= 0 && iy < x->h && ix >= 0 && ix < x->w)
+                    mx = MAX (mx, *at (x, b, iy, ix, c));
+                }
+            *at (y, b, oy, ox, c) = mx;
+          }
+  return y;
+}
+
+static Tensor *
+naive_flatten (const Tensor *x)
+{
+  Tensor *y = tensor_new (x->n, 1, 1, x->h * x->w * x->c);
+
+  for (int b = 0; b < x->n; b++)
+    for (int yy = 0; yy < x->h; yy++)
+      for (int xx = 0; xx < x->w; xx++)
+        for (int c = 0; c < x->c; c++)
+          *at (y, b, 0, 0, (yy * x->w + xx) * x->c + c) = *at (x, b, yy, xx, c);
+  return y;
+}
+
+static Tensor *
+naive_dense (const Tensor *x, const PsLayer *l)
+{
+  int in = x->h * x->w * x->c, out = l->out.c;
+  Tensor *y = tensor_new (x->n, 1, 1, out);
+
+  for (int b = 0; b < x->n; b++)
+    for (int o = 0; o < out; o++)
+      {
+        double sum = l->bias[o];
+        for (int i = 0; i < in; i++)
+          sum += x->v[(gsize) b * in + i] * l->kernel[(gsize) i * out + o];
+        y->v[(gsize) b * out + o] = sum;
+      }
+  naive_activation (y, l->activation);
+  return y;
+}
+
+static Tensor *
+naive_add (Tensor **xs, int k)
+{
+  Tensor *y = tensor_copy (xs[0]);
+
+  for (int j = 1; j < k; j++)
+    for (gsize i = 0; i < tensor_size (y); i++)
+      y->v[i] += xs[j]->v[i];
+  return y;
+}
+
+/* The whole graph, layer by layer, from the input tensor. */
+static Tensor **
+naive_network (const PsModel *m, const Tensor *input)
+{
+  Tensor **t = g_new0 (Tensor *, m->n_layers);
+
+  for (int i = 0; i < m->n_layers; i++)
+    {
+      const PsLayer *l = m->layers[i];
+      Tensor *x = l->n_inputs > 0 ? t[l->inputs[0]] : NULL;
+
+      switch (l->kind)
+        {
+        case PS_LAYER_INPUT:
+          t[i] = tensor_copy (input);
+          break;
+        case PS_LAYER_CONV2D:
+          t[i] = naive_conv (x, l);
+          break;
+        case PS_LAYER_MAXPOOL2D:
+          t[i] = naive_pool (x, l);
+          break;
+        case PS_LAYER_DENSE:
+          t[i] = naive_dense (x, l);
+          break;
+        case PS_LAYER_FLATTEN:
+          t[i] = naive_flatten (x);
+          break;
+        case PS_LAYER_ADD:
+          {
+            Tensor *xs[PS_MAX_INPUTS] = { NULL };
+            for (int j = 0; j < l->n_inputs; j++)
+              xs[j] = t[l->inputs[j]];
+            t[i] = naive_add (xs, l->n_inputs);
+          }
+          break;
+        case PS_LAYER_ACTIVATION:
+          t[i] = tensor_copy (x);
+          naive_activation (t[i], l->activation);
+          break;
+        case PS_LAYER_DROPOUT:
+        default:
+          t[i] = tensor_copy (x);
+          break;
+        }
+    }
+  return t;
+}
+
+static void
+naive_network_free (const PsModel *m, Tensor **t)
+{
+  for (int i = 0; i < m->n_layers; i++)
+    tensor_free (t[i]);
+  g_free (t);
+}
+
+/* ---- Conv2D ---- */
+
+typedef struct {
+  int h, w, cin, cout, kh, kw, sh, sw;
+  gboolean same;
+  const char *activation;
+} ConvCase;
+
+static void
+check_conv (const ConvCase *cc)
+{
+  g_autofree char *cfg = g_strdup_printf (
+    "\"filters\": %d, \"kernel_size\": [%d, %d], \"strides\": [%d, %d], "
+    "\"padding\": \"%s\", \"activation\": \"%s\"",
+    cc->cout, cc->kh, cc->kw, cc->sh, cc->sw, cc->same ? "same" : "valid", cc->activation);
+  GString *json = model_begin (cc->h, cc->w, cc->cin);
+  g_autoptr (PsModel) m = NULL;
+  PsPlan *plan;
+  int conv;
+
+  add_layer (json, "Conv2D", "conv", cfg, "input");
+  m = model_end (json, "conv", 3, 11 + cc->kh * 7 + cc->cout);
+  conv = ps_model_find_layer (m, "conv");
+  /* max_batch above the batch run: a partial batch must work */
+  plan = ps_plan_new (m, BATCH + 2);
+  {
+    g_autoptr (Tensor) x = random_input (m, plan, BATCH, -1, 1, cc->h * 100 + cc->cin);
+    g_autoptr (Tensor) want = NULL;
+    g_autoptr (Tensor) got = NULL;
+
+    ps_plan_forward (plan, BATCH);
+    want = naive_conv (x, m->layers[conv]);
+    got = plan_tensor (m, plan, conv, BATCH);
+    assert_close (got, want, RTOL);
+  }
+  ps_plan_free (plan);
+}
+
+static void
+check_conv_cases (const ConvCase *cases, gsize n)
+{
+  for (gsize i = 0; i < n; i++)
+    check_conv (&cases[i]);
+}
+
+static void
+test_conv_valid_stride1 (void)
+{
+  const ConvCase cases[] = {
+    { 7, 6, 3, 4, 3, 3, 1, 1, FALSE, "linear" },
+    { 5, 9, 1, 2, 2, 2, 1, 1, FALSE, "linear" },
+    { 6, 6, 5, 7, 5, 5, 1, 1, FALSE, "relu" },
+  };
+  check_conv_cases (cases, G_N_ELEMENTS (cases));
+}
+
+static void
+test_conv_valid_stride2 (void)
+{
+  const ConvCase cases[] = {
+    { 9, 8, 3, 4, 3, 3, 2, 2, FALSE, "linear" },
+    { 10, 7, 2, 3, 2, 2, 2, 2, FALSE, "linear" },
+    { 9, 9, 4, 2, 3, 3, 2, 1, FALSE, "relu" },
+  };
+  check_conv_cases (cases, G_N_ELEMENTS (cases));
+}
+
+static void
+test_conv_same_stride1 (void)
+{
+  const ConvCase cases[] = {
+    { 7, 6, 3, 4, 3, 3, 1, 1, TRUE, "linear" },
+    /* even kernels pad more after than before */
+    { 8, 5, 2, 3, 4, 2, 1, 1, TRUE, "linear" },
+    { 5, 5, 6, 5, 5, 5, 1, 1, TRUE, "relu" },
+  };
+  check_conv_cases (cases, G_N_ELEMENTS (cases));
+}
+
+static void
+test_conv_same_stride2 (void)
+{
+  const ConvCase cases[] = {
+    { 7, 6, 3, 4, 3, 3, 2, 2, TRUE, "linear" },
+    { 8, 8, 3, 4, 3, 3, 2, 2, TRUE, "linear" },
+    { 9, 10, 2, 5, 4, 4, 2, 2, TRUE, "linear" },
+    { 6, 7, 3, 2, 2, 3, 2, 1, TRUE, "relu" },
+  };
+  check_conv_cases (cases, G_N_ELEMENTS (cases));
+}
+
+static void
+test_conv_kernel_3x2 (void)
+{
+  const ConvCase cases[] = {
+    { 7, 6, 3, 4, 3, 2, 1, 1, FALSE, "linear" },
+    { 7, 6, 3, 4, 3, 2, 1, 1, TRUE, "linear" },
+    { 8, 9, 2, 3, 3, 2, 2, 2, TRUE, "linear" },
+    { 9, 8, 2, 3, 2, 3, 2, 1, FALSE, "relu" },
+  };
+  check_conv_cases (cases, G_N_ELEMENTS (cases));
+}
+
+static void
+test_conv_channels (void)
+{
+  const ConvCase cases[] = {
+    { 5, 4, 1, 1, 3, 3, 1, 1, TRUE, "linear" },
+    { 5, 4, 1, 9, 3, 3, 1, 1, FALSE, "linear" },
+    { 5, 4, 8, 1, 2, 2, 1, 1, TRUE, "linear" },
+    { 4, 4, 16, 12, 3, 3, 1, 1, TRUE, "linear" },
+  };
+  check_conv_cases (cases, G_N_ELEMENTS (cases));
+}
+
+static void
+test_conv_1x1 (void)
+{
+  /* 1x1 stride 1 reads its input directly; with a stride it goes through im2col */
+  const ConvCase cases[] = {
+    { 5, 6, 4, 3, 1, 1, 1, 1, FALSE, "linear" },
+    { 5, 6, 4, 3, 1, 1, 1, 1, TRUE, "relu" },
+    { 5, 6, 4, 3, 1, 1, 2, 2, FALSE, "linear" },
+    { 5, 6, 4, 3, 1, 1, 2, 2, TRUE, "linear" },
+  };
+  check_conv_cases (cases, G_N_ELEMENTS (cases));
+}
+
+static void
+test_conv_softmax (void)
+{
+  const ConvCase cases[] = {
+    { 5, 6, 3, 4, 3, 3, 1, 1, TRUE, "softmax" },
+  };
+  check_conv_cases (cases, G_N_ELEMENTS (cases));
+}
+
+/* ---- MaxPooling2D ---- */
+
+typedef struct {
+  int h, w, c, ph, pw, sh, sw; /* sh == 0: no strides in the config */
+  gboolean same;
+} PoolCase;
+
+static void
+check_pool (const PoolCase *pc, double lo, double hi)
+{
+  g_autofree char *strides = pc->sh ? g_strdup_printf (", \"strides\": [%d, %d]", pc->sh, pc->sw)
+                                    : g_strdup ("");
+  g_autofree char *cfg = g_strdup_printf ("\"pool_size\": [%d, %d]%s, \"padding\": \"%s\"",
+                                          pc->ph, pc->pw, strides, pc->same ? "same" : "valid");
+  GString *json = model_begin (pc->h, pc->w, pc->c);
+  g_autoptr (PsModel) m = NULL;
+  PsPlan *plan;
+  int pool;
+
+  add_layer (json, "MaxPooling2D", "pool", cfg, "input");
+  m = model_end (json, "pool", 2, 5);
+  pool = ps_model_find_layer (m, "pool");
+  plan = ps_plan_new (m, BATCH);
+  {
+    g_autoptr (Tensor) x = random_input (m, plan, BATCH, lo, hi, pc->h * 31 + pc->ph);
+    g_autoptr (Tensor) want = NULL;
+    g_autoptr (Tensor) got = NULL;
+
+    ps_plan_forward (plan, BATCH);
+    want = naive_pool (x, m->layers[pool]);
+    got = plan_tensor (m, plan, pool, BATCH);
+    /* a maximum is one of the inputs: exact */
+    assert_close (got, want, 0);
+  }
+  ps_plan_free (plan);
+}
+
+static void
+check_pool_cases (const PoolCase *cases, gsize n)
+{
+  for (gsize i = 0; i < n; i++)
+    {
+      check_pool (&cases[i], -1, 1);
+      /* all negative: a zero from padding would win */
+      check_pool (&cases[i], -2, -0.1);
+    }
+}
+
+static void
+test_pool_valid (void)
+{
+  const PoolCase cases[] = {
+    { 8, 6, 3, 2, 2, 2, 2, FALSE },
+    { 7, 9, 2, 2, 2, 2, 2, FALSE },
+    { 7, 6, 4, 2, 2, 1, 1, FALSE },
+    { 9, 8, 3, 3, 3, 3, 3, FALSE },
+    { 9, 8, 3, 3, 3, 2, 2, FALSE },
+    { 7, 7, 2, 3, 3, 1, 1, FALSE },
+  };
+  check_pool_cases (cases, G_N_ELEMENTS (cases));
+}
+
+static void
+test_pool_same (void)
+{
+  const PoolCase cases[] = {
+    { 8, 6, 3, 2, 2, 2, 2, TRUE },
+    { 7, 9, 2, 2, 2, 2, 2, TRUE },
+    { 7, 6, 4, 2, 2, 1, 1, TRUE },
+    { 9, 8, 3, 3, 3, 3, 3, TRUE },
+    { 8, 7, 3, 3, 3, 2, 2, TRUE },
+    { 7, 7, 2, 3, 3, 1, 1, TRUE },
+    { 6, 5, 2, 3, 2, 2, 1, TRUE },
+  };
+  check_pool_cases (cases, G_N_ELEMENTS (cases));
+}
+
+static void
+test_pool_default_strides (void)
+{
+  /* Keras: strides default to the pool size */
+  const PoolCase cases[] = {
+    { 8, 6, 3, 2, 2, 0, 0, FALSE },
+    { 9, 8, 2, 3, 3, 0, 0, FALSE },
+    { 7, 8, 2, 3, 3, 0, 0, TRUE },
+  };
+  check_pool_cases (cases, G_N_ELEMENTS (cases));
+}
+
+/* ---- Dense, Flatten, Dropout ---- */
+
+static void
+test_dense (void)
+{
+  GString *json = model_begin (3, 4, 2);
+  g_autoptr (PsModel) m = NULL;
+  PsPlan *plan;
+
+  add_layer (json, "Flatten", "flat", NULL, "input");
+  add_layer (json, "Dense", "hidden", "\"units\": 9, \"activation\": \"relu\"", "flat");
+  add_layer (json, "Dense", "linear", "\"units\": 5", "hidden");
+  add_layer (json, "Dense", "output", "\"units\": 6, \"activation\": \"softmax\"", "linear");
+  m = model_end (json, NULL, 6, 3);
+  plan = ps_plan_new (m, BATCH);
+  {
+    g_autoptr (Tensor) x = random_input (m, plan, BATCH, -1, 1, 17);
+    Tensor **want;
+
+    ps_plan_forward (plan, BATCH);
+    want = naive_network (m, x);
+    for (int i = 0; i < m->n_layers; i++)
+      {
+        g_autoptr (Tensor) got = plan_tensor (m, plan, i, BATCH);
+        assert_close (got, want[i], RTOL);
+      }
+    /* softmax rows sum to 1 */
+    for (int b = 0; b < BATCH; b++)
+      {
+        double sum = 0;
+        for (int j = 0; j < 6; j++)
+          sum += ps_plan_output (plan, m->output)[b * 6 + j];
+        g_assert_cmpfloat_with_epsilon (sum, 1.0, 1e-5);
+      }
+    naive_network_free (m, want);
+  }
+  ps_plan_free (plan);
+}
+
+static void
+test_flatten_dropout (void)
+{
+  GString *json = model_begin (5, 4, 3);
+  g_autoptr (PsModel) m = NULL;
+  PsPlan *plan;
+  int conv, drop, flat;
+
+  add_layer (json, "Conv2D", "conv", "\"filters\": 3, \"kernel_size\": [2, 2], \"activation\": \"relu\"", "input");
+  add_layer (json, "Dropout", "drop", "\"rate\": 0.5", "conv");
+  add_layer (json, "Flatten", "flat", NULL, "drop");
+  add_layer (json, "Dense", "output", "\"units\": 4, \"activation\": \"softmax\"", "flat");
+  m = model_end (json, NULL, 4, 8);
+  conv = ps_model_find_layer (m, "conv");
+  drop = ps_model_find_layer (m, "drop");
+  flat = ps_model_find_layer (m, "flat");
+  plan = ps_plan_new (m, BATCH);
+  {
+    g_autoptr (Tensor) x = random_input (m, plan, BATCH, 0, 1, 4);
+    g_autoptr (Tensor) c = NULL;
+    g_autoptr (Tensor) d = NULL;
+    g_autoptr (Tensor) f = NULL;
+    g_autoptr (Tensor) want = NULL;
+    Tensor **net;
+
+    ps_plan_forward (plan, BATCH);
+    c = plan_tensor (m, plan, conv, BATCH);
+    d = plan_tensor (m, plan, drop, BATCH);
+    f = plan_tensor (m, plan, flat, BATCH);
+    /* Dropout is the identity at inference: bit for bit */
+    assert_close (d, c, 0);
+    /* Flatten keeps Keras' (h, w, c) order: bit for bit */
+    want = naive_flatten (c);
+    assert_close (f, want, 0);
+    net = naive_network (m, x);
+    {
+      g_autoptr (Tensor) out = plan_tensor (m, plan, m->output, BATCH);
+      assert_close (out, net[m->output], RTOL);
+    }
+    naive_network_free (m, net);
+  }
+  ps_plan_free (plan);
+}
+
+/* ---- Add ---- */
+
+static void
+test_add (void)
+{
+  const char *conv = "\"filters\": 4, \"kernel_size\": [3, 3], \"padding\": \"same\"";
+  GString *json = model_begin (6, 5, 2);
+  g_autoptr (PsModel) m = NULL;
+  PsPlan *plan;
+
+  add_layer (json, "Conv2D", "a", conv, "input");
+  add_layer (json, "Conv2D", "b", conv, "input");
+  add_layer (json, "Conv2D", "c", conv, "input");
+  add_layer (json, "Add", "add2", NULL, "a,b");
+  add_layer (json, "Add", "add3", NULL, "a,b,c");
+  add_layer (json, "Add", "sum", NULL, "add2,add3");
+  m = model_end (json, "sum", 3, 21);
+  plan = ps_plan_new (m, BATCH);
+  {
+    g_autoptr (Tensor) x = random_input (m, plan, BATCH, -1, 1, 9);
+    const char *names[] = { "a", "b", "c", "add2", "add3", "sum" };
+    Tensor *t[G_N_ELEMENTS (names)];
+    Tensor *xs[3];
+
+    ps_plan_forward (plan, BATCH);
+    for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+      t[i] = plan_tensor (m, plan, ps_model_find_layer (m, names[i]), BATCH);
+    /* the addends differ, or the sums prove nothing */
+    g_assert_cmpfloat (fabs (t[0]->v[0] - t[1]->v[0]), >, 1e-6);
+    xs[0] = t[0], xs[1] = t[1], xs[2] = t[2];
+    {
+      g_autoptr (Tensor) two = naive_add (xs, 2);
+      g_autoptr (Tensor) three = naive_add (xs, 3);
+      g_autoptr (Tensor) sum = NULL;
+
+      assert_close (t[3], two, 1e-6);
+      assert_close (t[4], three, 1e-6);
+      xs[0] = two, xs[1] = three;
+      sum = naive_add (xs, 2);
+      assert_close (t[5], sum, 1e-6);
+    }
+    for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+      tensor_free (t[i]);
+  }
+  ps_plan_free (plan);
+}
+
+/* ---- Activation ---- */
+
+static void
+test_activation (void)
+{
+  GString *json = model_begin (3, 4, 5);
+  g_autoptr (PsModel) m = NULL;
+  PsPlan *plan;
+
+  add_layer (json, "Activation", "relu", "\"activation\": \"relu\"", "input");
+  add_layer (json, "Activation", "softmax_map", "\"activation\": \"softmax\"", "input");
+  add_layer (json, "Activation", "linear", "\"activation\": \"linear\"", "input");
+  add_layer (json, "Flatten", "flat", NULL, "input");
+  add_layer (json, "Activation", "softmax_vec", "\"activation\": \"softmax\"", "flat");
+  add_layer (json, "Add", "sum", NULL, "relu,softmax_map,linear");
+  m = model_end (json, "sum", 3, 2);
+  plan = ps_plan_new (m, BATCH);
+  {
+    g_autoptr (Tensor) x = random_input (m, plan, BATCH, -3, 3, 6);
+    Tensor **want;
+    const char *names[] = { "relu", "softmax_map", "linear", "softmax_vec" };
+
+    ps_plan_forward (plan, BATCH);
+    want = naive_network (m, x);
+    for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+      {
+        int l = ps_model_find_layer (m, names[i]);
+        g_autoptr (Tensor) got = plan_tensor (m, plan, l, BATCH);
+
+        assert_close (got, want[l], RTOL);
+        if (g_str_has_prefix (names[i], "softmax"))
+          for (gsize p = 0; p < tensor_size (got) / got->c; p++)
+            {
+              double sum = 0;
+              for (int j = 0; j < got->c; j++)
+                sum += got->v[p * got->c + j];
+              g_assert_cmpfloat_with_epsilon (sum, 1.0, 1e-5);
+            }
+      }
+    naive_network_free (m, want);
+  }
+  ps_plan_free (plan);
+}
+
+/* ---- a whole network ---- */
+
+static void
+test_small_model (void)
+{
+  g_autoptr (PsModel) m = ps_test_small_model (3, 7);
+  g_autoptr (PsDataset) ds = ps_test_random_data (m, 8, 5);
+  PsShape in = m->layers[m->input]->out;
+  g_autoptr (Tensor) x = tensor_new (ds->n, in.h, in.w, in.c);
+  PsPlan *plan = ps_plan_new (m, ds->n);
+  PsPlan *logits = ps_plan_new (m, ds->n);
+  g_autofree int *classes = g_new (int, ds->n);
+  g_autofree int *logit_classes = g_new (int, ds->n);
+  Tensor **want;
+  int decided = 0;
+
+  ps_dataset_get_batch (ds, 0, ds->n, m->input_scale, ps_plan_output (plan, m->input));
+  ps_dataset_get_batch (ds, 0, ds->n, m->input_scale, ps_plan_output (logits, m->input));
+  for (gsize i = 0; i < tensor_size (x); i++)
+    x->v[i] = ds->u8[i] * m->input_scale;
+  ps_plan_set_logits (logits, TRUE);
+  ps_plan_forward (plan, ds->n);
+  ps_plan_forward (logits, ds->n);
+  want = naive_network (m, x);
+
+  /* every layer, the output's probabilities included */
+  for (int i = 0; i < m->n_layers; i++)
+    {
+      g_autoptr (Tensor) got = plan_tensor (m, plan, i, ds->n);
+      g_assert_cmpint (m->layers[i]->out.h, ==, want[i]->h);
+      g_assert_cmpint (m->layers[i]->out.w, ==, want[i]->w);
+      g_assert_cmpint (m->layers[i]->out.c, ==, want[i]->c);
+      assert_close (got, want[i], RTOL);
+    }
+
+  /* logits are the output layer's values before its softmax */
+  {
+    const PsLayer *out = m->layers[m->output];
+    PsLayer lin = *out;
+    g_autoptr (Tensor) got = plan_tensor (m, logits, m->output, ds->n);
+    g_autoptr (Tensor) want_logits = NULL;
+
+    lin.activation = PS_ACT_LINEAR;
+    want_logits = naive_dense (want[out->inputs[0]], &lin);
+    assert_close (got, want_logits, RTOL);
+  }
+
+  /* the class is the naive argmax wherever the naive scores are not nearly tied */
+  ps_plan_argmax (plan, ds->n, classes);
+  ps_plan_argmax (logits, ds->n, logit_classes);
+  for (int b = 0; b < ds->n; b++)
+    {
+      const double *p = want[m->output]->v + (gsize) b * m->n_classes;
+      int best = 0;
+      double second = -INFINITY;
+
+      for (int j = 1; j < m->n_classes; j++)
+        if (p[j] > p[best])
+          best = j;
+      for (int j = 0; j < m->n_classes; j++)
+        if (j != best)
+          second = MAX (second, p[j]);
+      if (p[best] - second < 1e-4)
+        continue;
+      decided++;
+      g_assert_cmpint (classes[b], ==, best);
+      g_assert_cmpint (logit_classes[b], ==, best);
+    }
+  g_assert_cmpint (decided, >=, ds->n / 2);
+
+  naive_network_free (m, want);
+  ps_plan_free (plan);
+  ps_plan_free (logits);
+}
+
+/* ---- argmax and margin ---- */
+
+static void
+check_argmax_rows (PsModel *m, PsPlan *plan, const float *rows, int n)
+{
+  int k = m->n_classes;
+  g_autofree int *classes = g_new (int, n);
+  g_autofree int *plain = g_new (int, n);
+  g_autofree float *margins = g_new (float, n);
+
+  memcpy (ps_plan_output (plan, m->output), rows, sizeof (float) * n * k);
+  ps_plan_argmax_margin (plan, n, classes, margins);
+  ps_plan_argmax (plan, n, plain);
+  for (int b = 0; b < n; b++)
+    {
+      const float *r = rows + (gsize) b * k;
+      int best = 0;
+      double second = -INFINITY;
+
+      /* the first of equal maxima */
+      for (int j = 1; j < k; j++)
+        if (r[j] > r[best])
+          best = j;
+      for (int j = 0; j < k; j++)
+        if (j != best)
+          second = MAX (second, (double) r[j]);
+      g_assert_cmpint (classes[b], ==, best);
+      g_assert_cmpint (plain[b], ==, best);
+      g_assert_cmpfloat (margins[b], ==, (float) (r[best] - second));
+    }
+}
+
+static void
+test_argmax_margin (void)
+{
+  GString *json = model_begin (1, 1, 3);
+  g_autoptr (PsModel) m = NULL;
+  g_autoptr (GRand) rand = g_rand_new_with_seed (99);
+  PsPlan *plan;
+  enum { K = 5, N = 64 };
+  /* the best first, last, between, tied, and everything negative */
+  const float fixed[][K] = {
+    { 9, 1, 2, 3, 4 },
+    { 1, 2, 3, 4, 9 },
+    { 1, 7, 2, 9, 3 },
+    { 4, 9, 1, 9, 2 },
+    { -5, -1, -3, -2, -4 },
+    { 3, 3, 3, 3, 3 },
+    { 0.5f, 0.25f, 0.125f, 0, -1 },
+  };
+  g_autofree float *rows = g_new (float, N * K);
+
+  add_layer (json, "Flatten", "flat", NULL, "input");
+  add_layer (json, "Dense", "output", "\"units\": 5", "flat");
+  m = model_end (json, NULL, K, 1);
+  plan = ps_plan_new (m, N);
+
+  check_argmax_rows (m, plan, (const float *) fixed, G_N_ELEMENTS (fixed));
+  {
+    g_autofree int *classes = g_new (int, G_N_ELEMENTS (fixed));
+    g_autofree float *margins = g_new (float, G_N_ELEMENTS (fixed));
+
+    /* values worked out by hand for the rows above */
+    ps_plan_argmax_margin (plan, G_N_ELEMENTS (fixed), classes, margins);
+    g_assert_cmpint (classes[0], ==, 0);
+    g_assert_cmpfloat (margins[0], ==, 5);
+    g_assert_cmpint (classes[1], ==, 4);
+    g_assert_cmpfloat (margins[1], ==, 5);
+    g_assert_cmpint (classes[3], ==, 1);
+    g_assert_cmpfloat (margins[3], ==, 0);
+    g_assert_cmpint (classes[4], ==, 1);
+    g_assert_cmpfloat (margins[4], ==, 1);
+  }
+
+  for (int i = 0; i < N * K; i++)
+    rows[i] = (float) g_rand_double_range (rand, -10, 10);
+  check_argmax_rows (m, plan, rows, N);
+  ps_plan_free (plan);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/plan/conv/valid-stride1", test_conv_valid_stride1);
+  g_test_add_func ("/plan/conv/valid-stride2", test_conv_valid_stride2);
+  g_test_add_func ("/plan/conv/same-stride1", test_conv_same_stride1);
+  g_test_add_func ("/plan/conv/same-stride2", test_conv_same_stride2);
+  g_test_add_func ("/plan/conv/kernel-3x2", test_conv_kernel_3x2);
+  g_test_add_func ("/plan/conv/channels", test_conv_channels);
+  g_test_add_func ("/plan/conv/1x1", test_conv_1x1);
+  g_test_add_func ("/plan/conv/softmax", test_conv_softmax);
+  g_test_add_func ("/plan/pool/valid", test_pool_valid);
+  g_test_add_func ("/plan/pool/same", test_pool_same);
+  g_test_add_func ("/plan/pool/default-strides", test_pool_default_strides);
+  g_test_add_func ("/plan/dense", test_dense);
+  g_test_add_func ("/plan/flatten-dropout", test_flatten_dropout);
+  g_test_add_func ("/plan/add", test_add);
+  g_test_add_func ("/plan/activation", test_activation);
+  g_test_add_func ("/plan/model/small", test_small_model);
+  g_test_add_func ("/plan/argmax-margin", test_argmax_margin);
+
+  return g_test_run ();
+}
