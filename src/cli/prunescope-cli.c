@@ -23,6 +23,8 @@ static const struct {
   { "repair", ps_cli_repair, "build the repaired network G at a drop X or a channel count" },
   { "eval",   ps_cli_eval,   "classify images, or measure accuracy and attack success on data" },
   { "info",   ps_cli_info,   "describe a model, G or dataset file" },
+  { "demo",   ps_cli_demo,   "run the sweep on the demo BadNet (Fashion-MNIST, made on first use)" },
+  { "make-demo", ps_cli_make_demo, "train the demo BadNet and write its data in the lab's layout" },
 };
 
 int

@@ -165,8 +165,8 @@ ps_cli_repair (int argc, char **argv)
 {
   g_auto (SweepArgs) a = { 0 };
   g_autofree char *output = NULL;
-  double drop = NAN;
-  int pruned = -1, k;
+  double drop = NAN, lr = NAN;
+  int pruned = -1, k, fine_tune = 0;
   g_autoptr (PsModel) m = NULL, g = NULL;
   g_autoptr (PsSweep) s = NULL;
   g_autoptr (GError) error = NULL;
@@ -175,6 +175,8 @@ ps_cli_repair (int argc, char **argv)
     { "drop", 'x', 0, G_OPTION_ARG_DOUBLE, &drop, "Stop when validation accuracy has dropped X points", "X" },
     { "pruned", 'k', 0, G_OPTION_ARG_INT, &pruned, "Prune exactly K channels", "K" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Where to save G (HDF5)", "G.h5" },
+    { "fine-tune", 0, 0, G_OPTION_ARG_INT, &fine_tune, "Then fine-tune B' on the validation data (fine-pruning)", "EPOCHS" },
+    { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &lr, "Fine-tuning learning rate (default 0.0001)", "L" },
     { NULL },
   };
 
@@ -185,6 +187,12 @@ ps_cli_repair (int argc, char **argv)
   if (output == NULL || isnan (drop) == (pruned < 0) || (!isnan (drop) && !(drop >= 0)))
     {
       g_printerr ("prunescope-cli repair: need -o G.h5 and exactly one of --drop X (X >= 0) or --pruned K\n");
+      ps_cli_usage_error = TRUE;
+      return PS_EXIT_USAGE;
+    }
+  if (fine_tune < 0 || (!isnan (lr) && (fine_tune == 0 || !(lr > 0))))
+    {
+      g_printerr ("prunescope-cli repair: --fine-tune takes a number of epochs, --lr a positive rate with it\n");
       ps_cli_usage_error = TRUE;
       return PS_EXIT_USAGE;
     }
@@ -205,11 +213,21 @@ ps_cli_repair (int argc, char **argv)
       return ps_cli_fail (error);
     }
   g = ps_repair_build (m, s, k, drop, &error);
+  if (g != NULL && fine_tune > 0)
+    {
+      const char *paths[PS_N_SETS] = { a.valid, a.test, a.poisoned };
+
+      printf ("pruned %d of %d channels of “%s”\n", k, ps_sweep_n_channels (s), ps_sweep_layer_name (s));
+      print_metrics (s, k);
+      if (!ps_cli_fine_tune (g, paths, fine_tune, lr, &error))
+        return ps_cli_fail (error);
+    }
   if (g == NULL || !ps_repair_save (g, output, &error))
     return ps_cli_fail (error);
 
-  printf ("%s: G saved: %d of %d channels of “%s” pruned\n", output, k,
-          ps_sweep_n_channels (s), ps_sweep_layer_name (s));
-  print_metrics (s, k);
+  printf ("%s: G saved: %d of %d channels of “%s” pruned%s\n", output, k,
+          ps_sweep_n_channels (s), ps_sweep_layer_name (s), fine_tune > 0 ? ", then fine-tuned" : "");
+  if (fine_tune == 0)
+    print_metrics (s, k);
   return PS_EXIT_OK;
 }

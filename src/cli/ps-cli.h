@@ -5,6 +5,7 @@
 
 #include "ps-dataset.h"
 #include "ps-model.h"
+#include "ps-sweep.h"
 
 G_BEGIN_DECLS
 
@@ -18,6 +19,8 @@ int        ps_cli_sweep      (int argc, char **argv);
 int        ps_cli_repair     (int argc, char **argv);
 int        ps_cli_eval       (int argc, char **argv);
 int        ps_cli_info       (int argc, char **argv);
+int        ps_cli_make_demo  (int argc, char **argv);
+int        ps_cli_demo       (int argc, char **argv);
 
 /* Prints "prunescope-cli: MESSAGE" and returns PS_EXIT_INPUT. */
 int        ps_cli_fail       (const GError  *error);
@@ -36,6 +39,12 @@ PsModel   *ps_cli_load_model (const char    *path,
                               const char    *scale,
                               GError       **error);
 gboolean   ps_cli_progress_wanted (void);
+/* Fine-tunes the G's B' on the data at @paths (validation required), printing each epoch. */
+gboolean   ps_cli_fine_tune  (PsModel       *g,
+                              const char * const paths[PS_N_SETS],
+                              int            epochs,
+                              double         lr,
+                              GError       **error);
 
 extern gboolean ps_cli_usage_error;
 

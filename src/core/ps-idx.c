@@ -38,8 +38,19 @@ read_exactly (GInputStream *in, void *buf, gsize len, const char *what,
 {
   gsize got = 0;
 
-  if (!g_input_stream_read_all (in, buf, len, &got, cancellable, error))
-    return FALSE;
+  g_autoptr (GError) local = NULL;
+
+  if (!g_input_stream_read_all (in, buf, len, &got, cancellable, &local))
+    {
+      /* zlib's own words ("Need more input") do not say what is wrong with the file. */
+      if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT))
+        g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "truncated gzip file: it ends within %s", what);
+      else if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_INVALID_DATA))
+        g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "not a valid gzip file (%s)", local->message);
+      else
+        g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
   if (got != len)
     {
       g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,

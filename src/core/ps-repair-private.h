@@ -24,5 +24,9 @@ PsRepairInfo *_ps_repair_info_copy (const PsRepairInfo *info);
 gboolean      _ps_repair_info_load (PsModel        *model,
                                     gint64          file,
                                     GError        **error);
+/* The Conv2D/Dense whose output channels are @layer's channels (the one pruning zeroes). */
+PsLayer      *_ps_repair_feeding_layer (const PsModel *model,
+                                        int            layer,
+                                        GError       **error);
 
 G_END_DECLS

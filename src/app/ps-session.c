@@ -1,0 +1,848 @@
+/* ps-session.c: the document behind a window.
+ *
+ * Loads and sweeps run in GTask threads. A thread never sees the session's own objects: it
+ * gets a copy of the model and references on the image sets (atomic refcounted boxes), so
+ * opening other files or closing the window while it runs only makes its result stale.
+ * Sweep progress follows Sysprof's document loader: the worker appends rows under a mutex and
+ * queues one low-priority idle to announce them. */
+#define G_LOG_DOMAIN "ps-session"
+
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <math.h>
+#include <sys/resource.h>
+
+#include "ps-repair.h"
+#include "ps-session.h"
+#ifdef HAVE_PS_DEMO
+# include "ps-demo.h"
+#endif
+
+/* An image set shared between the session and worker threads. */
+typedef PsDataset *SharedData;
+
+/* A finished sweep with exactly what it ran on. */
+typedef struct {
+  PsSweep    *sweep;
+  PsModel    *model;
+  SharedData *sets[PS_N_SETS];
+} Result;
+
+typedef struct {
+  PsSession  *session;   /* main thread only; the GTask keeps it alive */
+  PsModel    *model;
+  SharedData *sets[PS_N_SETS];
+  GMutex      mutex;     /* guards the three fields below */
+  GArray     *pending;   /* rows finished but not yet shown */
+  double      fraction;
+  guint       idle_id;
+} SweepJob;
+
+typedef struct {
+  guint       serial;
+  GPtrArray  *files;
+  PsSlot      slot;
+  gboolean    demo;
+  /* results */
+  PsModel    *model;
+  PsDataset  *sets[PS_N_SETS];
+  GFile      *loaded[PS_N_SLOTS];
+  GError     *error;     /* the first failure; the other files still load */
+} LoadJob;
+
+struct _PsSession {
+  GObject       parent_instance;
+
+  PsModel      *model;
+  SharedData   *sets[PS_N_SETS];
+  GFile        *files[PS_N_SLOTS];
+  guint         slot_serial[PS_N_SLOTS];
+  guint         load_serial;
+  guint         cancel_serial;
+  int           n_loads;
+  int           n_loads_cancelled;
+  int           n_threads;  /* tasks still running, stale ones included */
+
+  SweepJob     *job;
+  GCancellable *cancellable;
+  GArray       *rows;
+  double        fraction;
+  Result       *result;
+  gboolean      hold;
+};
+
+enum { CHANGED, PROGRESS, FINISHED, FAILED, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+G_DEFINE_FINAL_TYPE (PsSession, ps_session, G_TYPE_OBJECT)
+
+/* ---- shared pieces ---- */
+
+static void
+shared_data_clear (gpointer box)
+{
+  ps_dataset_free (*(SharedData *) box);
+}
+
+static SharedData *
+shared_data_new (PsDataset *ds)
+{
+  SharedData *box = g_atomic_rc_box_new (SharedData);
+
+  *box = ds;
+  return box;
+}
+
+static void
+shared_data_release (SharedData *box)
+{
+  if (box != NULL)
+    g_atomic_rc_box_release_full (box, shared_data_clear);
+}
+
+static void
+result_clear (gpointer data)
+{
+  Result *r = data;
+
+  ps_sweep_free (r->sweep);
+  ps_model_free (r->model);
+  for (int k = 0; k < PS_N_SETS; k++)
+    shared_data_release (r->sets[k]);
+}
+
+static void
+result_release (Result *r)
+{
+  if (r != NULL)
+    g_atomic_rc_box_release_full (r, result_clear);
+}
+
+/* Keeps the application alive while a thread works, so quitting waits for it to stop. */
+static void
+session_hold (PsSession *self, gboolean hold)
+{
+  GApplication *app = g_application_get_default ();
+
+  if (app == NULL || self->hold == hold)
+    return;
+  self->hold = hold;
+  if (hold)
+    g_application_hold (app);
+  else
+    g_application_release (app);
+}
+
+static void
+thread_started (PsSession *self)
+{
+  self->n_threads++;
+  session_hold (self, TRUE);
+}
+
+static void
+thread_returned (PsSession *self)
+{
+  self->n_threads--;
+  session_hold (self, self->n_threads > 0);
+}
+
+/* ---- the sweep ---- */
+
+static void
+sweep_job_free (gpointer data)
+{
+  SweepJob *job = data;
+
+  ps_model_free (job->model);
+  for (int k = 0; k < PS_N_SETS; k++)
+    shared_data_release (job->sets[k]);
+  g_array_unref (job->pending);
+  g_mutex_clear (&job->mutex);
+  g_free (job);
+}
+
+static gboolean
+sweep_job_announce (gpointer data)
+{
+  SweepJob *job = data;
+  PsSession *self = job->session;
+  gboolean current = self->job == job;
+
+  g_mutex_lock (&job->mutex);
+  job->idle_id = 0;
+  if (current)
+    {
+      g_array_append_vals (self->rows, job->pending->data, job->pending->len);
+      self->fraction = job->fraction;
+    }
+  g_array_set_size (job->pending, 0);
+  g_mutex_unlock (&job->mutex);
+
+  if (current)
+    g_signal_emit (self, signals[PROGRESS], 0);
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs on the sweep's thread. */
+static void
+sweep_job_progress (const PsSweepStep *step, double done, gpointer data)
+{
+  SweepJob *job = data;
+
+  g_mutex_lock (&job->mutex);
+  if (step != NULL)
+    g_array_append_vals (job->pending, step, 1);
+  job->fraction = done;
+  if (job->idle_id == 0)
+    job->idle_id = g_idle_add_full (G_PRIORITY_LOW, sweep_job_announce, job, NULL);
+  g_mutex_unlock (&job->mutex);
+}
+
+typedef struct {
+  SweepJob     *job;
+  GCancellable *cancellable;
+  GError       *error;
+} SweepRun;
+
+/* A thread of its own, at a lower priority that its workers inherit, so that on a machine
+ * whose cores the sweep fills the UI thread still gets the CPU when it needs it. */
+static gpointer
+sweep_run_thread (gpointer data)
+{
+  SweepRun *run = data;
+  SweepJob *job = run->job;
+  const PsDataset *sets[PS_N_SETS];
+
+  setpriority (PRIO_PROCESS, 0, 10);
+  for (int k = 0; k < PS_N_SETS; k++)
+    sets[k] = job->sets[k] ? *job->sets[k] : NULL;
+  return ps_sweep_run (job->model, sets, NULL, sweep_job_progress, job, run->cancellable, &run->error);
+}
+
+static void
+sweep_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  SweepJob *job = data;
+  SweepRun run = { job, cancellable, NULL };
+  PsSweep *sweep = g_thread_join (g_thread_new ("ps-sweep", sweep_run_thread, &run));
+
+  if (sweep == NULL)
+    {
+      g_prefix_error (&run.error, "%s: ", job->model->path ? job->model->path : _("model"));
+      g_task_return_error (task, run.error);
+    }
+  else
+    g_task_return_pointer (task, sweep, (GDestroyNotify) ps_sweep_free);
+}
+
+static void
+install_result (PsSession *self, SweepJob *job, PsSweep *sweep)
+{
+  Result *r = g_atomic_rc_box_new0 (Result);
+
+  r->sweep = sweep;
+  r->model = g_steal_pointer (&job->model);
+  for (int k = 0; k < PS_N_SETS; k++)
+    r->sets[k] = g_steal_pointer (&job->sets[k]);
+  result_release (self->result);
+  self->result = r;
+
+  g_array_set_size (self->rows, 0);
+  for (int i = 0; i < ps_sweep_n_steps (sweep); i++)
+    g_array_append_vals (self->rows, ps_sweep_get_step (sweep, i), 1);
+  self->fraction = 1.0;
+}
+
+static void
+sweep_done (GObject *object, GAsyncResult *res, gpointer data)
+{
+  PsSession *self = PS_SESSION (object);
+  SweepJob *job = g_task_get_task_data (G_TASK (res));
+  g_autoptr (GError) error = NULL;
+  PsSweep *sweep = g_task_propagate_pointer (G_TASK (res), &error);
+
+  /* The thread has returned: no idle can be queued after this one is removed. */
+  g_mutex_lock (&job->mutex);
+  g_clear_handle_id (&job->idle_id, g_source_remove);
+  g_mutex_unlock (&job->mutex);
+
+  thread_returned (self);
+  if (self->job != job)
+    {
+      ps_sweep_free (sweep);
+      return;
+    }
+  self->job = NULL;
+  g_clear_object (&self->cancellable);
+  if (sweep != NULL)
+    install_result (self, job, sweep);
+  g_signal_emit (self, signals[PROGRESS], 0);
+  if (sweep != NULL)
+    g_signal_emit (self, signals[FINISHED], 0);
+  else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    g_signal_emit (self, signals[FAILED], 0, error);
+}
+
+static void
+stop_sweep (PsSession *self)
+{
+  if (self->cancellable != NULL)
+    g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+  self->job = NULL;
+}
+
+static void
+start_sweep (PsSession *self)
+{
+  g_autoptr (GTask) task = NULL;
+  SweepJob *job;
+
+  stop_sweep (self);
+  g_clear_pointer (&self->result, result_release);
+  g_array_set_size (self->rows, 0);
+  self->fraction = 0;
+  if (!ps_session_can_run (self))
+    return;
+
+  job = g_new0 (SweepJob, 1);
+  job->session = self;
+  job->model = ps_model_copy (self->model);
+  for (int k = 0; k < PS_N_SETS; k++)
+    job->sets[k] = self->sets[k] ? g_atomic_rc_box_acquire (self->sets[k]) : NULL;
+  g_mutex_init (&job->mutex);
+  job->pending = g_array_new (FALSE, FALSE, sizeof (PsSweepStep));
+
+  self->job = job;
+  self->cancellable = g_cancellable_new ();
+  task = g_task_new (self, self->cancellable, sweep_done, NULL);
+  g_task_set_source_tag (task, start_sweep);
+  g_task_set_task_data (task, job, sweep_job_free);
+  g_task_run_in_thread (task, sweep_thread);
+  thread_started (self);
+}
+
+/* ---- loading ---- */
+
+static void
+load_job_free (gpointer data)
+{
+  LoadJob *job = data;
+
+  g_ptr_array_unref (job->files);
+  ps_model_free (job->model);
+  for (int k = 0; k < PS_N_SETS; k++)
+    ps_dataset_free (job->sets[k]);
+  for (int k = 0; k < PS_N_SLOTS; k++)
+    g_clear_object (&job->loaded[k]);
+  g_clear_error (&job->error);
+  g_free (job);
+}
+
+static void
+load_job_fail (LoadJob *job, GError *error)
+{
+  if (job->error == NULL)
+    job->error = error;
+  else
+    g_error_free (error);
+}
+
+static void
+load_into (LoadJob *job, GFile *file, PsSlot slot)
+{
+  g_autofree char *path = g_file_get_path (file);
+  GError *error = NULL;
+
+  if (path == NULL)
+    {
+      g_autofree char *uri = g_file_get_uri (file);
+      load_job_fail (job, g_error_new (G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                                       _("%s: only local files can be opened"), uri));
+      return;
+    }
+  if (slot == PS_SLOT_MODEL)
+    {
+      PsModel *m = ps_model_load (path, &error);
+      if (m != NULL)
+        {
+          ps_model_free (job->model);
+          job->model = m;
+        }
+    }
+  else
+    {
+      PsDataset *ds = ps_dataset_load (path, &error);
+      if (ds != NULL)
+        {
+          ps_dataset_free (job->sets[slot]);
+          job->sets[slot] = ds;
+        }
+    }
+  if (error != NULL)
+    load_job_fail (job, error);
+  else
+    g_set_object (&job->loaded[slot], file);
+}
+
+/* The lab's layout: models/bd_net.h5 (or bd_weights.h5) and data/{cl,bd}/. */
+static void
+load_folder (LoadJob *job, GFile *folder, gboolean need_model)
+{
+  static const struct { const char *path; PsSlot slot; } lab[] = {
+    { "models/bd_net.h5", PS_SLOT_MODEL },
+    { "models/bd_weights.h5", PS_SLOT_MODEL },
+    { "data/cl/valid.h5", PS_SLOT_VALID },
+    { "data/cl/test.h5", PS_SLOT_TEST },
+    { "data/bd/bd_test.h5", PS_SLOT_POISONED },
+  };
+  gboolean found_model = FALSE, found_any = FALSE;
+
+  for (guint i = 0; i < G_N_ELEMENTS (lab); i++)
+    {
+      g_autoptr (GFile) file = g_file_resolve_relative_path (folder, lab[i].path);
+
+      if ((lab[i].slot == PS_SLOT_MODEL && (found_model || !need_model))
+          || !g_file_query_exists (file, NULL))
+        continue;
+      found_model |= lab[i].slot == PS_SLOT_MODEL;
+      found_any = TRUE;
+      load_into (job, file, lab[i].slot);
+    }
+  if (!found_any || (need_model && !found_model))
+    {
+      g_autofree char *name = g_file_get_parse_name (folder);
+      load_job_fail (job, g_error_new (G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                                       _("%s: not a lab folder (expected models/bd_net.h5 or "
+                                         "models/bd_weights.h5, and data/cl/valid.h5)"), name));
+    }
+}
+
+/* Guesses what a file is: a model if it loads as one, else an image set named like the lab's. */
+static void
+load_auto (LoadJob *job, GFile *file)
+{
+  g_autofree char *path = g_file_get_path (file);
+  g_autofree char *base = g_file_get_basename (file);
+  g_autofree char *lower = base ? g_ascii_strdown (base, -1) : NULL;
+  PsModel *m;
+
+  if (g_file_query_file_type (file, G_FILE_QUERY_INFO_NONE, NULL) == G_FILE_TYPE_DIRECTORY)
+    {
+      load_folder (job, file, TRUE);
+      return;
+    }
+  if (path != NULL && (m = ps_model_load (path, NULL)) != NULL)
+    {
+      ps_model_free (job->model);
+      job->model = m;
+      g_set_object (&job->loaded[PS_SLOT_MODEL], file);
+      return;
+    }
+  if (lower != NULL && (strstr (lower, "bd") || strstr (lower, "poison") || strstr (lower, "backdoor")))
+    load_into (job, file, PS_SLOT_POISONED);
+  else if (lower != NULL && strstr (lower, "test"))
+    load_into (job, file, PS_SLOT_TEST);
+  else
+    load_into (job, file, PS_SLOT_VALID);
+}
+
+#ifdef HAVE_PS_DEMO
+static void
+load_demo (LoadJob *job, GCancellable *cancellable)
+{
+  g_autofree char *model = NULL, *folder = NULL;
+  GError *error = NULL;
+
+  if ((model = ps_demo_model_path (&error)) == NULL
+      || (folder = ps_demo_ensure_data (cancellable, &error)) == NULL)
+    {
+      load_job_fail (job, error);
+      return;
+    }
+  {
+    g_autoptr (GFile) mfile = g_file_new_for_path (model);
+    g_autoptr (GFile) dfile = g_file_new_for_path (folder);
+    load_into (job, mfile, PS_SLOT_MODEL);
+    load_folder (job, dfile, FALSE);
+  }
+}
+#endif
+
+static void
+load_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  LoadJob *job = data;
+
+#ifdef HAVE_PS_DEMO
+  if (job->demo)
+    load_demo (job, cancellable);
+#endif
+  for (guint i = 0; i < job->files->len; i++)
+    {
+      GFile *file = g_ptr_array_index (job->files, i);
+
+      if (job->slot == PS_SLOT_AUTO)
+        load_auto (job, file);
+      else
+        load_into (job, file, job->slot);
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+/* Takes what a load produced, slot by slot, unless a later open already filled the slot. */
+static gboolean
+apply_load (PsSession *self, LoadJob *job)
+{
+  gboolean changed = FALSE;
+
+  for (int k = 0; k < PS_N_SLOTS; k++)
+    {
+      if (job->loaded[k] == NULL || self->slot_serial[k] > job->serial)
+        continue;
+      self->slot_serial[k] = job->serial;
+      g_set_object (&self->files[k], job->loaded[k]);
+      if (k == PS_SLOT_MODEL)
+        {
+          ps_model_free (self->model);
+          self->model = g_steal_pointer (&job->model);
+        }
+      else
+        {
+          shared_data_release (self->sets[k]);
+          self->sets[k] = shared_data_new (g_steal_pointer (&job->sets[k]));
+        }
+      changed = TRUE;
+    }
+  return changed;
+}
+
+static void
+load_done (GObject *object, GAsyncResult *res, gpointer data)
+{
+  PsSession *self = PS_SESSION (object);
+  LoadJob *job = g_task_get_task_data (G_TASK (res));
+  gboolean changed = FALSE;
+
+  thread_returned (self);
+  self->n_loads--;
+  if (job->serial <= self->cancel_serial)
+    self->n_loads_cancelled--;
+  else
+    changed = apply_load (self, job);
+  if (changed)
+    {
+      g_signal_emit (self, signals[CHANGED], 0);
+      start_sweep (self);
+    }
+  g_signal_emit (self, signals[PROGRESS], 0);
+  if (job->error != NULL && job->serial > self->cancel_serial)
+    g_signal_emit (self, signals[FAILED], 0, job->error);
+}
+
+static void
+start_load (PsSession *self, LoadJob *job)
+{
+  g_autoptr (GTask) task = g_task_new (self, NULL, load_done, NULL);
+
+  job->serial = ++self->load_serial;
+  g_task_set_source_tag (task, start_load);
+  g_task_set_task_data (task, job, load_job_free);
+  self->n_loads++;
+  g_task_run_in_thread (task, load_thread);
+  thread_started (self);
+  g_signal_emit (self, signals[PROGRESS], 0);
+}
+
+void
+ps_session_open (PsSession *self, GFile **files, int n_files, PsSlot slot)
+{
+  LoadJob *job;
+
+  g_return_if_fail (PS_IS_SESSION (self));
+  g_return_if_fail (slot <= PS_SLOT_AUTO);
+
+  job = g_new0 (LoadJob, 1);
+  job->slot = slot;
+  job->files = g_ptr_array_new_with_free_func (g_object_unref);
+  for (int i = 0; i < n_files; i++)
+    g_ptr_array_add (job->files, g_object_ref (files[i]));
+  start_load (self, job);
+}
+
+gboolean
+ps_session_has_demo (void)
+{
+#ifdef HAVE_PS_DEMO
+  return TRUE;
+#else
+  return FALSE;
+#endif
+}
+
+void
+ps_session_open_demo (PsSession *self)
+{
+  LoadJob *job;
+
+  g_return_if_fail (PS_IS_SESSION (self));
+
+  job = g_new0 (LoadJob, 1);
+  job->slot = PS_SLOT_AUTO;
+  job->demo = TRUE;
+  job->files = g_ptr_array_new_with_free_func (g_object_unref);
+  start_load (self, job);
+}
+
+/* ---- saving G ---- */
+
+typedef struct {
+  Result *result;
+  int     pruned;
+  double  drop;
+  char   *path;
+} SaveJob;
+
+static void
+save_job_free (gpointer data)
+{
+  SaveJob *job = data;
+
+  result_release (job->result);
+  g_free (job->path);
+  g_free (job);
+}
+
+static void
+save_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  SaveJob *job = data;
+  g_autoptr (PsModel) g = NULL;
+  GError *error = NULL;
+
+  g = ps_repair_build (job->result->model, job->result->sweep, job->pruned, job->drop, &error);
+  if (g == NULL || !ps_repair_save (g, job->path, &error))
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+static void
+save_done (GObject *object, GAsyncResult *res, gpointer data)
+{
+  g_autoptr (GTask) outer = data;
+  GError *error = NULL;
+
+  thread_returned (PS_SESSION (object));
+  if (g_task_propagate_boolean (G_TASK (res), &error))
+    g_task_return_boolean (outer, TRUE);
+  else
+    g_task_return_error (outer, error);
+}
+
+void
+ps_session_save_g_async (PsSession *self, int pruned, double drop, GFile *file,
+                         GCancellable *cancellable, GAsyncReadyCallback callback,
+                         gpointer user_data)
+{
+  g_autoptr (GTask) outer = g_task_new (self, cancellable, callback, user_data);
+  g_autoptr (GTask) inner = NULL;
+  g_autofree char *path = g_file_get_path (file);
+  SaveJob *job;
+
+  g_return_if_fail (PS_IS_SESSION (self));
+  g_task_set_source_tag (outer, ps_session_save_g_async);
+  if (self->result == NULL || path == NULL)
+    {
+      g_task_return_new_error (outer, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "%s",
+                               self->result ? _("G can only be saved to a local file")
+                                            : _("There is no finished sweep to build G from"));
+      return;
+    }
+  job = g_new0 (SaveJob, 1);
+  job->result = g_atomic_rc_box_acquire (self->result);
+  job->pruned = pruned;
+  job->drop = drop;
+  job->path = g_steal_pointer (&path);
+  /* The inner task runs the thread; the outer one answers the caller after the hold is
+   * released on this thread. */
+  inner = g_task_new (self, cancellable, save_done, g_steal_pointer (&outer));
+  g_task_set_task_data (inner, job, save_job_free);
+  g_task_run_in_thread (inner, save_thread);
+  thread_started (self);
+}
+
+gboolean
+ps_session_save_g_finish (PsSession *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* ---- the rest of the API ---- */
+
+void
+ps_session_set_input_scale (PsSession *self, double scale)
+{
+  g_return_if_fail (PS_IS_SESSION (self));
+  g_return_if_fail (scale > 0);
+
+  if (self->model == NULL || self->model->input_scale == scale)
+    return;
+  self->model->input_scale = scale;
+  g_signal_emit (self, signals[CHANGED], 0);
+  start_sweep (self);
+  g_signal_emit (self, signals[PROGRESS], 0);
+}
+
+double
+ps_session_get_input_scale (PsSession *self)
+{
+  return self->model ? self->model->input_scale : NAN;
+}
+
+void
+ps_session_run (PsSession *self)
+{
+  start_sweep (self);
+  g_signal_emit (self, signals[PROGRESS], 0);
+}
+
+void
+ps_session_cancel (PsSession *self)
+{
+  self->cancel_serial = self->load_serial;
+  self->n_loads_cancelled = self->n_loads;
+  stop_sweep (self);
+  g_signal_emit (self, signals[PROGRESS], 0);
+}
+
+gboolean
+ps_session_get_busy (PsSession *self)
+{
+  return self->n_loads > self->n_loads_cancelled || self->job != NULL;
+}
+
+gboolean
+ps_session_can_run (PsSession *self)
+{
+  return self->model != NULL && self->sets[PS_SET_VALID] != NULL;
+}
+
+double
+ps_session_get_fraction (PsSession *self)
+{
+  if (self->job == NULL && self->n_loads > self->n_loads_cancelled)
+    return -1;
+  return self->fraction;
+}
+
+const char *
+ps_session_get_activity (PsSession *self)
+{
+  if (self->job != NULL)
+    return self->rows->len == 0 ? _("Running B on the data…") : _("Pruning channels…");
+  if (self->n_loads > self->n_loads_cancelled)
+    return _("Loading…");
+  return NULL;
+}
+
+GFile *
+ps_session_get_file (PsSession *self, PsSlot slot)
+{
+  g_return_val_if_fail (slot < PS_N_SLOTS, NULL);
+  return self->files[slot];
+}
+
+const PsModel *
+ps_session_get_model (PsSession *self)
+{
+  return self->model;
+}
+
+const PsSweepStep *
+ps_session_get_rows (PsSession *self, int *n_rows)
+{
+  *n_rows = self->rows->len;
+  return (const PsSweepStep *) (gpointer) self->rows->data;
+}
+
+const PsSweep *
+ps_session_get_sweep (PsSession *self)
+{
+  return self->result ? self->result->sweep : NULL;
+}
+
+const PsModel *
+ps_session_get_sweep_model (PsSession *self)
+{
+  return self->result ? self->result->model : NULL;
+}
+
+const PsDataset *
+ps_session_get_sweep_data (PsSession *self, PsSetKind set)
+{
+  return self->result && self->result->sets[set] ? *self->result->sets[set] : NULL;
+}
+
+/* ---- GObject ---- */
+
+static void
+ps_session_dispose (GObject *object)
+{
+  PsSession *self = PS_SESSION (object);
+
+  self->cancel_serial = self->load_serial;
+  self->n_loads_cancelled = self->n_loads;
+  stop_sweep (self);
+  G_OBJECT_CLASS (ps_session_parent_class)->dispose (object);
+}
+
+static void
+ps_session_finalize (GObject *object)
+{
+  PsSession *self = PS_SESSION (object);
+
+  ps_model_free (self->model);
+  for (int k = 0; k < PS_N_SETS; k++)
+    shared_data_release (self->sets[k]);
+  for (int k = 0; k < PS_N_SLOTS; k++)
+    g_clear_object (&self->files[k]);
+  g_clear_pointer (&self->result, result_release);
+  g_array_unref (self->rows);
+  G_OBJECT_CLASS (ps_session_parent_class)->finalize (object);
+}
+
+static void
+ps_session_class_init (PsSessionClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = ps_session_dispose;
+  object_class->finalize = ps_session_finalize;
+
+  /* Files, model or input scale changed. */
+  signals[CHANGED] = g_signal_new ("changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                   0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+  /* New rows, progress, or busy state. */
+  signals[PROGRESS] = g_signal_new ("progress", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                    0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+  signals[FINISHED] = g_signal_new ("sweep-finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                    0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+  signals[FAILED] = g_signal_new ("failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
+}
+
+static void
+ps_session_init (PsSession *self)
+{
+  self->rows = g_array_new (FALSE, FALSE, sizeof (PsSweepStep));
+}
+
+PsSession *
+ps_session_new (void)
+{
+  return g_object_new (PS_TYPE_SESSION, NULL);
+}

@@ -1,0 +1,69 @@
+/* ps-session.h: a BadNet, its data and its pruning sweep; loads and sweeps off the UI thread */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "ps-dataset.h"
+#include "ps-model.h"
+#include "ps-sweep.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  PS_SLOT_VALID = PS_SET_VALID,
+  PS_SLOT_TEST = PS_SET_TEST,
+  PS_SLOT_POISONED = PS_SET_POISONED,
+  PS_SLOT_MODEL,
+  PS_N_SLOTS,
+  PS_SLOT_AUTO = PS_N_SLOTS, /* a lab folder, a model, or data named like the lab's files */
+} PsSlot;
+
+#define PS_TYPE_SESSION (ps_session_get_type ())
+
+G_DECLARE_FINAL_TYPE (PsSession, ps_session, PS, SESSION, GObject)
+
+PsSession         *ps_session_new              (void);
+/* Opens files (models, image sets, lab folders); with PS_SLOT_AUTO each file finds its slot. */
+void               ps_session_open             (PsSession      *self,
+                                                GFile         **files,
+                                                int             n_files,
+                                                PsSlot          slot);
+gboolean           ps_session_has_demo         (void);
+void               ps_session_open_demo        (PsSession      *self);
+void               ps_session_set_input_scale  (PsSession      *self,
+                                                double          scale);
+/* NAN without a model. */
+double             ps_session_get_input_scale  (PsSession      *self);
+/* Restarts the sweep for the current model and data. */
+void               ps_session_run              (PsSession      *self);
+void               ps_session_cancel           (PsSession      *self);
+
+gboolean           ps_session_get_busy         (PsSession      *self);
+gboolean           ps_session_can_run          (PsSession      *self);
+/* 0..1, or -1 while the amount of work is unknown (loading). */
+double             ps_session_get_fraction     (PsSession      *self);
+const char        *ps_session_get_activity     (PsSession      *self);
+GFile             *ps_session_get_file         (PsSession      *self,
+                                                PsSlot          slot);
+const PsModel     *ps_session_get_model        (PsSession      *self);
+/* The rows known so far (all of them once the sweep has finished). */
+const PsSweepStep *ps_session_get_rows         (PsSession      *self,
+                                                int            *n_rows);
+/* The finished sweep with the model and data it ran on; NULL while none. */
+const PsSweep     *ps_session_get_sweep        (PsSession      *self);
+const PsModel     *ps_session_get_sweep_model  (PsSession      *self);
+const PsDataset   *ps_session_get_sweep_data   (PsSession      *self,
+                                                PsSetKind       set);
+/* Builds G at @pruned steps and saves it, on a worker thread. */
+void               ps_session_save_g_async     (PsSession      *self,
+                                                int             pruned,
+                                                double          drop,
+                                                GFile          *file,
+                                                GCancellable   *cancellable,
+                                                GAsyncReadyCallback callback,
+                                                gpointer        user_data);
+gboolean           ps_session_save_g_finish    (PsSession      *self,
+                                                GAsyncResult   *result,
+                                                GError        **error);
+
+G_END_DECLS

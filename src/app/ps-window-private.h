@@ -1,0 +1,52 @@
+/* ps-window-private.h: what ps-window.c and ps-window-actions.c share */
+#pragma once
+
+#include "ps-channel-view.h"
+#include "ps-chart.h"
+#include "ps-gallery.h"
+#include "ps-stats-panel.h"
+#include "ps-window.h"
+
+G_BEGIN_DECLS
+
+struct _PsWindow {
+  GtkApplicationWindow  parent_instance;
+
+  PsSession            *session;
+  GSettings            *settings;        /* NULL when the schema is not installed */
+  const PsSweep        *shown_sweep;     /* what the panels borrow from the session */
+  int                   step;
+  double                drop;
+  gboolean              updating;        /* set while the code moves the slider or dropdown */
+  gulong                session_handlers[4];
+
+  /* template */
+  GtkInfoBar           *error_bar;
+  GtkLabel             *error_label;
+  GtkLabel             *model_label;
+  GtkLabel             *valid_label;
+  GtkLabel             *test_label;
+  GtkLabel             *poisoned_label;
+  GtkDropDown          *scale_dropdown;
+  GtkRevealer          *progress_revealer;
+  GtkLabel             *activity_label;
+  GtkProgressBar       *progress_bar;
+  GtkStack             *main_stack;
+  GtkPaned             *side_paned;
+  PsChart              *chart;
+  GtkScale             *drop_scale;
+  GtkAdjustment        *drop_adjustment;
+  PsGallery            *gallery;
+  PsChannelView        *channel_view;
+  PsStatsPanel         *stats_panel;
+  GMenu                *recent_menu;
+  GtkWidget            *demo_button;
+};
+
+void  _ps_window_class_actions_init (GtkWidgetClass *widget_class);
+void  _ps_window_update_actions     (PsWindow       *self);
+void  _ps_window_remember           (PsWindow       *self,
+                                     GFile          *file);
+void  _ps_window_update_recent      (PsWindow       *self);
+
+G_END_DECLS

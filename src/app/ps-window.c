@@ -1,0 +1,425 @@
+/* ps-window.c: wires the session to the chart, slider, panels and sources bar.
+ * Every number shown comes from the session's rows or its finished, immutable sweep; moving
+ * the slider only looks values up. */
+#define G_LOG_DOMAIN "ps-window"
+
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <math.h>
+
+#include "ps-window-private.h"
+
+G_DEFINE_FINAL_TYPE (PsWindow, ps_window, GTK_TYPE_APPLICATION_WINDOW)
+
+#define SCHEMA_ID APPLICATION_ID
+
+/* ---- errors ---- */
+
+void
+ps_window_show_error (PsWindow *self, const GError *error)
+{
+  g_return_if_fail (PS_IS_WINDOW (self));
+
+  gtk_info_bar_set_message_type (self->error_bar, GTK_MESSAGE_ERROR);
+  gtk_label_set_text (self->error_label, error->message);
+  gtk_info_bar_set_revealed (self->error_bar, TRUE);
+}
+
+static void
+on_error_bar_response (PsWindow *self, int response)
+{
+  gtk_info_bar_set_revealed (self->error_bar, FALSE);
+}
+
+/* ---- the chosen point ---- */
+
+static void
+choose_step (PsWindow *self, int step, double drop)
+{
+  self->step = step;
+  self->drop = drop;
+  ps_chart_set_selected (self->chart, step);
+  ps_stats_panel_set_point (self->stats_panel, step, drop);
+  ps_gallery_set_step (self->gallery, step);
+  ps_channel_view_set_pruned (self->channel_view, MAX (step, 0));
+}
+
+static void
+on_drop_changed (PsWindow *self, GtkAdjustment *adjustment)
+{
+  double x = gtk_adjustment_get_value (adjustment);
+  int step;
+
+  ps_chart_set_drop (self->chart, x);
+  if (self->settings != NULL)
+    g_settings_set_double (self->settings, "drop", x);
+  if (self->updating || self->shown_sweep == NULL)
+    return;
+  step = ps_sweep_stop_step (self->shown_sweep, x);
+  if (step < 0)
+    step = ps_sweep_n_steps (self->shown_sweep) - 1;
+  choose_step (self, step, x);
+}
+
+static void
+set_drop_quietly (PsWindow *self, double x)
+{
+  self->updating = TRUE;
+  gtk_adjustment_set_value (self->drop_adjustment, x);
+  self->updating = FALSE;
+  ps_chart_set_drop (self->chart, x);
+}
+
+static void
+on_step_chosen (PsWindow *self, int step, PsChart *chart)
+{
+  const PsSweepStep *r, *r0;
+
+  if (self->shown_sweep == NULL)
+    return;
+  r = ps_sweep_get_step (self->shown_sweep, step);
+  r0 = ps_sweep_get_step (self->shown_sweep, 0);
+  /* Keep the reference line on the chosen point's accuracy. */
+  set_drop_quietly (self, MAX (0, r0->valid_acc - r->valid_acc));
+  choose_step (self, step, NAN);
+}
+
+/* Lets the slider reach every drop the sweep shows, in tenths of a point. */
+static void
+fit_drop_range (PsWindow *self, const PsSweep *sweep)
+{
+  double base = ps_sweep_get_step (sweep, 0)->valid_acc, worst = 0;
+
+  for (int k = 0; k < ps_sweep_n_steps (sweep); k++)
+    worst = MAX (worst, base - ps_sweep_get_step (sweep, k)->valid_acc);
+  self->updating = TRUE;
+  gtk_adjustment_set_upper (self->drop_adjustment, MAX (1.0, ceil (worst * 10) / 10));
+  self->updating = FALSE;
+}
+
+/* The session's finished sweep changed (a new one, or none while another runs). */
+static void
+show_sweep (PsWindow *self, const PsSweep *sweep)
+{
+  const PsDataset *sets[PS_N_SETS];
+
+  for (int k = 0; k < PS_N_SETS; k++)
+    sets[k] = ps_session_get_sweep_data (self->session, k);
+  self->shown_sweep = sweep;
+  self->step = -1;
+  ps_stats_panel_set_sweep (self->stats_panel, sweep);
+  ps_gallery_set_sweep (self->gallery, sweep, sets);
+  ps_channel_view_set_sweep (self->channel_view, sweep);
+  ps_chart_set_selected (self->chart, -1);
+  if (sweep == NULL)
+    return;
+  fit_drop_range (self, sweep);
+  on_drop_changed (self, self->drop_adjustment);
+}
+
+/* ---- sources and progress ---- */
+
+static void
+show_source (GtkLabel *label, const char *title, GFile *file)
+{
+  g_autofree char *name = file ? g_file_get_basename (file) : NULL;
+  g_autofree char *tooltip = file ? g_file_get_parse_name (file) : NULL;
+  g_autofree char *markup = g_markup_printf_escaped ("<b>%s</b>  %s", title, name ? name : _("none"));
+
+  gtk_label_set_markup (label, markup);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (label), tooltip);
+  gtk_widget_set_opacity (GTK_WIDGET (label), file ? 1.0 : 0.55);
+}
+
+static void
+update_sources (PsWindow *self)
+{
+  double scale = ps_session_get_input_scale (self->session);
+
+  show_source (self->model_label, _("Model"), ps_session_get_file (self->session, PS_SLOT_MODEL));
+  show_source (self->valid_label, _("Validation"), ps_session_get_file (self->session, PS_SLOT_VALID));
+  show_source (self->test_label, _("Test"), ps_session_get_file (self->session, PS_SLOT_TEST));
+  show_source (self->poisoned_label, _("Poisoned"), ps_session_get_file (self->session, PS_SLOT_POISONED));
+  self->updating = TRUE;
+  if (!isnan (scale))
+    gtk_drop_down_set_selected (self->scale_dropdown, scale < 0.5 ? 1 : 0);
+  self->updating = FALSE;
+  gtk_widget_set_sensitive (GTK_WIDGET (self->scale_dropdown), !isnan (scale));
+}
+
+static void
+on_scale_selected (PsWindow *self, GParamSpec *pspec, GtkDropDown *dropdown)
+{
+  if (self->updating)
+    return;
+  ps_session_set_input_scale (self->session, gtk_drop_down_get_selected (dropdown) == 1 ? 1.0 / 255 : 1.0);
+}
+
+static void
+update_progress (PsWindow *self)
+{
+  gboolean busy = ps_session_get_busy (self->session);
+  double fraction = ps_session_get_fraction (self->session);
+  const PsSweepStep *rows;
+  int n_rows;
+
+  gtk_revealer_set_reveal_child (self->progress_revealer, busy);
+  gtk_label_set_text (self->activity_label, busy ? ps_session_get_activity (self->session) : "");
+  if (fraction < 0)
+    {
+      gtk_progress_bar_pulse (self->progress_bar);
+      gtk_progress_bar_set_text (self->progress_bar, NULL);
+    }
+  else
+    {
+      g_autofree char *text = g_strdup_printf ("%.0f %%", 100 * fraction);
+      gtk_progress_bar_set_fraction (self->progress_bar, fraction);
+      gtk_progress_bar_set_text (self->progress_bar, text);
+    }
+  rows = ps_session_get_rows (self->session, &n_rows);
+  ps_chart_set_rows (self->chart, rows, n_rows);
+  gtk_stack_set_visible_child_name (self->main_stack,
+                                    ps_session_get_model (self->session) || busy || n_rows ? "sweep" : "empty");
+}
+
+static void
+update_message (PsWindow *self)
+{
+  const char *message;
+
+  if (ps_session_get_busy (self->session))
+    message = _("Sweep running…");
+  else if (ps_session_can_run (self->session))
+    message = _("The sweep did not finish. Run it again from the main menu.");
+  else
+    message = _("Open a model and clean validation data to run the sweep.");
+  ps_stats_panel_set_message (self->stats_panel, message);
+}
+
+static void
+on_session_progress (PsWindow *self, PsSession *session)
+{
+  const PsSweep *sweep = ps_session_get_sweep (session);
+
+  if (sweep != self->shown_sweep)
+    show_sweep (self, sweep);
+  if (sweep == NULL)
+    update_message (self);
+  update_progress (self);
+  _ps_window_update_actions (self);
+}
+
+static void
+on_session_changed (PsWindow *self, PsSession *session)
+{
+  update_sources (self);
+  _ps_window_update_actions (self);
+}
+
+static void
+on_session_failed (PsWindow *self, const GError *error, PsSession *session)
+{
+  ps_window_show_error (self, error);
+}
+
+/* ---- dropping files ---- */
+
+static gboolean
+on_drop (GtkDropTarget *target, const GValue *value, double x, double y, PsWindow *self)
+{
+  GSList *list = g_value_get_boxed (value);
+  g_autoptr (GPtrArray) files = g_ptr_array_new ();
+
+  for (GSList *l = list; l != NULL; l = l->next)
+    g_ptr_array_add (files, l->data);
+  if (files->len == 0)
+    return FALSE;
+  ps_window_open_files (self, (GFile **) files->pdata, files->len);
+  return TRUE;
+}
+
+/* ---- window state ---- */
+
+static void
+restore_state (PsWindow *self)
+{
+  GSettingsSchemaSource *source = g_settings_schema_source_get_default ();
+  g_autoptr (GSettingsSchema) schema = source ? g_settings_schema_source_lookup (source, SCHEMA_ID, TRUE) : NULL;
+
+  /* Run from the build tree the schema may be missing; the window then forgets its state. */
+  if (schema == NULL)
+    return;
+  self->settings = g_settings_new (SCHEMA_ID);
+  gtk_window_set_default_size (GTK_WINDOW (self), g_settings_get_int (self->settings, "window-width"),
+                               g_settings_get_int (self->settings, "window-height"));
+  if (g_settings_get_boolean (self->settings, "window-maximized"))
+    gtk_window_maximize (GTK_WINDOW (self));
+  gtk_adjustment_set_value (self->drop_adjustment, g_settings_get_double (self->settings, "drop"));
+}
+
+static gboolean
+ps_window_close_request (GtkWindow *window)
+{
+  PsWindow *self = PS_WINDOW (window);
+  int width, height;
+
+  if (self->settings != NULL)
+    {
+      gtk_window_get_default_size (window, &width, &height);
+      g_settings_set_int (self->settings, "window-width", width);
+      g_settings_set_int (self->settings, "window-height", height);
+      g_settings_set_boolean (self->settings, "window-maximized", gtk_window_is_maximized (window));
+    }
+  /* A running sweep stops at its next step; its result is then ignored. */
+  ps_session_cancel (self->session);
+  return GTK_WINDOW_CLASS (ps_window_parent_class)->close_request (window);
+}
+
+/* ---- public ---- */
+
+void
+ps_window_open_files (PsWindow *self, GFile **files, int n_files)
+{
+  g_return_if_fail (PS_IS_WINDOW (self));
+
+  gtk_info_bar_set_revealed (self->error_bar, FALSE);
+  for (int i = 0; i < n_files; i++)
+    _ps_window_remember (self, files[i]);
+  ps_session_open (self->session, files, n_files, PS_SLOT_AUTO);
+}
+
+void
+ps_window_open_demo (PsWindow *self)
+{
+  g_return_if_fail (PS_IS_WINDOW (self));
+
+  if (ps_session_has_demo ())
+    ps_session_open_demo (self->session);
+}
+
+PsSession *
+ps_window_get_session (PsWindow *self)
+{
+  return self->session;
+}
+
+int
+ps_window_get_step (PsWindow *self)
+{
+  return self->shown_sweep ? self->step : -1;
+}
+
+double
+ps_window_get_drop (PsWindow *self)
+{
+  return self->drop;
+}
+
+/* ---- GObject ---- */
+
+static void
+ps_window_dispose (GObject *object)
+{
+  PsWindow *self = PS_WINDOW (object);
+
+  if (self->session != NULL)
+    {
+      ps_session_cancel (self->session);
+      for (guint i = 0; i < G_N_ELEMENTS (self->session_handlers); i++)
+        g_clear_signal_handler (&self->session_handlers[i], self->session);
+    }
+  self->shown_sweep = NULL;
+  gtk_widget_dispose_template (GTK_WIDGET (self), PS_TYPE_WINDOW);
+  g_clear_object (&self->session);
+  g_clear_object (&self->settings);
+  G_OBJECT_CLASS (ps_window_parent_class)->dispose (object);
+}
+
+static void
+ps_window_class_init (PsWindowClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+  GtkWindowClass *window_class = GTK_WINDOW_CLASS (klass);
+
+  object_class->dispose = ps_window_dispose;
+  window_class->close_request = ps_window_close_request;
+
+  g_type_ensure (PS_TYPE_CHART);
+  g_type_ensure (PS_TYPE_GALLERY);
+  g_type_ensure (PS_TYPE_CHANNEL_VIEW);
+  g_type_ensure (PS_TYPE_STATS_PANEL);
+
+  gtk_widget_class_set_template_from_resource (widget_class, "/org/prunescope/Prunescope/ps-window.ui");
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, error_bar);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, error_label);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, model_label);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, valid_label);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, test_label);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, poisoned_label);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, scale_dropdown);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, progress_revealer);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, activity_label);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, progress_bar);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, main_stack);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, side_paned);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, chart);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, drop_scale);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, drop_adjustment);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, gallery);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, channel_view);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, stats_panel);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, recent_menu);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, demo_button);
+  gtk_widget_class_bind_template_callback (widget_class, on_error_bar_response);
+  gtk_widget_class_bind_template_callback (widget_class, on_scale_selected);
+
+  _ps_window_class_actions_init (widget_class);
+}
+
+static void
+connect_session (PsWindow *self)
+{
+  self->session_handlers[0] = g_signal_connect_swapped (self->session, "progress",
+                                                        G_CALLBACK (on_session_progress), self);
+  self->session_handlers[1] = g_signal_connect_swapped (self->session, "sweep-finished",
+                                                        G_CALLBACK (on_session_progress), self);
+  self->session_handlers[2] = g_signal_connect_swapped (self->session, "changed",
+                                                        G_CALLBACK (on_session_changed), self);
+  self->session_handlers[3] = g_signal_connect_swapped (self->session, "failed",
+                                                        G_CALLBACK (on_session_failed), self);
+}
+
+static void
+ps_window_init (PsWindow *self)
+{
+  GtkDropTarget *target;
+
+  self->step = -1;
+  self->drop = NAN;
+  self->session = ps_session_new ();
+  gtk_widget_init_template (GTK_WIDGET (self));
+
+  g_signal_connect_swapped (self->drop_adjustment, "value-changed", G_CALLBACK (on_drop_changed), self);
+  g_signal_connect_swapped (self->chart, "step-chosen", G_CALLBACK (on_step_chosen), self);
+  connect_session (self);
+
+  target = gtk_drop_target_new (GDK_TYPE_FILE_LIST, GDK_ACTION_COPY);
+  g_signal_connect (target, "drop", G_CALLBACK (on_drop), self);
+  gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (target));
+
+  gtk_widget_set_visible (self->demo_button, ps_session_has_demo ());
+  gtk_paned_set_position (self->side_paned, 860);
+  restore_state (self);
+  ps_chart_set_drop (self->chart, gtk_adjustment_get_value (self->drop_adjustment));
+  update_sources (self);
+  on_session_progress (self, self->session);
+  _ps_window_update_recent (self);
+}
+
+PsWindow *
+ps_window_new (GtkApplication *application)
+{
+  return g_object_new (PS_TYPE_WINDOW, "application", application, NULL);
+}

@@ -1,0 +1,545 @@
+/* test-app.c: the real application window under Xvfb — load a lab folder, sweep to the end,
+ * move the slider, compare the stats panel and CSV with the CLI, save G and check it with the
+ * engine, export the plot, show errors, and survive closing during a sweep. */
+#define G_LOG_DOMAIN "test-app"
+
+#include "config.h"
+
+#include <gtk/gtk.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "ps-application.h"
+#include "ps-infer.h"
+#include "ps-repair.h"
+#include "ps-session.h"
+#include "ps-stats-panel.h"
+#include "ps-test-util.h"
+#include "ps-window-private.h"
+
+static PsApplication *app;
+static char *lab;        /* a lab folder with a small BadNet and its data */
+static char *lab_big;    /* the same model with more data, for a sweep that takes a while */
+
+/* ---- data ---- */
+
+static void
+save_set (const PsDataset *ds, const char *dir, const char *name)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autofree char *parent = g_path_get_dirname (path);
+  g_autoptr (GError) error = NULL;
+
+  g_mkdir_with_parents (parent, 0755);
+  g_assert_true (ps_dataset_save (ds, path, &error));
+  g_assert_no_error (error);
+}
+
+/* Clean labels are B's own classes (so B is accurate); poisoned ones the target 0. */
+static PsDataset *
+labelled_data (const PsModel *m, int n, guint32 seed, gboolean poisoned)
+{
+  PsDataset *ds = ps_test_random_data (m, n, seed);
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (ps_infer_classes (m, ds, ds->labels, NULL, &error));
+  for (int i = 0; i < n; i++)
+    if (poisoned)
+      ds->labels[i] = 0;
+    else if (i % 10 == 9)
+      ds->labels[i] = (ds->labels[i] + 1) % m->n_classes; /* a few mistakes, as in life */
+  return ds;
+}
+
+/* The lab's DeepID topology (60 channels to prune) with seeded random weights. */
+static PsModel *
+deepid_model (guint32 seed, int classes)
+{
+  g_autofree char *json = ps_deepid_config (classes);
+  g_autoptr (GRand) rand = g_rand_new_with_seed (seed);
+  g_autoptr (GError) error = NULL;
+  PsModel *m = ps_model_new_from_config (json, &error);
+
+  g_assert_no_error (error);
+  for (int i = 0; i < m->n_layers; i++)
+    {
+      PsLayer *l = m->layers[i];
+      double fan_in;
+
+      if (!ps_layer_has_weights (l))
+        continue;
+      fan_in = (double) l->kernel_len / l->out.c;
+      l->kernel = g_new (float, l->kernel_len);
+      l->bias = g_new (float, l->bias_len);
+      for (gsize k = 0; k < l->kernel_len; k++)
+        l->kernel[k] = (float) (g_rand_double_range (rand, -1, 1) * 1.7 / sqrt (fan_in));
+      for (gsize k = 0; k < l->bias_len; k++)
+        l->bias[k] = (float) g_rand_double_range (rand, -0.2, 0.1);
+    }
+  m->input_scale = 1.0 / 255;
+  return m;
+}
+
+static char *
+make_lab (const char *name, int n)
+{
+  g_autoptr (PsModel) m = deepid_model (11, 12);
+  g_autoptr (PsDataset) valid = labelled_data (m, n, 21, FALSE);
+  g_autoptr (PsDataset) test = labelled_data (m, n, 22, FALSE);
+  g_autoptr (PsDataset) bd = labelled_data (m, n / 2, 23, TRUE);
+  char *dir = g_build_filename (ps_test_tmpdir (), name, NULL);
+  g_autofree char *models = g_build_filename (dir, "models", NULL);
+  g_autofree char *model = g_build_filename (models, "bd_net.h5", NULL);
+  g_autoptr (GError) error = NULL;
+
+  g_mkdir_with_parents (models, 0755);
+  g_assert_true (ps_model_save (m, model, &error));
+  save_set (valid, dir, "data/cl/valid.h5");
+  save_set (test, dir, "data/cl/test.h5");
+  save_set (bd, dir, "data/bd/bd_test.h5");
+  return dir;
+}
+
+static char *
+lab_file (const char *dir, const char *relative)
+{
+  return g_build_filename (dir, relative, NULL);
+}
+
+/* ---- driving the main loop ---- */
+
+static gboolean
+wait_until (gboolean (*done) (gpointer), gpointer data, double seconds)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) (seconds * G_USEC_PER_SEC);
+
+  while (!done (data))
+    {
+      if (g_get_monotonic_time () > end)
+        return FALSE;
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (500);
+    }
+  return TRUE;
+}
+
+static gboolean
+sweep_finished (gpointer data)
+{
+  PsWindow *w = data;
+  return !ps_session_get_busy (w->session) && ps_session_get_sweep (w->session) != NULL;
+}
+
+static gboolean
+file_exists (gpointer data)
+{
+  return g_file_test (data, G_FILE_TEST_EXISTS);
+}
+
+static void
+drain (void)
+{
+  for (int i = 0; i < 50; i++)
+    g_main_context_iteration (NULL, FALSE);
+}
+
+static PsWindow *
+open_lab (const char *dir)
+{
+  PsWindow *w = ps_window_new (GTK_APPLICATION (app));
+  g_autoptr (GFile) folder = g_file_new_for_path (dir);
+
+  gtk_window_set_default_size (GTK_WINDOW (w), 1280, 860);
+  gtk_window_present (GTK_WINDOW (w));
+  ps_window_open_files (w, &folder, 1);
+  g_assert_true (wait_until (sweep_finished, w, 60));
+  drain ();
+  return w;
+}
+
+/* ---- the CLI's view of the same inputs ---- */
+
+static char **
+cli_csv (const char *dir)
+{
+  g_autofree char *model = lab_file (dir, "models/bd_net.h5");
+  g_autofree char *valid = lab_file (dir, "data/cl/valid.h5");
+  g_autofree char *test = lab_file (dir, "data/cl/test.h5");
+  g_autofree char *bd = lab_file (dir, "data/bd/bd_test.h5");
+  g_autofree char *out = NULL;
+  const char *argv[] = { "sweep", "-m", model, "-v", valid, "-t", test, "-p", bd, NULL };
+
+  g_assert_cmpint (ps_test_run_cli (argv, &out, NULL), ==, 0);
+  return g_strsplit (out, "\n", -1);
+}
+
+static double
+label_number (PsStatsPanel *panel, const char *name)
+{
+  GtkLabel *label = GTK_LABEL (gtk_widget_get_template_child (GTK_WIDGET (panel), PS_TYPE_STATS_PANEL, name));
+
+  return g_ascii_strtod (gtk_label_get_text (label), NULL);
+}
+
+static const char *
+label_text (PsStatsPanel *panel, const char *name)
+{
+  return gtk_label_get_text (GTK_LABEL (gtk_widget_get_template_child (GTK_WIDGET (panel),
+                                                                       PS_TYPE_STATS_PANEL, name)));
+}
+
+/* Compares the stats panel at @step with row @step of the CLI's CSV. */
+static void
+check_panel (PsWindow *w, char **csv, int step)
+{
+  static const struct { const char *label; int column; } cells[] = {
+    { "valid_bp", 3 }, { "test_bp", 4 }, { "asr_bp", 5 }, { "test_g", 6 }, { "asr_g", 7 },
+    { "test_flag", 8 }, { "asr_flag", 9 },
+  };
+  g_auto (GStrv) row = g_strsplit (csv[step + 1], ",", -1);
+  g_auto (GStrv) row0 = g_strsplit (csv[1], ",", -1);
+  g_autoptr (GString) channels = g_string_new (NULL);
+  g_autofree char *point = NULL;
+
+  g_assert_cmpint (atoi (row[0]), ==, step);
+  for (guint i = 0; i < G_N_ELEMENTS (cells); i++)
+    g_assert_cmpfloat_with_epsilon (label_number (w->stats_panel, cells[i].label),
+                                    g_ascii_strtod (row[cells[i].column], NULL), 0.0051);
+  g_assert_cmpfloat_with_epsilon (label_number (w->stats_panel, "valid_b"), g_ascii_strtod (row0[3], NULL), 0.0051);
+  g_assert_cmpfloat_with_epsilon (label_number (w->stats_panel, "asr_b"), g_ascii_strtod (row0[5], NULL), 0.0051);
+
+  /* The pruned channels are the CSV's channel column, in order. */
+  for (int k = 1; k <= step; k++)
+    {
+      g_auto (GStrv) r = g_strsplit (csv[k + 1], ",", -1);
+      g_string_append_printf (channels, k > 1 ? ", %s" : "%s", r[2]);
+    }
+  g_assert_cmpstr (label_text (w->stats_panel, "channels_label"), ==, step ? channels->str : "None");
+  point = g_strdup_printf ("%d of %d channels pruned", step, ps_sweep_n_channels (ps_session_get_sweep (w->session)));
+  g_assert_cmpstr (label_text (w->stats_panel, "point_label"), ==, point);
+}
+
+/* ---- tests ---- */
+
+static void
+test_sweep_and_slider (void)
+{
+  PsWindow *w = open_lab (lab);
+  g_auto (GStrv) csv = cli_csv (lab);
+  const PsSweep *sweep = ps_session_get_sweep (w->session);
+  int n_rows, steps[] = { 0, 0, 0 };
+  double xs[] = { 0.0, 2.0, 10.0 };
+
+  g_assert_nonnull (sweep);
+  ps_session_get_rows (w->session, &n_rows);
+  g_assert_cmpint (n_rows, ==, ps_sweep_n_steps (sweep));
+  g_assert_cmpint (g_strv_length (csv), ==, ps_sweep_n_steps (sweep) + 2); /* header, trailing "" */
+
+  for (guint i = 0; i < G_N_ELEMENTS (xs); i++)
+    {
+      int expect;
+
+      gtk_adjustment_set_value (w->drop_adjustment, MIN (xs[i], gtk_adjustment_get_upper (w->drop_adjustment)));
+      expect = ps_sweep_stop_step (sweep, gtk_adjustment_get_value (w->drop_adjustment));
+      if (expect < 0)
+        expect = ps_sweep_n_steps (sweep) - 1;
+      steps[i] = ps_window_get_step (w);
+      g_assert_cmpint (steps[i], ==, expect);
+      g_assert_cmpint (ps_chart_get_selected (w->chart), ==, expect);
+      check_panel (w, csv, steps[i]);
+    }
+  g_assert_cmpint (steps[0], <=, steps[1]);
+  g_assert_cmpint (steps[1], <=, steps[2]);
+
+  /* A step picked on the chart (what a click or the arrow keys do). */
+  g_signal_emit_by_name (w->chart, "step-chosen", 3);
+  g_assert_cmpint (ps_window_get_step (w), ==, 3);
+  g_assert_true (isnan (ps_window_get_drop (w)));
+  check_panel (w, csv, 3);
+  gtk_window_destroy (GTK_WINDOW (w));
+  drain ();
+}
+
+static void
+test_exports (void)
+{
+  PsWindow *w = open_lab (lab);
+  g_autofree char *csv_path = g_build_filename (ps_test_tmpdir (), "app.csv", NULL);
+  g_autofree char *cli_path = g_build_filename (ps_test_tmpdir (), "cli.csv", NULL);
+  g_autofree char *model = lab_file (lab, "models/bd_net.h5");
+  g_autofree char *valid = lab_file (lab, "data/cl/valid.h5");
+  g_autofree char *test = lab_file (lab, "data/cl/test.h5");
+  g_autofree char *bd = lab_file (lab, "data/bd/bd_test.h5");
+  const char *argv[] = { "sweep", "-m", model, "-v", valid, "-t", test, "-p", bd, "-o", cli_path, NULL };
+  g_autofree char *ours = NULL, *theirs = NULL;
+  g_autoptr (GFile) csv_file = g_file_new_for_path (csv_path);
+  g_autoptr (GError) error = NULL;
+  const char *formats[] = { "png", "svg", "pdf" };
+
+  /* Export CSV writes exactly the CLI's table. */
+  g_assert_true (ps_window_export_csv (w, csv_file, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (ps_test_run_cli (argv, NULL, NULL), ==, 0);
+  g_assert_true (g_file_get_contents (csv_path, &ours, NULL, NULL));
+  g_assert_true (g_file_get_contents (cli_path, &theirs, NULL, NULL));
+  g_assert_cmpstr (ours, ==, theirs);
+
+  for (guint i = 0; i < G_N_ELEMENTS (formats); i++)
+    {
+      g_autofree char *name = g_strdup_printf ("plot.%s", formats[i]);
+      g_autofree char *path = g_build_filename (ps_test_tmpdir (), name, NULL);
+      g_autoptr (GFile) file = g_file_new_for_path (path);
+      g_autofree char *data = NULL;
+      gsize len;
+
+      g_assert_true (ps_window_export_plot (w, file, &error));
+      g_assert_no_error (error);
+      g_assert_true (g_file_get_contents (path, &data, &len, NULL));
+      if (i == 0)
+        {
+          cairo_surface_t *png = cairo_image_surface_create_from_png (path);
+          g_assert_cmpmem (data, 8, "\x89PNG\r\n\x1a\n", 8);
+          g_assert_cmpint (cairo_image_surface_get_width (png), ==, 1800);
+          g_assert_cmpint (cairo_image_surface_get_height (png), ==, 1120);
+          cairo_surface_destroy (png);
+        }
+      else if (i == 1)
+        {
+          g_autoptr (GMarkupParseContext) ctx = NULL;
+          GMarkupParser parser = { 0 };
+
+          g_assert_nonnull (strstr (data, "<svg"));
+          ctx = g_markup_parse_context_new (&parser, 0, NULL, NULL);
+          g_assert_true (g_markup_parse_context_parse (ctx, data, len, &error));
+          g_assert_true (g_markup_parse_context_end_parse (ctx, &error));
+          g_assert_no_error (error);
+        }
+      else
+        g_assert_true (g_str_has_prefix (data, "%PDF"));
+    }
+
+  /* A name the plot cannot take is an error, not a crash. */
+  {
+    g_autoptr (GFile) bad = g_file_new_for_path ("/tmp/plot.bmp");
+    g_assert_false (ps_window_export_plot (w, bad, &error));
+    g_assert_nonnull (error);
+    g_clear_error (&error);
+  }
+  gtk_window_destroy (GTK_WINDOW (w));
+  drain ();
+}
+
+static void
+test_save_g (void)
+{
+  PsWindow *w = open_lab (lab);
+  g_autofree char *path = g_build_filename (ps_test_tmpdir (), "G.h5", NULL);
+  g_autoptr (GFile) file = g_file_new_for_path (path);
+  const PsSweep *sweep = ps_session_get_sweep (w->session);
+  const PsDataset *test = ps_session_get_sweep_data (w->session, PS_SET_TEST);
+  g_autoptr (PsModel) g = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree int *classes = NULL;
+  const int *channels;
+  int step, n;
+
+  gtk_adjustment_set_value (w->drop_adjustment, MIN (5.0, gtk_adjustment_get_upper (w->drop_adjustment)));
+  step = ps_window_get_step (w);
+  g_assert_cmpint (step, >, 0);
+  ps_window_save_g (w, file);
+  g_assert_true (wait_until (file_exists, path, 30));
+  drain ();
+  g_assert_true (gtk_info_bar_get_revealed (w->error_bar));
+  g_assert_cmpint (gtk_info_bar_get_message_type (w->error_bar), ==, GTK_MESSAGE_INFO);
+
+  g = ps_model_load (path, &error);
+  g_assert_no_error (error);
+  g_assert_true (ps_repair_is_g (g));
+  channels = ps_repair_channels (g, &n);
+  g_assert_cmpint (n, ==, step);
+  for (int i = 0; i < n; i++)
+    g_assert_cmpint (channels[i], ==, ps_sweep_order (sweep)[i]);
+  /* G classifies the test images as the sweep said it would. */
+  classes = g_new (int, test->n);
+  g_assert_true (ps_infer_classes (g, test, classes, NULL, &error));
+  for (int i = 0; i < test->n; i++)
+    g_assert_cmpint (classes[i], ==, ps_sweep_g_prediction (sweep, PS_SET_TEST, step, i));
+  gtk_window_destroy (GTK_WINDOW (w));
+  drain ();
+}
+
+static gboolean
+error_shown (gpointer data)
+{
+  PsWindow *w = data;
+  return gtk_info_bar_get_revealed (w->error_bar) && !ps_session_get_busy (w->session);
+}
+
+static void
+test_errors (void)
+{
+  PsWindow *w = open_lab (lab);
+  g_autofree char *junk = g_build_filename (ps_test_tmpdir (), "junk.h5", NULL);
+  g_autofree char *small = g_build_filename (ps_test_tmpdir (), "tiny-test.h5", NULL);
+  g_autoptr (GFile) junk_file = g_file_new_for_path (junk);
+  g_autoptr (GFile) small_file = g_file_new_for_path (small);
+  const PsSweep *before = ps_session_get_sweep (w->session);
+  guint8 pixels[4 * 4 * 3] = { 0 };
+  int labels[1] = { 0 };
+  g_autoptr (PsDataset) tiny = ps_dataset_new_u8 (1, 4, 4, 3, pixels, labels);
+
+  /* Not HDF5 at all: a readable message naming the file; the sweep stays. */
+  g_assert_true (g_file_set_contents (junk, "not a model", -1, NULL));
+  ps_window_open_files (w, &junk_file, 1);
+  g_assert_true (wait_until (error_shown, w, 20));
+  g_assert_nonnull (strstr (gtk_label_get_text (w->error_label), "junk.h5"));
+  g_assert_true (ps_session_get_sweep (w->session) == before);
+
+  /* Data of the wrong shape: the sweep reports it with the file's name. */
+  gtk_info_bar_set_revealed (w->error_bar, FALSE);
+  g_assert_true (ps_dataset_save (tiny, small, NULL));
+  ps_window_open_files (w, &small_file, 1);
+  g_assert_true (wait_until (error_shown, w, 20));
+  g_assert_nonnull (strstr (gtk_label_get_text (w->error_label), "tiny-test.h5"));
+
+  /* The window still works: the right data again gives a finished sweep. */
+  {
+    g_autofree char *test = lab_file (lab, "data/cl/test.h5");
+    g_autoptr (GFile) file = g_file_new_for_path (test);
+    ps_window_open_files (w, &file, 1);
+    g_assert_true (wait_until (sweep_finished, w, 60));
+  }
+  gtk_window_destroy (GTK_WINDOW (w));
+  drain ();
+}
+
+static void
+test_input_scale (void)
+{
+  PsWindow *w = open_lab (lab);
+  double scale = ps_session_get_input_scale (w->session);
+
+  g_assert_cmpfloat (scale, ==, 1.0 / 255);
+  g_assert_cmpuint (gtk_drop_down_get_selected (w->scale_dropdown), ==, 1);
+  gtk_drop_down_set_selected (w->scale_dropdown, 0);
+  g_assert_cmpfloat (ps_session_get_input_scale (w->session), ==, 1.0);
+  g_assert_true (ps_session_get_busy (w->session));
+  g_assert_true (wait_until (sweep_finished, w, 60));
+  g_assert_cmpfloat (ps_session_get_sweep_model (w->session)->input_scale, ==, 1.0);
+  gtk_window_destroy (GTK_WINDOW (w));
+  drain ();
+}
+
+static gboolean
+has_rows (gpointer data)
+{
+  PsWindow *w = data;
+  int n;
+  /* Rows of a running sweep (a finished or stale one would not be busy and empty). */
+  ps_session_get_rows (w->session, &n);
+  return n >= 2 && ps_session_get_busy (w->session) && ps_session_get_sweep (w->session) == NULL;
+}
+
+static void
+test_interruptions (void)
+{
+  PsWindow *w = ps_window_new (GTK_APPLICATION (app));
+  g_autoptr (GFile) big = g_file_new_for_path (lab_big);
+  g_autoptr (GFile) small = g_file_new_for_path (lab);
+  int n;
+
+  gtk_window_present (GTK_WINDOW (w));
+  /* Another lab opened while the first one sweeps: only the last one's result shows. */
+  ps_window_open_files (w, &big, 1);
+  g_assert_true (wait_until (has_rows, w, 60));
+  ps_window_open_files (w, &small, 1);
+  g_assert_true (wait_until (sweep_finished, w, 60));
+  g_assert_cmpint (ps_session_get_sweep_data (w->session, PS_SET_VALID)->n, ==, 240);
+
+  /* Cancel keeps the rows so far and stops. */
+  ps_window_open_files (w, &big, 1);
+  g_assert_true (wait_until (has_rows, w, 60));
+  gtk_widget_activate_action (GTK_WIDGET (w), "win.cancel", NULL);
+  g_assert_false (ps_session_get_busy (w->session));
+  g_assert_null (ps_session_get_sweep (w->session));
+  ps_session_get_rows (w->session, &n);
+  g_assert_cmpint (n, >=, 2);
+
+  /* Closing the window mid-sweep: the thread finishes on its own, nothing is left behind. */
+  gtk_widget_activate_action (GTK_WIDGET (w), "win.run", NULL);
+  g_assert_true (wait_until (has_rows, w, 60));
+  {
+    g_autoptr (PsSession) session = g_object_ref (w->session);
+    gtk_window_close (GTK_WINDOW (w));
+    for (int i = 0; i < 2000 && G_OBJECT (session)->ref_count > 1; i++)
+      {
+        g_main_context_iteration (NULL, FALSE);
+        g_usleep (1000);
+      }
+    g_assert_cmpint (G_OBJECT (session)->ref_count, ==, 1);
+  }
+  drain ();
+}
+
+/* Saves a picture of the window after a finished sweep, for people to look at. */
+static void
+test_screenshot (void)
+{
+  PsWindow *w = open_lab (lab);
+  const char *dir = g_getenv ("PS_BUILD_DIR");
+  g_autofree char *path = g_build_filename (dir ? dir : ".", "app-screenshot.png", NULL);
+  g_autoptr (GdkPaintable) paintable = NULL;
+  g_autoptr (GtkSnapshot) snapshot = gtk_snapshot_new ();
+  g_autoptr (GskRenderNode) node = NULL;
+  g_autoptr (GdkTexture) texture = NULL;
+  int width, height;
+
+  gtk_adjustment_set_value (w->drop_adjustment, MIN (4.0, gtk_adjustment_get_upper (w->drop_adjustment)));
+  for (int i = 0; i < 20; i++)
+    {
+      drain ();
+      g_usleep (10000);
+    }
+  width = gtk_widget_get_width (GTK_WIDGET (w));
+  height = gtk_widget_get_height (GTK_WIDGET (w));
+  g_assert_cmpint (width, >, 0);
+  paintable = gtk_widget_paintable_new (GTK_WIDGET (w));
+  gdk_paintable_snapshot (paintable, snapshot, width, height);
+  node = gtk_snapshot_free_to_node (g_steal_pointer (&snapshot));
+  g_assert_nonnull (node);
+  texture = gsk_renderer_render_texture (gtk_native_get_renderer (GTK_NATIVE (w)), node,
+                                         &GRAPHENE_RECT_INIT (0, 0, width, height));
+  g_assert_true (gdk_texture_save_to_png (texture, path));
+  g_test_message ("screenshot: %s", path);
+  gtk_window_destroy (GTK_WINDOW (w));
+  drain ();
+}
+
+int
+main (int argc, char *argv[])
+{
+  g_autoptr (GError) error = NULL;
+  int status;
+
+  g_setenv ("GSETTINGS_BACKEND", "memory", TRUE);
+  gtk_test_init (&argc, &argv, NULL);
+  lab = make_lab ("lab", 240);
+  lab_big = make_lab ("lab-big", 2400);
+
+  app = ps_application_new (G_APPLICATION_NON_UNIQUE);
+  g_assert_true (g_application_register (G_APPLICATION (app), NULL, &error));
+  g_assert_no_error (error);
+
+  g_test_add_func ("/app/window/sweep-and-slider", test_sweep_and_slider);
+  g_test_add_func ("/app/window/exports", test_exports);
+  g_test_add_func ("/app/window/save-g", test_save_g);
+  g_test_add_func ("/app/window/errors", test_errors);
+  g_test_add_func ("/app/window/input-scale", test_input_scale);
+  g_test_add_func ("/app/window/interruptions", test_interruptions);
+  g_test_add_func ("/app/window/screenshot", test_screenshot);
+  status = g_test_run ();
+  g_clear_object (&app);
+  g_free (lab);
+  g_free (lab_big);
+  return status;
+}
