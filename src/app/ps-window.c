@@ -52,8 +52,6 @@ on_drop_changed (PsWindow *self, GtkAdjustment *adjustment)
   int step;
 
   ps_chart_set_drop (self->chart, x);
-  if (self->settings != NULL)
-    g_settings_set_double (self->settings, "drop", x);
   if (self->updating || self->shown_sweep == NULL)
     return;
   step = ps_sweep_stop_step (self->shown_sweep, x);
@@ -270,6 +268,7 @@ ps_window_close_request (GtkWindow *window)
       g_settings_set_int (self->settings, "window-width", width);
       g_settings_set_int (self->settings, "window-height", height);
       g_settings_set_boolean (self->settings, "window-maximized", gtk_window_is_maximized (window));
+      g_settings_set_double (self->settings, "drop", gtk_adjustment_get_value (self->drop_adjustment));
     }
   /* A running sweep stops at its next step; its result is then ignored. */
   ps_session_cancel (self->session);
@@ -325,9 +324,9 @@ ps_window_dispose (GObject *object)
 
   if (self->session != NULL)
     {
-      ps_session_cancel (self->session);
       for (guint i = 0; i < G_N_ELEMENTS (self->session_handlers); i++)
         g_clear_signal_handler (&self->session_handlers[i], self->session);
+      ps_session_cancel (self->session);
     }
   self->shown_sweep = NULL;
   gtk_widget_dispose_template (GTK_WIDGET (self), PS_TYPE_WINDOW);

@@ -100,7 +100,7 @@ usage (FILE *out)
   fprintf (out, "Usage: prunescope-cli COMMAND [OPTION…]\n\n"
                 "The pruning defense against backdoored networks (BadNets).\n\nCommands:\n");
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
-    fprintf (out, "  %-8s %s\n", commands[i].name, commands[i].help);
+    fprintf (out, "  %-10s %s\n", commands[i].name, commands[i].help);
   fprintf (out, "\nRun “prunescope-cli COMMAND --help” for a command's options.\n");
 }
 

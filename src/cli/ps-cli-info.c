@@ -39,9 +39,18 @@ print_model (const PsModel *m)
 
       printf ("  G: class %d means backdoored; %d channels of “%s” pruned:", m->n_classes, n,
               ps_repair_layer (m));
+      double lr;
+      int epochs = ps_repair_fine_tune_epochs (m, &lr);
+
       for (int i = 0; i < n; i++)
         printf (" %d", ch[i]);
       printf ("\n");
+      if (!isnan (ps_repair_drop (m)))
+        printf ("  chosen at an accuracy drop of X = %g points\n", ps_repair_drop (m));
+      if (epochs > 0)
+        printf ("  fine-pruned: B' fine-tuned for %d epochs at learning rate %g\n", epochs, lr);
+      else
+        printf ("  pruning only (B' is B with the channels zeroed)\n");
     }
 }
 

@@ -243,22 +243,25 @@ load_from_file (hid_t file, GError **error)
 PsDataset *
 ps_dataset_load (const char *path, GError **error)
 {
-  PsDataset *ds;
-  hid_t file = ps_h5_open (path, FALSE, error);
+  PsDataset *ds = NULL;
+  hid_t file;
 
+  ps_h5_lock ();
+  file = ps_h5_open (path, FALSE, error);
   if (file >= 0)
     {
       ds = load_from_file (file, error);
       H5Fclose (file);
       H5Eclear2 (H5E_DEFAULT);
-      if (ds != NULL)
-        {
-          ds->path = g_strdup (path);
-          return ds;
-        }
     }
-  g_prefix_error (error, "%s: ", path);
-  return NULL;
+  ps_h5_unlock ();
+  if (ds == NULL)
+    {
+      g_prefix_error (error, "%s: ", path);
+      return NULL;
+    }
+  ds->path = g_strdup (path);
+  return ds;
 }
 
 static void

@@ -10,6 +10,20 @@
 
 G_DEFINE_QUARK (ps-error-quark, ps_error)
 
+static GRecMutex h5_lock;
+
+void
+ps_h5_lock (void)
+{
+  g_rec_mutex_lock (&h5_lock);
+}
+
+void
+ps_h5_unlock (void)
+{
+  g_rec_mutex_unlock (&h5_lock);
+}
+
 void
 ps_h5_init (void)
 {
@@ -483,6 +497,7 @@ ps_h5_write_file (const char *path, PsH5Writer writer, gconstpointer data, GErro
   hid_t file;
 
   ps_h5_init ();
+  ps_h5_lock ();
   file = create_temp (path, &tmp, error);
   ok = file >= 0 && writer (file, data, error);
   if (file >= 0 && H5Fclose (file) < 0 && ok)
@@ -490,6 +505,7 @@ ps_h5_write_file (const char *path, PsH5Writer writer, gconstpointer data, GErro
       ps_h5_set_error (error, "cannot finish writing");
       ok = FALSE;
     }
+  ps_h5_unlock ();
   if (ok && g_rename (tmp, path) != 0)
     {
       int saved = errno;

@@ -17,6 +17,10 @@ typedef enum {
 
 GQuark    ps_error_quark           (void);
 void      ps_h5_init               (void);
+/* Debian's HDF5 is built without thread safety: every entry point that reads or writes
+ * a file holds this (recursive) lock, so threads may load and save at the same time. */
+void      ps_h5_lock               (void);
+void      ps_h5_unlock             (void);
 
 /* Sets @error to "@what: <innermost HDF5 message>" */
 void      ps_h5_set_error          (GError     **error,

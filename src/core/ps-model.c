@@ -257,17 +257,18 @@ load_from_file (hid_t file, GError **error)
 PsModel *
 ps_model_load (const char *path, GError **error)
 {
-  PsModel *m;
-  hid_t file = ps_h5_open (path, FALSE, error);
+  PsModel *m = NULL;
+  hid_t file;
 
-  if (file < 0)
+  ps_h5_lock ();
+  file = ps_h5_open (path, FALSE, error);
+  if (file >= 0)
     {
-      g_prefix_error (error, "%s: ", path);
-      return NULL;
+      m = load_from_file (file, error);
+      H5Fclose (file);
+      H5Eclear2 (H5E_DEFAULT);
     }
-  m = load_from_file (file, error);
-  H5Fclose (file);
-  H5Eclear2 (H5E_DEFAULT);
+  ps_h5_unlock ();
   if (m == NULL)
     {
       g_prefix_error (error, "%s: ", path);

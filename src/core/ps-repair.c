@@ -65,6 +65,22 @@ ps_repair_channels (const PsModel *g, int *n)
   return g->repair ? g->repair->channels : NULL;
 }
 
+int
+ps_repair_fine_tune_epochs (const PsModel *g, double *lr)
+{
+  gboolean tuned = g->repair != NULL && g->repair->fine_tuned;
+
+  if (lr != NULL)
+    *lr = tuned ? g->repair->ft_lr : 0.0;
+  return tuned ? g->repair->ft_epochs : 0;
+}
+
+double
+ps_repair_drop (const PsModel *g)
+{
+  return g->repair ? g->repair->drop : NAN;
+}
+
 /* The Conv2D/Dense whose output channels become @layer's channels through
  * zero-preserving layers (pooling, relu, dropout). */
 PsLayer *

@@ -20,6 +20,11 @@ const PsModel *ps_repair_original (const PsModel *g);
 const char *ps_repair_layer      (const PsModel  *g);
 const int  *ps_repair_channels   (const PsModel  *g,
                                   int            *n);
+/* Fine-tuning epochs after pruning (0 for pruning only); @lr receives the learning rate. */
+int         ps_repair_fine_tune_epochs (const PsModel *g,
+                                        double        *lr);
+/* X the G was chosen with (NAN when chosen by channel count). */
+double      ps_repair_drop     (const PsModel  *g);
 /* Saves G atomically: a Keras model of B' plus the "prunescope" group. */
 gboolean  ps_repair_save         (const PsModel  *g,
                                   const char     *path,
