@@ -65,15 +65,11 @@ static const char small_config[] =
   "{\"class_name\": \"Dense\", \"name\": \"output\", \"config\": {\"name\": \"output\", \"units\": %d, \"activation\": \"softmax\"}, \"inbound_nodes\": [[[\"drop\", 0, 0, {}]]]}"
   "], \"input_layers\": [[\"input\", 0, 0]], \"output_layers\": [[\"output\", 0, 0]]}}";
 
-PsModel *
-ps_test_small_model (guint32 seed, int classes)
+void
+ps_test_fill_weights (PsModel *m, guint32 seed, double bias_lo)
 {
-  g_autofree char *json = g_strdup_printf (small_config, classes);
-  g_autoptr (GError) error = NULL;
   g_autoptr (GRand) rand = g_rand_new_with_seed (seed);
-  PsModel *m = ps_model_new_from_config (json, &error);
 
-  g_assert_no_error (error);
   for (int i = 0; i < m->n_layers; i++)
     {
       PsLayer *l = m->layers[i];
@@ -82,18 +78,32 @@ ps_test_small_model (guint32 seed, int classes)
       if (!ps_layer_has_weights (l))
         continue;
       fan_in = (double) l->kernel_len / l->out.c;
+      g_free (l->kernel);
+      g_free (l->bias);
       l->kernel = g_new (float, l->kernel_len);
       l->bias = g_new (float, l->bias_len);
       for (gsize k = 0; k < l->kernel_len; k++)
         l->kernel[k] = (float) (g_rand_double_range (rand, -1, 1) * 1.7 / sqrt (fan_in));
-      /* Negative biases leave some channels dead on many images, as in real networks. */
       for (gsize k = 0; k < l->bias_len; k++)
-        l->bias[k] = (float) g_rand_double_range (rand, -0.3, 0.1);
-      if (i == m->output)
-        for (gsize k = 0; k < l->kernel_len; k++)
-          l->kernel[k] *= 4;
+        l->bias[k] = (float) g_rand_double_range (rand, bias_lo, 0.1);
     }
   m->input_scale = 1.0 / 255;
+}
+
+PsModel *
+ps_test_small_model (guint32 seed, int classes)
+{
+  g_autofree char *json = g_strdup_printf (small_config, classes);
+  g_autoptr (GError) error = NULL;
+  PsModel *m = ps_model_new_from_config (json, &error);
+  PsLayer *out;
+
+  g_assert_no_error (error);
+  ps_test_fill_weights (m, seed, -0.3);
+  /* Larger output weights spread the classes across images. */
+  out = m->layers[m->output];
+  for (gsize k = 0; k < out->kernel_len; k++)
+    out->kernel[k] *= 4;
   return m;
 }
 

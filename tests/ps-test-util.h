@@ -17,6 +17,11 @@ const char *ps_test_tmpdir     (void);
  * random weights; @classes outputs. */
 PsModel    *ps_test_small_model (guint32     seed,
                                  int         classes);
+/* Seeded random weights for every Conv2D/Dense of @m, biases in [@bias_lo, 0.1]
+ * (negative ones leave some channels dead on many images, as in real networks). */
+void        ps_test_fill_weights (PsModel    *m,
+                                  guint32     seed,
+                                  double      bias_lo);
 /* Random images (with a few bright "trigger" pixels on some) and labels. */
 PsDataset  *ps_test_random_data (const PsModel *model,
                                  int            n,

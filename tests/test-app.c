@@ -56,27 +56,11 @@ static PsModel *
 deepid_model (guint32 seed, int classes)
 {
   g_autofree char *json = ps_deepid_config (classes);
-  g_autoptr (GRand) rand = g_rand_new_with_seed (seed);
   g_autoptr (GError) error = NULL;
   PsModel *m = ps_model_new_from_config (json, &error);
 
   g_assert_no_error (error);
-  for (int i = 0; i < m->n_layers; i++)
-    {
-      PsLayer *l = m->layers[i];
-      double fan_in;
-
-      if (!ps_layer_has_weights (l))
-        continue;
-      fan_in = (double) l->kernel_len / l->out.c;
-      l->kernel = g_new (float, l->kernel_len);
-      l->bias = g_new (float, l->bias_len);
-      for (gsize k = 0; k < l->kernel_len; k++)
-        l->kernel[k] = (float) (g_rand_double_range (rand, -1, 1) * 1.7 / sqrt (fan_in));
-      for (gsize k = 0; k < l->bias_len; k++)
-        l->bias[k] = (float) g_rand_double_range (rand, -0.2, 0.1);
-    }
-  m->input_scale = 1.0 / 255;
+  ps_test_fill_weights (m, seed, -0.2);
   return m;
 }
 
