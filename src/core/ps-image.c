@@ -25,8 +25,9 @@ ps_image_load_rgb (const char *path, int h, int w, GError **error)
     }
   if (gdk_pixbuf_get_width (pb) != w || gdk_pixbuf_get_height (pb) != h)
     {
-      g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH, "%s: image is %dx%d, the model takes %dx%d",
-                   path, gdk_pixbuf_get_width (pb), gdk_pixbuf_get_height (pb), w, h);
+      g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH,
+                   "%s: image is %d pixels high and %d wide, the model takes %d x %d",
+                   path, gdk_pixbuf_get_height (pb), gdk_pixbuf_get_width (pb), h, w);
       return NULL;
     }
   nch = gdk_pixbuf_get_n_channels (pb);
