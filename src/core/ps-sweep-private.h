@@ -1,0 +1,87 @@
+/* ps-sweep-private.h: what the parts of the sweep share (ps-sweep.c: the API and the
+ * bookkeeping; ps-sweep-plan.c: which layers carry the state; ps-sweep-step.c: the
+ * per-image work of the first pass and of every step) */
+#pragma once
+
+#include "ps-plan.h"
+#include "ps-sweep.h"
+
+G_BEGIN_DECLS
+
+#define PS_SWEEP_BATCH 64
+
+typedef enum {
+  FRONT_CONV,   /* a Conv2D reading the pruned layer */
+  FRONT_DENSE,  /* a Dense reading the pruned layer (through a Flatten or directly) */
+  FRONT_MASK,   /* fallback: the pruned layer itself, channels zeroed */
+} FrontKind;
+
+typedef struct {
+  FrontKind kind;
+  int       layer;    /* model layer whose linear output (or output, for MASK) is the state */
+  gsize     size;     /* floats per image */
+  gsize     offset;   /* within an image's state */
+} Front;
+
+typedef struct {
+  const PsDataset *ds;      /* only during its first pass */
+  int              n;
+  int             *labels;
+  float           *act;     /* n x act_size: the pruned layer's output */
+  float           *state;   /* n x state_size: frontier values */
+  float           *href;    /* n x h_size: output layer input at the last exact scores */
+  float           *margin;  /* n: best minus second-best score then */
+  guint16         *preds;   /* n_steps x n */
+  int             *affected;
+  int              n_affected;
+  double          *sums;    /* workers x channels, for the channel means */
+  double          *means;   /* channels */
+  gboolean         present;
+  int             *hits;    /* n_steps x 3: B' correct, G correct, G flagged */
+} SetData;
+
+struct _PsSweep {
+  const PsModel *model;     /* only during the run */
+  char          *layer_name;
+  int            layer;
+  PsShape        lshape;
+  int            n_channels;
+  int            n_classes;
+  int            n_steps;
+  int           *order;
+  Front          fronts[PS_MAX_INPUTS];
+  int            n_fronts;
+  gsize          state_size;
+  gboolean      *run;       /* layers to run after the frontier */
+  int            h_layer;   /* input of the output layer, when its skip applies; else -1 */
+  gsize          h_size;
+  double        *reach_out; /* per class c: max_j |W_j - W_c| of the output kernel */
+  gboolean       finished;
+  SetData        sets[PS_N_SETS];
+  PsSweepStep   *steps;
+  PsPlan       **plans;
+  int            n_workers;
+  /* progress, reported from the calling thread only */
+  PsSweepProgress progress;
+  gpointer       user_data;
+  GCancellable  *cancellable;
+  int            done_batches;
+  int            total_batches;
+  int            cur_step;
+  gboolean       decreasing;
+};
+
+
+gboolean  _ps_sweep_plan_structure (PsSweep  *s,
+                                    GError  **error);
+gboolean  _ps_sweep_first_pass     (PsSweep  *s,
+                                    SetData  *d,
+                                    GError  **error);
+void      _ps_sweep_run_step       (PsSweep  *s,
+                                    SetData  *d,
+                                    int       step,
+                                    int       channel);
+void      _ps_sweep_report         (PsSweep           *s,
+                                    const PsSweepStep *step);
+
+G_END_DECLS

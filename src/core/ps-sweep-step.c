@@ -1,0 +1,299 @@
+/* ps-sweep-step.c: the per-image work of a sweep — the first pass (B on every image,
+ * keeping the pruned layer's output and the frontier's linear outputs) and every step
+ * (subtract the removed channel's contribution for the images where it was active, run
+ * the rest of the network for those images only), in batches on all cores */
+#define G_LOG_DOMAIN "ps-sweep"
+
+#include "ps-sweep-private.h"
+#include "ps-h5.h"
+#include "ps-parallel.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+  PsSweep *s;
+  SetData *d;
+} PassJob;
+
+static PsPlan *
+worker_plan (PsSweep *s, int worker)
+{
+  if (s->plans[worker] == NULL)
+    {
+      s->plans[worker] = ps_plan_new (s->model, PS_SWEEP_BATCH);
+      ps_plan_set_logits (s->plans[worker], TRUE);
+      for (int f = 0; f < s->n_fronts; f++)
+        if (s->fronts[f].kind != FRONT_MASK)
+          ps_plan_keep_linear (s->plans[worker], s->fronts[f].layer);
+    }
+  return s->plans[worker];
+}
+
+void
+_ps_sweep_report (PsSweep *s, const PsSweepStep *step)
+{
+  /* The first pass is about nine tenths of the work; steps share the rest. */
+  double first = (double) s->done_batches / MAX (s->total_batches, 1);
+  double steps = (double) s->cur_step / MAX (s->n_steps - 1, 1);
+
+  if (s->progress != NULL)
+    s->progress (step, 0.9 * MIN (first, 1.0) + 0.1 * steps, s->user_data);
+}
+
+static void
+first_pass_batch (int worker, int task, gpointer data)
+{
+  PassJob *job = data;
+  PsSweep *s = job->s;
+  SetData *d = job->d;
+  PsPlan *plan;
+  gsize asz = ps_shape_size (s->lshape);
+  int start = task * PS_SWEEP_BATCH, count = MIN (PS_SWEEP_BATCH, d->n - start);
+  int classes[PS_SWEEP_BATCH];
+  float margins[PS_SWEEP_BATCH];
+  double *sums = d->sums + (gsize) worker * s->n_channels;
+  const float *act;
+
+  if (g_cancellable_is_cancelled (s->cancellable))
+    return;
+  plan = worker_plan (s, worker);
+  ps_dataset_get_batch (d->ds, start, count, s->model->input_scale,
+                        ps_plan_output (plan, s->model->input));
+  ps_plan_forward (plan, count);
+  ps_plan_argmax_margin (plan, count, classes, margins);
+
+  act = ps_plan_output (plan, s->layer);
+  memcpy (d->act + (gsize) start * asz, act, sizeof (float) * count * asz);
+  for (gsize i = 0; i < (gsize) count * asz; i++)
+    sums[i % s->n_channels] += act[i];
+  for (int b = 0; b < count; b++)
+    {
+      float *st = d->state + (gsize) (start + b) * s->state_size;
+
+      d->preds[start + b] = (guint16) classes[b];
+      for (int f = 0; f < s->n_fronts && d->state != d->act; f++)
+        {
+          const Front *fr = &s->fronts[f];
+          memcpy (st + fr->offset, ps_plan_linear (plan, fr->layer) + (gsize) b * fr->size,
+                  sizeof (float) * fr->size);
+        }
+    }
+  if (s->h_layer >= 0)
+    {
+      memcpy (d->href + (gsize) start * s->h_size, ps_plan_output (plan, s->h_layer),
+              sizeof (float) * count * s->h_size);
+      memcpy (d->margin + start, margins, sizeof (float) * count);
+    }
+  g_atomic_int_inc (&s->done_batches);
+  if (worker == 0)
+    _ps_sweep_report (s, NULL);
+}
+
+static gboolean
+alloc_set (PsSweep *s, SetData *d, GError **error)
+{
+  gsize n = MAX (d->n, 1);
+  gboolean mask = s->fronts[0].kind == FRONT_MASK;
+
+  d->act = g_try_malloc (n * ps_shape_size (s->lshape) * sizeof (float));
+  d->state = mask ? d->act : g_try_malloc (n * s->state_size * sizeof (float));
+  if (s->h_layer >= 0)
+    {
+      d->href = g_try_malloc (n * s->h_size * sizeof (float));
+      d->margin = g_try_malloc (n * sizeof (float));
+    }
+  if (d->act == NULL || d->state == NULL || (s->h_layer >= 0 && (d->href == NULL || d->margin == NULL)))
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_FILE, "not enough memory for the sweep of %d images", d->n);
+      return FALSE;
+    }
+  d->preds = g_new (guint16, n * s->n_steps);
+  d->affected = g_new (int, n);
+  d->sums = g_new0 (double, (gsize) s->n_workers * s->n_channels);
+  d->means = g_new0 (double, s->n_channels);
+  d->hits = g_new0 (int, (gsize) s->n_steps * 3);
+  return TRUE;
+}
+
+gboolean
+_ps_sweep_first_pass (PsSweep *s, SetData *d, GError **error)
+{
+  PassJob job = { s, d };
+
+  if (!alloc_set (s, d, error))
+    return FALSE;
+  ps_parallel_for ((d->n + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH, first_pass_batch, &job);
+  if (g_cancellable_set_error_if_cancelled (s->cancellable, error))
+    return FALSE;
+  for (int w = 0; w < s->n_workers; w++)
+    for (int c = 0; c < s->n_channels; c++)
+      d->means[c] += d->sums[(gsize) w * s->n_channels + c];
+  for (int c = 0; c < s->n_channels; c++)
+    d->means[c] /= (double) MAX (d->n, 1) * s->lshape.h * s->lshape.w;
+  return TRUE;
+}
+
+/* ---- one step: remove a channel, update affected images ---- */
+
+typedef struct {
+  PsSweep *s;
+  SetData *d;
+  int      channel;
+  int      step;
+} StepJob;
+
+/* Subtracts channel @c's contribution of one image from its frontier state. */
+static void
+remove_channel (PsSweep *s, float *act, float *state, int c)
+{
+  const PsShape L = s->lshape;
+
+  for (int f = 0; f < s->n_fronts; f++)
+    {
+      const Front *fr = &s->fronts[f];
+      const PsLayer *u = s->model->layers[fr->layer];
+      float *st = state + fr->offset;
+
+      if (fr->kind == FRONT_MASK)
+        {
+          for (int p = 0; p < L.h * L.w; p++)
+            st[(gsize) p * L.c + c] = 0.0f;
+          continue;
+        }
+      for (int y = 0; y < L.h; y++)
+        for (int x = 0; x < L.w; x++)
+          {
+            float v = act[((gsize) y * L.w + x) * L.c + c];
+
+            if (v == 0.0f)
+              continue;
+            if (fr->kind == FRONT_DENSE)
+              {
+                const float *w = u->kernel + (((gsize) y * L.w + x) * L.c + c) * u->out.c;
+                for (int j = 0; j < u->out.c; j++)
+                  st[j] -= v * w[j];
+                continue;
+              }
+            /* Every conv output position whose window covers (y, x). */
+            for (int ky = 0; ky < u->kh; ky++)
+              for (int kx = 0; kx < u->kw; kx++)
+                {
+                  int oy = y + u->pad_top - ky, ox = x + u->pad_left - kx;
+                  const float *w;
+                  float *o;
+
+                  if (oy < 0 || ox < 0 || oy % u->sh || ox % u->sw)
+                    continue;
+                  oy /= u->sh, ox /= u->sw;
+                  if (oy >= u->out.h || ox >= u->out.w)
+                    continue;
+                  w = u->kernel + (((gsize) ky * u->kw + kx) * L.c + c) * u->out.c;
+                  o = st + ((gsize) oy * u->out.w + ox) * u->out.c;
+                  for (int j = 0; j < u->out.c; j++)
+                    o[j] -= v * w[j];
+                }
+          }
+    }
+}
+
+/* Scores only the batch rows whose class may have changed; the others keep theirs. */
+static void
+score_batch (PsSweep *s, SetData *d, PsPlan *plan, int step, const int *rows, int count)
+{
+  float *h = ps_plan_output (plan, s->h_layer);
+  const guint16 *prev = d->preds + (gsize) (step - 1) * d->n;
+  int pick[PS_SWEEP_BATCH], n_pick = 0;
+  int classes[PS_SWEEP_BATCH];
+  float margins[PS_SWEEP_BATCH];
+
+  for (int b = 0; b < count; b++)
+    {
+      int i = rows[b];
+      const float *hr = d->href + (gsize) i * s->h_size, *hb = h + (gsize) b * s->h_size;
+      double dist = 0;
+
+      for (gsize j = 0; j < s->h_size; j++)
+        dist += (double) (hb[j] - hr[j]) * (hb[j] - hr[j]);
+      if (sqrt (dist) * s->reach_out[prev[i]] < d->margin[i])
+        continue;
+      /* Compact the rows to score at the front of the buffer (n_pick <= b). */
+      if (n_pick != b)
+        memmove (h + (gsize) n_pick * s->h_size, hb, sizeof (float) * s->h_size);
+      pick[n_pick++] = b;
+    }
+  if (n_pick == 0)
+    return;
+  ps_plan_run_layer (plan, s->model->output, n_pick);
+  ps_plan_argmax_margin (plan, n_pick, classes, margins);
+  for (int r = 0; r < n_pick; r++)
+    {
+      int i = rows[pick[r]];
+      d->preds[(gsize) step * d->n + i] = (guint16) classes[r];
+      d->margin[i] = margins[r];
+      memcpy (d->href + (gsize) i * s->h_size, h + (gsize) r * s->h_size, sizeof (float) * s->h_size);
+    }
+}
+
+static void
+step_batch (int worker, int task, gpointer data)
+{
+  StepJob *job = data;
+  PsSweep *s = job->s;
+  SetData *d = job->d;
+  gsize asz = ps_shape_size (s->lshape);
+  int start = task * PS_SWEEP_BATCH, count = MIN (PS_SWEEP_BATCH, d->n_affected - start);
+  const int *rows = d->affected + start;
+  PsPlan *plan = worker_plan (s, worker);
+  int classes[PS_SWEEP_BATCH];
+
+  for (int b = 0; b < count; b++)
+    {
+      float *st = d->state + (gsize) rows[b] * s->state_size;
+
+      remove_channel (s, d->act + (gsize) rows[b] * asz, st, job->channel);
+      for (int f = 0; f < s->n_fronts; f++)
+        {
+          const Front *fr = &s->fronts[f];
+          float *dst = fr->kind == FRONT_MASK ? ps_plan_output (plan, fr->layer)
+                                              : ps_plan_linear (plan, fr->layer);
+          memcpy (dst + (gsize) b * fr->size, st + fr->offset, sizeof (float) * fr->size);
+        }
+    }
+  for (int f = 0; f < s->n_fronts; f++)
+    if (s->fronts[f].kind != FRONT_MASK)
+      ps_plan_activate (plan, s->fronts[f].layer, count);
+  ps_plan_run_layers (plan, count, s->run);
+  if (s->h_layer >= 0)
+    {
+      score_batch (s, d, plan, job->step, rows, count);
+      return;
+    }
+  ps_plan_argmax (plan, count, classes);
+  for (int b = 0; b < count; b++)
+    d->preds[(gsize) job->step * d->n + rows[b]] = (guint16) classes[b];
+}
+
+void
+_ps_sweep_run_step (PsSweep *s, SetData *d, int step, int channel)
+{
+  StepJob job = { s, d, channel, step };
+  const PsShape L = s->lshape;
+  gsize asz = ps_shape_size (L);
+
+  memcpy (d->preds + (gsize) step * d->n, d->preds + (gsize) (step - 1) * d->n,
+          sizeof (guint16) * d->n);
+  /* Only images where the channel is active can change. */
+  d->n_affected = 0;
+  for (int i = 0; i < d->n; i++)
+    {
+      const float *a = d->act + (gsize) i * asz;
+      for (int p = 0; p < L.h * L.w; p++)
+        if (a[(gsize) p * L.c + channel] != 0.0f)
+          {
+            d->affected[d->n_affected++] = i;
+            break;
+          }
+    }
+  ps_parallel_for ((d->n_affected + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH, step_batch, &job);
+}
