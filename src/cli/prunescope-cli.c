@@ -30,7 +30,8 @@ static const struct {
 int
 ps_cli_fail (const GError *error)
 {
-  g_printerr ("prunescope-cli: %s\n", error->message);
+  /* UTF-8 as it is: g_printerr would turn quotes into "?" under LANG=C, as in scripts. */
+  fprintf (stderr, "prunescope-cli: %s\n", error->message);
   return PS_EXIT_INPUT;
 }
 

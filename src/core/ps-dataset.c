@@ -62,7 +62,6 @@ read_layout (hid_t dset, Layout *lay, GError **error)
                    "dataset “data” has rank %d, expected (N, 3, H, W)", rank);
       return FALSE;
     }
-  lay->n = (int) d[0];
   if (d[1] == 1 || d[1] == 3)
     *lay = (Layout) { TRUE, (int) d[0], (int) d[2], (int) d[3], (int) d[1] };
   else if (d[3] == 1 || d[3] == 3)
