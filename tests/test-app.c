@@ -120,6 +120,12 @@ file_exists (gpointer data)
   return g_file_test (data, G_FILE_TEST_EXISTS);
 }
 
+static gboolean
+info_bar_revealed (gpointer data)
+{
+  return gtk_info_bar_get_revealed (data);
+}
+
 static void
 drain (void)
 {
@@ -332,8 +338,8 @@ test_save_g (void)
   g_assert_cmpint (step, >, 0);
   ps_window_save_g (w, file);
   g_assert_true (wait_until (file_exists, path, 30));
-  drain ();
-  g_assert_true (gtk_info_bar_get_revealed (w->error_bar));
+  /* The file is renamed into place before the save task reports back to the window. */
+  g_assert_true (wait_until (info_bar_revealed, w->error_bar, 30));
   g_assert_cmpint (gtk_info_bar_get_message_type (w->error_bar), ==, GTK_MESSAGE_INFO);
 
   g = ps_model_load (path, &error);
