@@ -80,12 +80,6 @@ ps_plan_free (PsPlan *p)
   g_free (p);
 }
 
-int
-ps_plan_max_batch (const PsPlan *p)
-{
-  return p->max_batch;
-}
-
 float *
 ps_plan_output (PsPlan *p, int layer)
 {

@@ -10,7 +10,6 @@ typedef struct _PsPlan PsPlan;
 PsPlan   *ps_plan_new            (const PsModel *model,
                                   int            max_batch);
 void      ps_plan_free           (PsPlan        *plan);
-int       ps_plan_max_batch      (const PsPlan  *plan);
 /* A layer's output buffer (max_batch x h x w x c, NHWC); the input layer's is where
  * the caller puts the (already scaled) images. */
 float    *ps_plan_output         (PsPlan        *plan,

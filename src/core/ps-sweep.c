@@ -296,12 +296,6 @@ ps_sweep_has_set (const PsSweep *s, PsSetKind set)
 }
 
 int
-ps_sweep_set_size (const PsSweep *s, PsSetKind set)
-{
-  return s->sets[set].present ? s->sets[set].n : 0;
-}
-
-int
 ps_sweep_stop_step (const PsSweep *s, double drop)
 {
   double base = s->steps[0].valid_acc;

@@ -88,8 +88,6 @@ int                 ps_sweep_stop_step       (const PsSweep          *sweep,
                                               double                  drop);
 gboolean            ps_sweep_has_set         (const PsSweep          *sweep,
                                               PsSetKind               set);
-int                 ps_sweep_set_size        (const PsSweep          *sweep,
-                                              PsSetKind               set);
 /* B' class of image @index at @step (step 0 is B itself). */
 int                 ps_sweep_prediction      (const PsSweep          *sweep,
                                               PsSetKind               set,
