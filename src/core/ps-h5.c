@@ -8,7 +8,6 @@
 #include <unistd.h>
 #include <string.h>
 
-G_DEFINE_QUARK (ps-error-quark, ps_error)
 
 static GRecMutex h5_lock;
 

@@ -4,18 +4,10 @@
 #include <glib.h>
 #include <hdf5.h>
 
+#include "ps-error.h"
+
 G_BEGIN_DECLS
 
-#define PS_ERROR (ps_error_quark ())
-
-typedef enum {
-  PS_ERROR_FILE,        /* cannot open, read or write a file */
-  PS_ERROR_FORMAT,      /* the file is readable but not what we expect */
-  PS_ERROR_UNSUPPORTED, /* a layer type or option we do not run */
-  PS_ERROR_MISMATCH,    /* shapes or classes disagree between model and data */
-} PsErrorCode;
-
-GQuark    ps_error_quark           (void);
 void      ps_h5_init               (void);
 /* Debian's HDF5 is built without thread safety: every entry point that reads or writes
  * a file holds this (recursive) lock, so threads may load and save at the same time. */
