@@ -6,6 +6,7 @@
 #include "ps-repair.h"
 #include "ps-repair-private.h"
 #include "ps-h5.h"
+#include "ps-limits.h"
 
 #include <math.h>
 #include <string.h>
@@ -245,27 +246,33 @@ ps_repair_save (const PsModel *g, const char *path, GError **error)
   return ps_h5_write_file (path, write_g, g, error);
 }
 
-static double
-attr_or (hid_t loc, const char *name, double dflt)
+/* An optional number: @dflt when absent; an error when present but not one number. */
+static gboolean
+attr_or (hid_t loc, const char *name, double dflt, double *out, GError **error)
 {
-  double v;
-
-  return ps_h5_has_attr (loc, name) && ps_h5_read_attr_double (loc, name, &v, NULL) ? v : dflt;
+  *out = dflt;
+  if (!ps_h5_has_attr (loc, name))
+    return TRUE;
+  if (ps_h5_read_attr_double (loc, name, out, error))
+    return TRUE;
+  g_prefix_error (error, "prunescope: ");
+  return FALSE;
 }
 
 static gboolean
 read_original (hid_t pg, PsModel *m, GError **error)
 {
   g_autoptr (PsModel) b = ps_model_copy (m);
-  hid_t og = H5Gopen2 (pg, "original", H5P_DEFAULT);
+  hid_t og = ps_h5_exists (pg, "original") ? ps_h5_open_group (pg, "original", error) : -1;
   g_auto (GStrv) names = og >= 0 ? ps_h5_read_attr_strings (og, "layers", error) : NULL;
 
   if (names == NULL)
     {
       if (og >= 0)
         H5Gclose (og);
-      else
+      else if (error == NULL || *error == NULL)
         g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "G without prunescope/original");
+      g_prefix_error (error, "prunescope/original: ");
       return FALSE;
     }
   _ps_repair_info_free (b->repair);
@@ -275,26 +282,26 @@ read_original (hid_t pg, PsModel *m, GError **error)
       int idx = ps_model_find_layer (b, names[i]);
       g_autofree char *kp = g_strdup_printf ("%s/kernel", names[i]);
       g_autofree char *bp = g_strdup_printf ("%s/bias", names[i]);
-      hsize_t kd[8], bd[8];
-      int kr, br;
+      hsize_t kd[1], bd[1];
       float *k, *bias;
       PsLayer *l;
 
-      if (idx < 0)
+      if (idx < 0 || !ps_layer_has_weights (b->layers[idx]))
         {
-          g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "prunescope/original names unknown layer “%s”", names[i]);
+          g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
+                       "prunescope/original names “%s”, not a layer with weights", names[i]);
           H5Gclose (og);
           return FALSE;
         }
       l = b->layers[idx];
-      k = ps_h5_read_floats (og, kp, &kr, kd, error);
-      bias = k ? ps_h5_read_floats (og, bp, &br, bd, error) : NULL;
-      if (bias == NULL || kd[0] != l->kernel_len || bd[0] != l->bias_len)
+      /* Exactly the layer's sizes, checked before reading. */
+      kd[0] = l->kernel_len, bd[0] = l->bias_len;
+      k = ps_h5_read_floats (og, kp, 1, kd, error);
+      bias = k ? ps_h5_read_floats (og, bp, 1, bd, error) : NULL;
+      if (bias == NULL)
         {
-          if (bias != NULL)
-            g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH, "prunescope/original/%s has the wrong size", names[i]);
+          g_prefix_error (error, "prunescope/original/");
           g_free (k);
-          g_free (bias);
           H5Gclose (og);
           return FALSE;
         }
@@ -310,6 +317,73 @@ read_original (hid_t pg, PsModel *m, GError **error)
   return TRUE;
 }
 
+/* The pruned channels: distinct, each one of the layer's. */
+static gboolean
+check_channels (const PsRepairInfo *info, GError **error)
+{
+  g_autoptr (GHashTable) seen = g_hash_table_new (NULL, NULL);
+
+  if (info->layer_channels < 1 || info->n_channels > info->layer_channels)
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
+                   "prunescope: %d channels pruned of a layer of %d", info->n_channels,
+                   info->layer_channels);
+      return FALSE;
+    }
+  for (int i = 0; i < info->n_channels; i++)
+    if (info->channels[i] < 0 || info->channels[i] >= info->layer_channels
+        || !g_hash_table_add (seen, GINT_TO_POINTER (info->channels[i] + 1)))
+      {
+        g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
+                     "prunescope/channels: channel %d is out of range or listed twice",
+                     info->channels[i]);
+        return FALSE;
+      }
+  return TRUE;
+}
+
+static gboolean
+read_numbers (hid_t pg, PsRepairInfo *info, GError **error)
+{
+  double v[5];
+
+  if (!attr_or (pg, "layer_channels", 0, &v[0], error) || !attr_or (pg, "drop", NAN, &v[1], error)
+      || !attr_or (pg, "fine_tuned", 0, &v[2], error)
+      || !attr_or (pg, "fine_tune_epochs", 0, &v[3], error)
+      || !attr_or (pg, "fine_tune_lr", 0, &v[4], error))
+    return FALSE;
+  if (!(v[0] >= 0 && v[0] <= PS_LIMIT_CHANNELS) || !(v[3] >= 0 && v[3] <= G_MAXINT))
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
+                   "prunescope: layer_channels or fine_tune_epochs out of range");
+      return FALSE;
+    }
+  info->layer_channels = (int) v[0];
+  info->drop = v[1];
+  info->fine_tuned = v[2] != 0;
+  info->ft_epochs = (int) v[3];
+  info->ft_lr = v[4];
+  return TRUE;
+}
+
+static gboolean
+read_metrics (hid_t pg, PsRepairInfo *info, GError **error)
+{
+  hid_t mg;
+  gboolean ok = TRUE;
+
+  for (int i = 0; i < 9; i++)
+    info->metrics[i] = NAN;
+  if (!ps_h5_exists (pg, "metrics"))
+    return TRUE;
+  if ((mg = ps_h5_open_group (pg, "metrics", error)) < 0)
+    return FALSE;
+  for (int i = 0; ok && i < 9; i++)
+    ok = attr_or (mg, metric_names[i], NAN, &info->metrics[i], error);
+  H5Gclose (mg);
+  return ok;
+}
+
 gboolean
 _ps_repair_info_load (PsModel *m, gint64 file, GError **error)
 {
@@ -320,15 +394,18 @@ _ps_repair_info_load (PsModel *m, gint64 file, GError **error)
 
   if (!ps_h5_exists (file, "prunescope"))
     return TRUE;
-  pg = H5Gopen2 (file, "prunescope", H5P_DEFAULT);
+  pg = ps_h5_open_group (file, "prunescope", error);
+  if (pg < 0)
+    return FALSE;
   if (ps_h5_has_attr (pg, "input_scale"))
     {
-      m->input_scale = attr_or (pg, "input_scale", 1.0);
       m->scale_recorded = TRUE;
-      if (!(m->input_scale > 0 && isfinite (m->input_scale)))
+      if (!attr_or (pg, "input_scale", 1.0, &m->input_scale, error)
+          || !(m->input_scale > 0 && isfinite (m->input_scale)))
         {
           H5Gclose (pg);
-          g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "bad prunescope/input_scale");
+          if (error == NULL || *error == NULL)
+            g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "bad prunescope/input_scale");
           return FALSE;
         }
     }
@@ -340,7 +417,11 @@ _ps_repair_info_load (PsModel *m, gint64 file, GError **error)
 
   info = m->repair = g_new0 (PsRepairInfo, 1);
   info->layer = ps_h5_read_attr_string (pg, "layer", error);
-  info->channels = info->layer ? ps_h5_read_ints (pg, "channels", &n, error) : NULL;
+  if (info->layer == NULL)
+    g_prefix_error (error, "prunescope: ");
+  info->channels = info->layer ? ps_h5_read_ints (pg, "channels", PS_LIMIT_CHANNELS, &n, error) : NULL;
+  if (info->layer != NULL && info->channels == NULL)
+    g_prefix_error (error, "prunescope/");
   info->n_channels = (int) n;
   ok = info->channels != NULL;
   if (ok && ps_model_find_layer (m, info->layer) < 0)
@@ -348,19 +429,8 @@ _ps_repair_info_load (PsModel *m, gint64 file, GError **error)
       g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "pruned layer “%s” is not in the model", info->layer);
       ok = FALSE;
     }
-  info->layer_channels = (int) attr_or (pg, "layer_channels", 0);
-  info->drop = attr_or (pg, "drop", NAN);
-  info->fine_tuned = attr_or (pg, "fine_tuned", 0) != 0;
-  info->ft_epochs = (int) attr_or (pg, "fine_tune_epochs", 0);
-  info->ft_lr = attr_or (pg, "fine_tune_lr", 0);
-  if (ok && ps_h5_exists (pg, "metrics"))
-    {
-      hid_t mg = H5Gopen2 (pg, "metrics", H5P_DEFAULT);
-      for (int i = 0; i < 9; i++)
-        info->metrics[i] = attr_or (mg, metric_names[i], NAN);
-      H5Gclose (mg);
-    }
-  ok = ok && read_original (pg, m, error);
+  ok = ok && read_numbers (pg, info, error) && check_channels (info, error)
+       && read_metrics (pg, info, error) && read_original (pg, m, error);
   H5Gclose (pg);
   return ok;
 }
