@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "ps-plot.h"
+#include "ps-file.h"
 #include "ps-window-private.h"
 
 #define MAX_RECENT 8
@@ -229,26 +230,30 @@ ps_window_export_plot (PsWindow *self, GFile *file, GError **error)
   return ps_plot_export (&plot, path, format, PLOT_WIDTH, PLOT_HEIGHT, error);
 }
 
+static gboolean
+write_csv (GOutputStream *out, gconstpointer sweep, GError **error)
+{
+  return ps_sweep_write_csv (sweep, out, error);
+}
+
 gboolean
 ps_window_export_csv (PsWindow *self, GFile *file, GError **error)
 {
-  g_autoptr (GFileOutputStream) out = NULL;
+  g_autofree char *path = g_file_get_path (file);
 
   if (self->shown_sweep == NULL)
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("There is no finished sweep to export"));
       return FALSE;
     }
-  /* g_file_replace writes a temporary and renames it on close. */
-  out = g_file_replace (file, NULL, FALSE, G_FILE_CREATE_NONE, NULL, error);
-  if (out == NULL || !ps_sweep_write_csv (self->shown_sweep, G_OUTPUT_STREAM (out), error)
-      || !g_output_stream_close (G_OUTPUT_STREAM (out), NULL, error))
+  if (path == NULL)
     {
       g_autofree char *where = g_file_get_parse_name (file);
-      g_prefix_error (error, "%s: ", where);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, _("%s: not a local file"), where);
       return FALSE;
     }
-  return TRUE;
+  /* The same atomic writer as every save: a failed export leaves the old file intact. */
+  return ps_file_write_stream (path, write_csv, self->shown_sweep, error);
 }
 
 /* Adds the chosen filter's extension when the name has none the format knows. */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ps-cli.h"
+#include "ps-file.h"
 #include "ps-h5.h"
 #include "ps-repair.h"
 #include "ps-sweep.h"
@@ -106,6 +107,12 @@ run_sweep (SweepArgs *a, PsModel **model_out, GError **error)
   return g_steal_pointer (&s);
 }
 
+static gboolean
+write_csv (GOutputStream *out, gconstpointer sweep, GError **error)
+{
+  return ps_sweep_write_csv (sweep, out, error);
+}
+
 int
 ps_cli_sweep (int argc, char **argv)
 {
@@ -124,22 +131,23 @@ ps_cli_sweep (int argc, char **argv)
   if (!ps_cli_parse ("sweep", "--model B.h5 --valid valid.h5", "the pruning sweep as CSV",
                      entries, &argc, &argv) || !check_args ("sweep", &a))
     return PS_EXIT_USAGE;
+  if (csv != NULL && csv[0] == '\0')
+    {
+      g_printerr ("prunescope-cli sweep: --csv needs a file name\n");
+      ps_cli_usage_error = TRUE;
+      return PS_EXIT_USAGE;
+    }
   s = run_sweep (&a, &m, &error);
   if (s == NULL)
     return ps_cli_fail (error);
 
+  /* A file through the atomic writer: a failed write leaves the old CSV as it was. */
   if (csv != NULL)
+    return ps_file_write_stream (csv, write_csv, s, &error) ? PS_EXIT_OK : ps_cli_fail (error);
+  out = g_unix_output_stream_new (STDOUT_FILENO, FALSE);
+  if (!ps_sweep_write_csv (s, out, &error) || !g_output_stream_close (out, NULL, &error))
     {
-      /* g_file_replace writes to a temporary and renames on close. */
-      g_autoptr (GFile) file = g_file_new_for_path (csv);
-      out = G_OUTPUT_STREAM (g_file_replace (file, NULL, FALSE, G_FILE_CREATE_NONE, NULL, &error));
-    }
-  else
-    out = g_unix_output_stream_new (STDOUT_FILENO, FALSE);
-  if (out == NULL || !ps_sweep_write_csv (s, out, &error)
-      || !g_output_stream_close (out, NULL, &error))
-    {
-      g_prefix_error (&error, "%s: ", csv ? csv : "standard output");
+      g_prefix_error (&error, "standard output: ");
       return ps_cli_fail (error);
     }
   return PS_EXIT_OK;
@@ -184,7 +192,8 @@ ps_cli_repair (int argc, char **argv)
                      "build the repaired network G", entries, &argc, &argv)
       || !check_args ("repair", &a))
     return PS_EXIT_USAGE;
-  if (output == NULL || isnan (drop) == (pruned < 0) || (!isnan (drop) && !(drop >= 0)))
+  if (output == NULL || output[0] == '\0' || isnan (drop) == (pruned < 0)
+      || (!isnan (drop) && !(drop >= 0)))
     {
       g_printerr ("prunescope-cli repair: need -o G.h5 and exactly one of --drop X (X >= 0) or --pruned K\n");
       ps_cli_usage_error = TRUE;
@@ -213,7 +222,12 @@ ps_cli_repair (int argc, char **argv)
       return ps_cli_fail (error);
     }
   g = ps_repair_build (m, s, k, drop, &error);
-  if (g != NULL && fine_tune > 0)
+  if (g == NULL)
+    {
+      g_prefix_error (&error, "%s: ", a.model);
+      return ps_cli_fail (error);
+    }
+  if (fine_tune > 0)
     {
       const char *paths[PS_N_SETS] = { a.valid, a.test, a.poisoned };
 
@@ -222,7 +236,7 @@ ps_cli_repair (int argc, char **argv)
       if (!ps_cli_fine_tune (g, paths, fine_tune, lr, &error))
         return ps_cli_fail (error);
     }
-  if (g == NULL || !ps_repair_save (g, output, &error))
+  if (!ps_repair_save (g, output, &error))
     return ps_cli_fail (error);
 
   printf ("%s: G saved: %d of %d channels of “%s” pruned%s\n", output, k,

@@ -120,8 +120,8 @@ read_labels (hid_t file, int n, GError **error)
   buf = g_new (double, MAX (n, 1));
   if (H5Dread (dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
     {
-      H5Dclose (dset);
       ps_h5_set_error (error, "label");
+      H5Dclose (dset);
       return NULL;
     }
   H5Dclose (dset);
@@ -344,11 +344,12 @@ write_data (hid_t file, const PsDataset *ds, GError **error)
       H5Pset_deflate (dcpl, 1);
     }
   dset = H5Dcreate2 (file, "data", ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  if (dset < 0)
+    ps_h5_set_error (error, "cannot create “data”");
   H5Pclose (dcpl);
   if (dset < 0)
     {
       H5Sclose (space);
-      ps_h5_set_error (error, "cannot create “data”");
       return FALSE;
     }
   /* Channels-first on disk, one image at a time through a small buffer. */

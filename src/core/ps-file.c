@@ -198,25 +198,14 @@ typedef struct {
   gconstpointer  data;
 } StreamJob;
 
-/* The writer fills memory (CSV and the like are small), then plain write(2)s report the
- * reason of a failure (errno) rather than a stream's paraphrase. */
-static gboolean
-write_stream (const char *tmp_path, gconstpointer data, GError **error)
+gboolean
+ps_file_write_bytes (const char *path, const void *data, gsize len, GError **error)
 {
-  const StreamJob *job = data;
-  g_autoptr (GOutputStream) mem = g_memory_output_stream_new_resizable ();
-  g_autoptr (GBytes) bytes = NULL;
-  const guint8 *p;
-  gsize len, done = 0;
-  int fd, saved = 0;
+  const guint8 *p = data;
+  gsize done = 0;
+  int fd = g_open (path, O_WRONLY | O_TRUNC | O_CLOEXEC, 0);
+  int saved = fd < 0 ? errno : 0;
 
-  if (!job->writer (mem, job->data, error) || !g_output_stream_close (mem, NULL, error))
-    return FALSE;
-  bytes = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (mem));
-  p = g_bytes_get_data (bytes, &len);
-  fd = g_open (tmp_path, O_WRONLY | O_TRUNC | O_CLOEXEC, 0);
-  if (fd < 0)
-    saved = errno;
   while (fd >= 0 && saved == 0 && done < len)
     {
       gssize n = write (fd, p + done, len - done);
@@ -230,6 +219,22 @@ write_stream (const char *tmp_path, gconstpointer data, GError **error)
   if (saved != 0)
     g_set_error (error, PS_ERROR, PS_ERROR_FILE, "cannot write: %s", g_strerror (saved));
   return saved == 0;
+}
+
+/* The writer fills memory (CSV and the like are small), then plain write(2)s report the
+ * reason of a failure (errno) rather than a stream's paraphrase. */
+static gboolean
+write_stream (const char *tmp_path, gconstpointer data, GError **error)
+{
+  const StreamJob *job = data;
+  g_autoptr (GOutputStream) mem = g_memory_output_stream_new_resizable ();
+  g_autoptr (GBytes) bytes = NULL;
+
+  if (!job->writer (mem, job->data, error) || !g_output_stream_close (mem, NULL, error))
+    return FALSE;
+  bytes = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (mem));
+  return ps_file_write_bytes (tmp_path, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes),
+                              error);
 }
 
 gboolean

@@ -34,6 +34,11 @@ gboolean  ps_file_write_stream       (const char     *path,
                                       PsStreamWriter  writer,
                                       gconstpointer   data,
                                       GError        **error);
+/* Writes @len bytes over the existing file @path; the error gives errno's reason. */
+gboolean  ps_file_write_bytes        (const char     *path,
+                                      const void     *data,
+                                      gsize           len,
+                                      GError        **error);
 /* Removes our stale temporaries in @dir; returns how many. */
 guint     ps_file_clean_stale        (const char     *dir,
                                       gint64          older_than_s);

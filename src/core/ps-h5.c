@@ -760,20 +760,17 @@ write_dataset (hid_t loc, const char *path, int rank, const hsize_t *dims,
     return FALSE;
   space = H5Screate_simple (rank, dims, NULL);
   dset = H5Dcreate2 (loc, path, ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  /* Read the error stack before any other call clears it. */
+  if (dset < 0)
+    ps_h5_set_error (error, path);
   H5Sclose (space);
   if (dset < 0)
-    {
-      ps_h5_set_error (error, path);
-      return FALSE;
-    }
+    return FALSE;
   r = H5Dwrite (dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
-  H5Dclose (dset);
   if (r < 0)
-    {
-      ps_h5_set_error (error, path);
-      return FALSE;
-    }
-  return TRUE;
+    ps_h5_set_error (error, path);
+  H5Dclose (dset);
+  return r >= 0;
 }
 
 gboolean
@@ -828,36 +825,40 @@ typedef struct {
   gconstpointer data;
 } H5Job;
 
+/* HDF5 builds the file in memory (the core driver, no backing store), and the finished
+ * image goes to disk by plain writes: a full disk is then errno's reason, and HDF5 never
+ * holds a file it failed to flush (it would crash flushing it again at exit). */
 static gboolean
 write_h5 (const char *tmp_path, gconstpointer data, GError **error)
 {
   const H5Job *job = data;
   hid_t fapl = H5Pcreate (H5P_FILE_ACCESS);
+  g_autofree guint8 *image = NULL;
+  ssize_t size = -1;
   hid_t file;
   gboolean ok;
 
-  /* STRONG: closing the file closes every object a failed writer left open, so nothing
-   * of it is left for HDF5 to flush (and fail on again) when the program exits. */
   H5Pset_fclose_degree (fapl, H5F_CLOSE_STRONG);
+  H5Pset_fapl_core (fapl, 1 << 20, FALSE);
   ps_h5_lock ();
   file = H5Fcreate (tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   H5Pclose (fapl);
   if (file < 0)
     set_error (error, "cannot create HDF5 file", TRUE);
   ok = file >= 0 && job->writer (file, job->data, error);
-  if (ok && H5Fflush (file, H5F_SCOPE_GLOBAL) < 0)
+  if (ok && (H5Fflush (file, H5F_SCOPE_GLOBAL) < 0
+             || (size = H5Fget_file_image (file, NULL, 0)) < 0
+             || (image = g_try_malloc (MAX (size, 1))) == NULL
+             || H5Fget_file_image (file, image, size) != size))
     {
-      set_error (error, "cannot write", TRUE);
+      set_error (error, "cannot build the file in memory", TRUE);
       ok = FALSE;
     }
-  if (file >= 0 && H5Fclose (file) < 0 && ok)
-    {
-      set_error (error, "cannot finish writing", TRUE);
-      ok = FALSE;
-    }
+  if (file >= 0)
+    H5Fclose (file);
   H5Eclear2 (H5E_DEFAULT);
   ps_h5_unlock ();
-  return ok;
+  return ok && ps_file_write_bytes (tmp_path, image, size, error);
 }
 
 gboolean
