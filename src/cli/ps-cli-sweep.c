@@ -192,8 +192,13 @@ ps_cli_repair (int argc, char **argv)
                      "build the repaired network G", entries, &argc, &argv)
       || !check_args ("repair", &a))
     return PS_EXIT_USAGE;
-  if (output == NULL || output[0] == '\0' || isnan (drop) == (pruned < 0)
-      || (!isnan (drop) && !(drop >= 0)))
+  if (output != NULL && output[0] == '\0')
+    {
+      g_printerr ("prunescope-cli repair: -o needs a file name\n");
+      ps_cli_usage_error = TRUE;
+      return PS_EXIT_USAGE;
+    }
+  if (output == NULL || isnan (drop) == (pruned < 0) || (!isnan (drop) && !(drop >= 0)))
     {
       g_printerr ("prunescope-cli repair: need -o G.h5 and exactly one of --drop X (X >= 0) or --pruned K\n");
       ps_cli_usage_error = TRUE;

@@ -125,6 +125,17 @@ get_string (JsonObject *obj, const char *key, const char *dflt)
   return s != NULL ? s : dflt;
 }
 
+/* A string option: @dflt when absent or null, NULL when present with another type. */
+static const char *
+get_option (JsonObject *obj, const char *key, const char *dflt)
+{
+  JsonNode *node = member (obj, key);
+
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return dflt;
+  return as_string (node);
+}
+
 static gboolean
 get_bool (JsonObject *obj, const char *key, gboolean dflt)
 {
@@ -139,8 +150,10 @@ get_bool (JsonObject *obj, const char *key, gboolean dflt)
 static gboolean
 parse_padding (JsonObject *cfg, PsLayer *l, GError **error)
 {
-  const char *pad = get_string (cfg, "padding", "valid");
+  const char *pad = get_option (cfg, "padding", "valid");
 
+  if (pad == NULL)
+    return fail (error, PS_ERROR_FORMAT, l->name, "padding is not a string");
   if (g_str_equal (pad, "valid"))
     l->same = FALSE;
   else if (g_str_equal (pad, "same"))
@@ -153,8 +166,10 @@ parse_padding (JsonObject *cfg, PsLayer *l, GError **error)
 static gboolean
 check_channels_last (JsonObject *cfg, PsLayer *l, GError **error)
 {
-  const char *fmt = get_string (cfg, "data_format", "channels_last");
+  const char *fmt = get_option (cfg, "data_format", "channels_last");
 
+  if (fmt == NULL)
+    return fail (error, PS_ERROR_FORMAT, l->name, "data_format is not a string");
   if (!g_str_equal (fmt, "channels_last"))
     return fail (error, PS_ERROR_UNSUPPORTED, l->name, "data_format “%s” is not supported", fmt);
   return TRUE;
@@ -163,8 +178,10 @@ check_channels_last (JsonObject *cfg, PsLayer *l, GError **error)
 static gboolean
 parse_activation (JsonObject *cfg, PsLayer *l, GError **error)
 {
-  const char *act = get_string (cfg, "activation", "linear");
+  const char *act = get_option (cfg, "activation", "linear");
 
+  if (act == NULL)
+    return fail (error, PS_ERROR_FORMAT, l->name, "activation is not a string");
   if (!ps_activation_from_name (act, &l->activation))
     return fail (error, PS_ERROR_UNSUPPORTED, l->name, "activation “%s” is not supported", act);
   return TRUE;

@@ -270,9 +270,10 @@ read_original (hid_t pg, PsModel *m, GError **error)
     {
       if (og >= 0)
         H5Gclose (og);
-      else if (error == NULL || *error == NULL)
+      if (error != NULL && *error != NULL)
+        g_prefix_error (error, "prunescope/original: ");
+      else
         g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "G without prunescope/original");
-      g_prefix_error (error, "prunescope/original: ");
       return FALSE;
     }
   _ps_repair_info_free (b->repair);
