@@ -877,6 +877,50 @@ test_sets (void)
     }
 }
 
+/* A compressed set within the limits whose values are fractions: a few hundred KB that
+ * expand to 535 MB of bytes, then 2.1 GB of floats, which the memory limit refuses. */
+static void
+test_set_bomb (void)
+{
+  hsize_t dims[4] = { 69000, 3, 55, 47 }, chunk[4] = { 64, 3, 55, 47 }, lab[1] = { 69000 };
+  g_autofree char *path = tmp ("set-bomb.h5");
+  g_autofree double *block = g_new (double, 64 * 3 * 55 * 47);
+  g_autofree double *labels = g_new0 (double, 69000);
+  hid_t f, space, dcpl, d;
+
+  if (UNDER_ASAN)
+    {
+      g_test_skip ("no address-space limit under ASan: the set would load");
+      return;
+    }
+  for (gsize i = 0; i < 64 * 3 * 55 * 47; i++)
+    block[i] = 0.5;
+  f = H5Fcreate (path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  space = H5Screate_simple (4, dims, NULL);
+  dcpl = H5Pcreate (H5P_DATASET_CREATE);
+  H5Pset_chunk (dcpl, 4, chunk);
+  H5Pset_deflate (dcpl, 9);
+  /* every chunk holds the fill value 0.5: written once, never stored twice */
+  {
+    double fill = 0.5;
+    H5Pset_fill_value (dcpl, H5T_NATIVE_DOUBLE, &fill);
+  }
+  d = H5Dcreate2 (f, "data", H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  {
+    hsize_t off[4] = { 0, 0, 0, 0 };
+    hid_t ms = H5Screate_simple (4, chunk, NULL);
+    H5Sselect_hyperslab (space, H5S_SELECT_SET, off, NULL, chunk, NULL);
+    g_assert_cmpint (H5Dwrite (d, H5T_NATIVE_DOUBLE, ms, space, H5P_DEFAULT, block), >=, 0);
+    H5Sclose (ms);
+  }
+  H5Dclose (d);
+  H5Pclose (dcpl);
+  H5Sclose (space);
+  put_dataset (f, "label", H5T_NATIVE_DOUBLE, 1, lab, FALSE, labels);
+  H5Fclose (f);
+  refused_set (path, "not enough memory");
+}
+
 /* ---- G files ---- */
 
 static char *
@@ -1260,6 +1304,7 @@ main (int argc, char **argv)
   g_test_add_func ("/hostile/second-input", test_second_input);
   g_test_add_func ("/hostile/weights", test_weights);
   g_test_add_func ("/hostile/sets", test_sets);
+  g_test_add_func ("/hostile/set-bomb", test_set_bomb);
   g_test_add_func ("/hostile/g", test_g);
   g_test_add_func ("/hostile/paths", test_paths);
   g_test_add_func ("/hostile/images", test_images);

@@ -28,9 +28,10 @@ G_BEGIN_DECLS
 #define PS_LIMIT_LAYER_WEIGHTS     ((gint64) 1 << 27)
 #define PS_LIMIT_MODEL_WEIGHTS     ((gint64) 1 << 28)
 #define PS_LIMIT_LAYERS            4096
-/* A data set: images, and pixel values in all (1 GB at 8 bits per value). */
+/* A data set: images, and pixel values in all (512 MB at 8 bits per value, 2 GB as
+ * floats when the values are not whole numbers 0..255). */
 #define PS_LIMIT_SET_IMAGES        ((gint64) 1 << 24)
-#define PS_LIMIT_SET_VALUES        ((gint64) 1 << 30)
+#define PS_LIMIT_SET_VALUES        ((gint64) 1 << 29)
 /* Keras model_config text, and how deep its JSON may nest (Keras needs about 8). */
 #define PS_LIMIT_CONFIG_BYTES      (16 << 20)
 #define PS_LIMIT_JSON_DEPTH        64
