@@ -3,6 +3,7 @@
 
 #include "ps-model.h"
 #include "ps-h5.h"
+#include "ps-probe.h"
 
 #include <math.h>
 #include <string.h>
@@ -284,6 +285,8 @@ ps_model_load (const char *path, GError **error)
   PsModel *m = NULL;
   hid_t file;
 
+  if (!ps_probe_model_file (path, error))
+    return NULL;
   ps_h5_lock ();
   file = ps_h5_open (path, FALSE, error);
   if (file >= 0)

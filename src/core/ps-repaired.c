@@ -5,6 +5,7 @@
 
 #include "ps-repaired.h"
 #include "ps-h5.h"
+#include "ps-probe.h"
 
 #include <math.h>
 #include <string.h>
@@ -370,6 +371,8 @@ ps_repaired_load (const char *path, GError **error)
   hid_t file;
   gboolean ok;
 
+  if (!ps_probe_model_file (path, error))
+    return NULL;
   ps_h5_lock ();
   g->b_prime = ps_model_load (path, error); /* prefixes its errors with @path */
   if (g->b_prime == NULL)
@@ -400,6 +403,8 @@ ps_repaired_file_is_g (const char *path)
   gboolean is_g = FALSE;
   hid_t file, pg;
 
+  if (!ps_probe_model_file (path, NULL))
+    return FALSE; /* the reader that follows says what is wrong */
   ps_h5_lock ();
   file = ps_h5_open (path, FALSE, NULL);
   if (file >= 0)
