@@ -1,0 +1,141 @@
+/* ps-fuzz.c: what the fuzz targets share */
+#define G_LOG_DOMAIN "ps-fuzz"
+
+#include "ps-fuzz.h"
+#include "ps-h5.h"
+#include "ps-infer.h"
+
+#include <glib/gstdio.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+
+static char *dir;
+static GHashTable *paths;
+
+static void
+remove_dir (void)
+{
+  GHashTableIter it;
+  gpointer path;
+
+  if (paths == NULL)
+    return;
+  g_hash_table_iter_init (&it, paths);
+  while (g_hash_table_iter_next (&it, NULL, &path))
+    g_unlink (path);
+  g_rmdir (dir);
+}
+
+void
+ps_fuzz_init (void)
+{
+  const char *base;
+
+  if (dir != NULL)
+    return;
+  g_setenv ("PRUNESCOPE_THREADS", "1", TRUE);
+  ps_h5_init ();
+  if (g_strcmp0 (g_getenv ("PS_FUZZ_CRITICALS"), "warn") != 0)
+    g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+  /* Memory-backed when possible: the fuzzer writes every input once. */
+  base = g_file_test ("/dev/shm", G_FILE_TEST_IS_DIR) && access ("/dev/shm", W_OK) == 0
+         ? "/dev/shm" : g_get_tmp_dir ();
+  dir = g_build_filename (base, "prunescope-fuzz-XXXXXX", NULL);
+  if (g_mkdtemp (dir) == NULL)
+    {
+      fprintf (stderr, "ps-fuzz: cannot create %s\n", dir);
+      abort ();
+    }
+  paths = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  atexit (remove_dir);
+}
+
+const char *
+ps_fuzz_write (const uint8_t *data, size_t size, const char *name)
+{
+  char *path = g_hash_table_lookup (paths, name);
+  FILE *f;
+
+  if (path == NULL)
+    {
+      path = g_build_filename (dir, name, NULL);
+      g_hash_table_insert (paths, g_strdup (name), path);
+    }
+  f = fopen (path, "wb");
+  if (f == NULL || (size > 0 && fwrite (data, 1, size, f) != size) || fclose (f) != 0)
+    {
+      fprintf (stderr, "ps-fuzz: cannot write %s\n", path);
+      abort ();
+    }
+  return path;
+}
+
+void
+ps_fuzz_check_handles (void)
+{
+  ssize_t open_ids;
+
+  ps_h5_lock ();
+  open_ids = H5Fget_obj_count (H5F_OBJ_ALL, H5F_OBJ_ALL);
+  ps_h5_unlock ();
+  if (open_ids != 0)
+    {
+      fprintf (stderr, "ps-fuzz: %zd HDF5 identifiers still open after the input\n", open_ids);
+      abort ();
+    }
+}
+
+void
+ps_fuzz_exercise_model (const PsModel *model)
+{
+  g_autoptr (PsModel) copy = ps_model_copy (model);
+  g_autoptr (PsDataset) ds = NULL;
+  g_autofree guint8 *px = NULL;
+  g_autoptr (GError) error = NULL;
+  const PsShape in = model->layers[model->input]->out;
+  gsize activations = 0;
+  int label = 0, cls = -1;
+
+  if (ps_model_n_params (model) > PS_FUZZ_RUN_MAX_PARAMS)
+    return;
+  for (int i = 0; i < model->n_layers; i++)
+    {
+      const PsLayer *l = model->layers[i];
+      gsize s;
+
+      if (ps_layer_has_weights (l) && (l->kernel == NULL || l->bias == NULL))
+        return;
+      s = ps_shape_size (model->layers[i]->out);
+      if (s > PS_FUZZ_RUN_MAX_ACTIVATIONS || activations + s > PS_FUZZ_RUN_MAX_ACTIVATIONS)
+        return;
+      activations += s;
+    }
+  if (in.h <= 0 || in.w <= 0 || in.c <= 0)
+    return;
+  px = g_malloc0 ((gsize) in.h * in.w * in.c);
+  ds = ps_dataset_new_u8 (1, in.h, in.w, in.c, px, &label);
+  if (ps_infer_classes (copy, ds, &cls, NULL, &error)
+      && (cls < 0 || cls >= copy->n_classes))
+    {
+      fprintf (stderr, "ps-fuzz: class %d out of range (%d classes)\n", cls, copy->n_classes);
+      abort ();
+    }
+}
+
+void
+ps_fuzz_exercise_dataset (const PsDataset *ds)
+{
+  g_autofree float *img = NULL;
+
+  if (ds->n < 1)
+    return;
+  img = g_new (float, (gsize) ds->h * ds->w * ds->c);
+  ps_dataset_get_batch (ds, 0, 1, 1.0 / 255, img);
+  for (int i = 0; i < ds->n; i++)
+    if (ds->labels[i] < 0)
+      {
+        fprintf (stderr, "ps-fuzz: label %d of image %d accepted\n", ds->labels[i], i);
+        abort ();
+      }
+}
