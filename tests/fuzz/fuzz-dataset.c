@@ -16,7 +16,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   ps_fuzz_check_handles ();
   if (ds == NULL)
     {
-      g_assert (error != NULL && error->message[0] != '\0');
+      ps_fuzz_check_error (error);
       return 0;
     }
   ps_fuzz_exercise_dataset (ds);

@@ -18,7 +18,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   idx = ps_idx_load (path, NULL, &error);
   if (idx == NULL)
     {
-      g_assert (error != NULL && error->message[0] != '\0');
+      ps_fuzz_check_error (error);
       return 0;
     }
   g_assert (idx->n_dims >= 1 && idx->n_dims <= 4);

@@ -18,7 +18,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   ps_fuzz_check_handles ();
   if (m == NULL)
     {
-      g_assert (error != NULL && error->message[0] != '\0');
+      ps_fuzz_check_error (error);
       return 0;
     }
   if (ps_repair_is_g (m))

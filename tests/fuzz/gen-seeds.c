@@ -280,6 +280,24 @@ save_idx (void)
     }
 }
 
+/* fuzz-h5-edit's inputs: a template number, then edits (object, object, kind, ...). */
+static void
+save_edits (void)
+{
+  static const guint8 edits[][12] = {
+    { 0 }, { 1 }, { 2 }, { 3 }, { 4 },
+    { 1, 5, 0, 0, 200, 1, 3, 7, 0, 0 },        /* an attribute of the G group as a vector */
+    { 0, 3, 0, 2, 0, 3, 12, 13, 0, 0 },        /* a weight replaced by a huge dataset */
+    { 3, 1, 0, 3, 5, 2, 18, 1, 0, 0 },         /* a set's data as a string vector */
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (edits); i++)
+    {
+      g_autofree char *name = g_strdup_printf ("edit-%u", i);
+      save_bytes ("h5-edit", name, edits[i], i < 5 ? 1 : sizeof edits[i]);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -297,6 +315,7 @@ main (int argc, char **argv)
   save_sets ();
   save_images ();
   save_idx ();
+  save_edits ();
   check (g_file_set_contents (argv[3], "", 0, &error), error);
   return 0;
 }

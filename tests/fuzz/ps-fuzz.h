@@ -26,6 +26,8 @@ void         ps_fuzz_init           (void);
 const char  *ps_fuzz_write          (const uint8_t *data,
                                      size_t         size,
                                      const char    *name);
+/* Checks that a reader that failed said why; prints it when PS_FUZZ_VERBOSE is set. */
+void         ps_fuzz_check_error    (const GError  *error);
 /* Aborts when an HDF5 identifier is still open after an input: a leak makes the fuzzer run
  * out of memory slowly, and a reader that leaks on one file will on thousands. */
 void         ps_fuzz_check_handles  (void);
