@@ -28,7 +28,7 @@ static const struct {
 static const hsize_t sizes[] = {
   0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 60, 255, 1000, 65536, 100000,
   G_MAXINT32, (hsize_t) G_MAXINT32 + 1, G_MAXUINT32, (hsize_t) G_MAXUINT32 + 5,
-  (hsize_t) 1 << 40, (hsize_t) 1 << 62,
+  (hsize_t) 1 << 40, (hsize_t) 1 << 62, ((hsize_t) 1 << 62) + 1, ((hsize_t) 1 << 61) + 1,
 };
 
 /* Names the readers look for, beside those already in the file. */
