@@ -11,14 +11,14 @@
 
 #include <string.h>
 
-typedef enum { READ_MODEL, READ_DATASET } Reader;
+typedef enum { READ_MODEL, READ_G, READ_DATASET } Reader;
 
 static const struct {
   const char *file;
   Reader reader;
 } templates[] = {
   { "model-keras/small.h5", READ_MODEL },
-  { "g/g-pruned-2.h5", READ_MODEL },
+  { "g/g-pruned-2.h5", READ_G },
   { "model-weights/demo-weights.h5", READ_MODEL },
   { "dataset/rgb-u8.h5", READ_DATASET },
   { "dataset/rgb-float.h5", READ_DATASET },
@@ -321,6 +321,15 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         ps_fuzz_check_error (error);
       else
         ps_fuzz_exercise_model (m);
+    }
+  else if (templates[t].reader == READ_G)
+    {
+      g_autoptr (PsRepaired) g = ps_repaired_load (path, &error);
+      ps_fuzz_check_handles ();
+      if (g == NULL)
+        ps_fuzz_check_error (error);
+      else
+        ps_fuzz_exercise_repaired (g);
     }
   else
     {

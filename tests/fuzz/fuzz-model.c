@@ -1,9 +1,8 @@
-/* fuzz-model.c: ps_model_load on any HDF5 bytes (full Keras models, weights-only files,
- * G files: the corpus decides which parts of the reader the fuzzer starts from) */
+/* fuzz-model.c: ps_model_load on any HDF5 bytes (full Keras models or weights-only files:
+ * the corpus decides which parts of the reader the fuzzer starts from) */
 #define G_LOG_DOMAIN "fuzz-model"
 
 #include "ps-fuzz.h"
-#include "ps-repair.h"
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
@@ -20,14 +19,6 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     {
       ps_fuzz_check_error (error);
       return 0;
-    }
-  if (ps_repair_is_g (m))
-    {
-      int n = 0;
-      const int *ch = ps_repair_channels (m, &n);
-      g_assert (ps_repair_layer (m) != NULL && ps_repair_original (m) != NULL);
-      g_assert (n == 0 || ch != NULL);
-      ps_fuzz_exercise_model (ps_repair_original (m));
     }
   ps_fuzz_exercise_model (m);
   return 0;

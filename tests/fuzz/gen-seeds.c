@@ -9,7 +9,7 @@
 #include "ps-idx.h"
 #include "ps-image.h"
 #include "ps-model.h"
-#include "ps-repair.h"
+#include "ps-repaired.h"
 #include "ps-sweep.h"
 #include "../ps-test-util.h"
 
@@ -164,13 +164,13 @@ save_g (void)
   check (sweep != NULL, error);
   for (guint i = 0; i < G_N_ELEMENTS (gs); i++)
     {
-      g_autoptr (PsModel) g = ps_repair_build (m, sweep, gs[i].pruned, gs[i].drop, &error);
+      g_autoptr (PsRepaired) g = ps_repaired_build (m, sweep, gs[i].pruned, gs[i].drop, &error);
       g_autofree char *path = seed_path ("g", gs[i].name);
-      g_autoptr (PsModel) back = NULL;
+      g_autoptr (PsRepaired) back = NULL;
 
-      check (g != NULL && ps_repair_save (g, path, &error), error);
-      back = ps_model_load (path, &error);
-      check (back != NULL && ps_repair_is_g (back), error);
+      check (g != NULL && ps_repaired_save (g, path, &error), error);
+      back = ps_repaired_load (path, &error);
+      check (back != NULL, error);
     }
   ps_sweep_free (sweep);
 }

@@ -133,35 +133,75 @@ ps_fuzz_check_handles (void)
     }
 }
 
-void
-ps_fuzz_exercise_model (const PsModel *model)
+/* Small enough to run quickly, and every weight there. */
+static gboolean
+runnable (const PsModel *model)
 {
-  g_autoptr (PsModel) copy = ps_model_copy (model);
-  g_autoptr (PsDataset) ds = NULL;
-  g_autofree guint8 *px = NULL;
-  g_autoptr (GError) error = NULL;
-  const PsShape in = model->layers[model->input]->out;
   gsize activations = 0;
-  int label = 0, cls = -1;
+  const PsShape in = model->layers[model->input]->out;
 
   if (ps_model_n_params (model) > PS_FUZZ_RUN_MAX_PARAMS)
-    return;
+    return FALSE;
   for (int i = 0; i < model->n_layers; i++)
     {
       const PsLayer *l = model->layers[i];
       gsize s;
 
       if (ps_layer_has_weights (l) && (l->kernel == NULL || l->bias == NULL))
-        return;
-      s = ps_shape_size (model->layers[i]->out);
+        return FALSE;
+      s = ps_shape_size (l->out);
       if (s > PS_FUZZ_RUN_MAX_ACTIVATIONS || activations + s > PS_FUZZ_RUN_MAX_ACTIVATIONS)
-        return;
+        return FALSE;
       activations += s;
     }
-  if (in.h <= 0 || in.w <= 0 || in.c <= 0)
+  return in.h > 0 && in.w > 0 && in.c > 0;
+}
+
+static PsDataset *
+blank_image (const PsModel *model)
+{
+  const PsShape in = model->layers[model->input]->out;
+  g_autofree guint8 *px = g_malloc0 ((gsize) in.h * in.w * in.c);
+  int label = 0;
+
+  return ps_dataset_new_u8 (1, in.h, in.w, in.c, px, &label);
+}
+
+void
+ps_fuzz_exercise_repaired (const PsRepaired *g)
+{
+  g_autoptr (PsRepaired) copy = NULL;
+  g_autoptr (PsDataset) ds = NULL;
+  g_autoptr (GError) error = NULL;
+  int cls = -1;
+
+  ps_fuzz_exercise_model (g->b);
+  ps_fuzz_exercise_model (g->b_prime);
+  if (!runnable (g->b) || !runnable (g->b_prime))
     return;
-  px = g_malloc0 ((gsize) in.h * in.w * in.c);
-  ds = ps_dataset_new_u8 (1, in.h, in.w, in.c, px, &label);
+  copy = ps_repaired_copy (g);
+  ds = blank_image (g->b);
+  if (ps_repaired_classify (copy, ds, &cls, NULL, &error)
+      && (cls < 0 || cls > ps_repaired_n_classes (copy)))
+    {
+      fprintf (stderr, "ps-fuzz: G class %d out of range (%d classes)\n", cls,
+               ps_repaired_n_classes (copy));
+      abort ();
+    }
+}
+
+void
+ps_fuzz_exercise_model (const PsModel *model)
+{
+  g_autoptr (PsModel) copy = NULL;
+  g_autoptr (PsDataset) ds = NULL;
+  g_autoptr (GError) error = NULL;
+  int cls = -1;
+
+  if (!runnable (model))
+    return;
+  copy = ps_model_copy (model);
+  ds = blank_image (model);
   if (ps_infer_classes (copy, ds, &cls, NULL, &error)
       && (cls < 0 || cls >= copy->n_classes))
     {

@@ -6,6 +6,7 @@
 
 #include "ps-model.h"
 #include "ps-dataset.h"
+#include "ps-repaired.h"
 
 G_BEGIN_DECLS
 
@@ -34,6 +35,8 @@ void         ps_fuzz_check_handles  (void);
 /* Copies a loaded model and classifies one blank image with it when it is small enough
  * to do so quickly: shapes a reader accepted must also be safe to run. */
 void         ps_fuzz_exercise_model (const PsModel *model);
+/* The same for G: B and B' run, and G classifies one blank image into 0..n_classes. */
+void         ps_fuzz_exercise_repaired (const PsRepaired *g);
 /* Reads the first image of a loaded set, as inference would. */
 void         ps_fuzz_exercise_dataset (const PsDataset *ds);
 
