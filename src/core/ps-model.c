@@ -74,8 +74,10 @@ ps_model_default_layer (const PsModel *m)
       const PsLayer *l = m->layers[i];
       const PsLayer *in = l->n_inputs == 1 ? m->layers[l->inputs[0]] : NULL;
 
+      /* a flatten of a 1x1 map (after global pooling) is not the place */
       if (in != NULL && in->rank == 4 && in->kind != PS_LAYER_INPUT
-          && (l->kind == PS_LAYER_GLOBAL_AVGPOOL || l->kind == PS_LAYER_FLATTEN))
+          && (l->kind == PS_LAYER_GLOBAL_AVGPOOL
+              || (l->kind == PS_LAYER_FLATTEN && in->out.h * in->out.w > 1)))
         return l->inputs[0];
     }
   return -1;

@@ -1207,7 +1207,8 @@ read_g (Loader *L, PsModel **model, GError **error)
         }
       info->channels[i] = (int) c;
     }
-  info->drop = metadata (p, "prunescope.drop") ? g_ascii_strtod (metadata (p, "prunescope.drop"), NULL) : NAN;
+  info->drop = metadata (p, "prunescope.drop") && *metadata (p, "prunescope.drop")
+               ? g_ascii_strtod (metadata (p, "prunescope.drop"), NULL) : NAN;
   for (int i = 0; i < 9; i++)
     {
       g_autofree char *key = g_strdup_printf ("prunescope.metrics.%s", metric_keys[i]);
