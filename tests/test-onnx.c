@@ -844,6 +844,83 @@ test_small_g (void)
   small_g_case (HEAD_CONV);
 }
 
+/* The CLI on a small ONNX model: info lists the feature maps, sweep takes a node name,
+ * repair writes G.onnx (and refuses HDF5), eval measures what G recorded. */
+static void
+test_cli (void)
+{
+  const char *pruned, *node_name = NULL;
+  g_autoptr (GBytes) bytes = small_cnn (21, 4, HEAD_GAP, &pruned);
+  g_autofree char *path = write_model (bytes, "cli.onnx");
+  g_autofree char *vp = g_build_filename (ps_test_tmpdir (), "cli-valid.h5", NULL);
+  g_autofree char *tp = g_build_filename (ps_test_tmpdir (), "cli-test.h5", NULL);
+  g_autofree char *gp = g_build_filename (ps_test_tmpdir (), "cli-g.onnx", NULL);
+  g_autofree char *hp = g_build_filename (ps_test_tmpdir (), "cli-g.h5", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsModel) m = ps_model_load (path, &error);
+  g_autoptr (PsDataset) valid = NULL, test = NULL;
+  g_autoptr (PsSweep) s = NULL;
+  const PsDataset *sets[PS_N_SETS] = { NULL };
+  g_autofree char *out = NULL, *err = NULL, *line = NULL, *acc = NULL;
+  char num[G_ASCII_DTOSTR_BUF_SIZE];
+
+  g_assert_no_error (error);
+  for (int i = 0; m->aliases[i] != NULL; i += 2)
+    if (g_str_equal (m->aliases[i + 1], pruned) && g_str_has_prefix (m->aliases[i], "Relu_"))
+      node_name = m->aliases[i];
+  g_assert_nonnull (node_name);
+  valid = ps_test_random_data (m, 100, 5);
+  test = ps_test_random_data (m, 80, 6);
+  g_assert_true (ps_dataset_save (valid, vp, &error));
+  g_assert_true (ps_dataset_save (test, tp, &error));
+  sets[PS_SET_VALID] = valid, sets[PS_SET_TEST] = test;
+  s = ps_sweep_run (m, sets, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  {
+    const char *argv[] = { "info", path, NULL };
+    g_assert_cmpint (ps_test_run_cli (argv, &out, NULL), ==, 0);
+    line = g_strdup_printf ("    %s  12x6x5  (default)\n", pruned);
+    g_assert_nonnull (strstr (out, line));
+    g_clear_pointer (&out, g_free);
+  }
+  {
+    const char *argv[] = { "sweep", "--model", path, "--valid", vp, "--test", tp, "--layer", node_name, NULL };
+    g_auto (GStrv) rows = NULL;
+
+    g_assert_cmpint (ps_test_run_cli (argv, &out, NULL), ==, 0);
+    rows = g_strsplit (out, "\n", -1);
+    g_assert_cmpuint (g_strv_length (rows), ==, (guint) ps_sweep_n_steps (s) + 2);
+    for (int k = 1; k < ps_sweep_n_steps (s); k++)
+      {
+        g_auto (GStrv) f = g_strsplit (rows[k + 1], ",", -1);
+        g_assert_cmpint (atoi (f[2]), ==, ps_sweep_order (s)[k - 1]);
+      }
+    g_clear_pointer (&out, g_free);
+  }
+  {
+    const char *argv[] = { "repair", "--model", path, "--valid", vp, "--test", tp, "--pruned", "5", "-o", hp, NULL };
+    g_assert_cmpint (ps_test_run_cli (argv, NULL, &err), ==, 1);
+    g_assert_nonnull (strstr (err, "saved as ONNX"));
+    g_clear_pointer (&err, g_free);
+    argv[10] = gp;
+    g_assert_cmpint (ps_test_run_cli (argv, NULL, NULL), ==, 0);
+  }
+  {
+    const char *argv[] = { "eval", "--model", gp, "--data", tp, NULL };
+    g_assert_cmpint (ps_test_run_cli (argv, &out, NULL), ==, 0);
+    acc = g_strdup_printf ("Clean Classification accuracy: %s %%",
+                           g_ascii_formatd (num, sizeof num, "%.4f", ps_sweep_get_step (s, 5)->g_test_acc));
+    g_assert_nonnull (strstr (out, acc));
+    g_clear_pointer (&out, g_free);
+  }
+  {
+    const char *argv[] = { "info", gp, NULL };
+    g_assert_cmpint (ps_test_run_cli (argv, &out, NULL), ==, 0);
+    g_assert_nonnull (strstr (out, "repaired network G as one ONNX graph"));
+  }
+}
+
 /* ---- hostile files ---- */
 
 static void
@@ -1138,6 +1215,7 @@ main (int argc, char **argv)
   g_test_add_func ("/onnx/ops/elementwise", test_elementwise);
   g_test_add_func ("/onnx/ops/dense", test_dense);
   g_test_add_func ("/onnx/g/small", test_small_g);
+  g_test_add_func ("/onnx/cli", test_cli);
   g_test_add_func ("/onnx/bad/hostile", test_hostile);
   g_test_add_func ("/onnx/fixture/classes", test_fixture_classes);
   g_test_add_func ("/onnx/fixture/sweep", test_fixture_sweep);
