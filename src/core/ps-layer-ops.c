@@ -84,6 +84,8 @@ affine (const PsLayer *l, int n, const float *x, float *y)
         gsize i = r * C + c;
         /* Division kept as division: x / 255 and x * (1 / 255) round differently. */
         y[i] = (l->divide ? x[i] / l->kernel[c] : x[i] * l->kernel[c]) + l->bias[c];
+        if (l->activation == PS_ACT_RELU && y[i] < 0.0f)
+          y[i] = 0.0f;
       }
 }
 

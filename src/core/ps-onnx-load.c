@@ -675,6 +675,24 @@ op_activation (Loader *L, GError **error)
   if (x == NULL)
     return FALSE;
   src = layer_of (L, x);
+  /* A Relu alone after a Conv, Gemm or affine layer becomes that layer's activation, as
+   * in Keras (one pass less; the sweep then updates the linear values and re-activates). */
+  if (g_str_equal (op, "Relu") && src->activation == PS_ACT_LINEAR
+      && (src->kind == PS_LAYER_CONV2D || src->kind == PS_LAYER_DENSE || src->kind == PS_LAYER_AFFINE)
+      && count_uses (L, L->node->input[0]) == 1 && x->layer == (int) L->layers->len - 1
+      && x->flat_from.c == 0)
+    {
+      src->activation = PS_ACT_RELU;
+      g_free (src->name);
+      src->name = g_strdup (L->node->output[0]);
+      set_output (L, x->layer, (PsShape) { 0 });
+      if (L->node->name != NULL && L->node->name[0] != '\0')
+        {
+          g_ptr_array_add (L->aliases, g_strdup (L->node->name));
+          g_ptr_array_add (L->aliases, g_strdup (src->name));
+        }
+      return TRUE;
+    }
   if (g_str_equal (op, "Relu") || g_str_equal (op, "Softmax"))
     {
       if (g_str_equal (op, "Softmax"))
@@ -1098,6 +1116,26 @@ index_graph (Loader *L, GError **error)
   return TRUE;
 }
 
+/* A layer renamed by folding (Conv + BatchNormalization, Conv + Relu) no longer holds the
+ * values its old names meant: those names are dropped rather than misread. */
+static void
+drop_stale_aliases (Loader *L)
+{
+  g_autoptr (GHashTable) names = g_hash_table_new (g_str_hash, g_str_equal);
+
+  for (guint i = 0; i < L->layers->len; i++)
+    g_hash_table_add (names, ((PsLayer *) g_ptr_array_index (L->layers, i))->name);
+  for (guint i = 0; i + 1 < L->aliases->len;)
+    if (g_hash_table_contains (names, g_ptr_array_index (L->aliases, i + 1)))
+      i += 2;
+    else
+      {
+        g_free (g_ptr_array_index (L->aliases, i));
+        g_free (g_ptr_array_index (L->aliases, i + 1));
+        g_ptr_array_remove_range (L->aliases, i, 2);
+      }
+}
+
 /* Builds the model computing @output; the loader's tensors are reset first. */
 static PsModel *
 build_model (Loader *L, const char *output, GError **error)
@@ -1140,6 +1178,7 @@ build_model (Loader *L, const char *output, GError **error)
       goto fail;
     }
   m->n_layers = L->layers->len;
+  drop_stale_aliases (L);
   g_ptr_array_add (L->layers, NULL);
   m->layers = (PsLayer **) g_ptr_array_free (L->layers, FALSE);
   g_ptr_array_add (L->aliases, NULL);
