@@ -171,7 +171,8 @@ read_tensor (Loader *L, const Onnx__TensorProto *tp, GError **error)
   t->layer = -1;
   t->len = n;
   t->n_dims = (int) tp->n_dims;
-  memcpy (t->dims, tp->dims, sizeof (gint64) * tp->n_dims);
+  if (tp->n_dims > 0)
+    memcpy (t->dims, tp->dims, sizeof (gint64) * tp->n_dims);
   t->data = g_new (float, MAX (n, 1));
   if (type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32)
     t->ints = g_new (gint64, MAX (n, 1));
@@ -489,6 +490,9 @@ op_conv (Loader *L, GError **error)
   if (!window (L, l, dil[0], dil[1], error))
     return FALSE;
   l->out.c = M;
+  if ((gsize) l->out.h * l->out.w * l->kh * l->kw * Cg > PS_ONNX_MAX_PATCHES)
+    return fail (L, error, PS_ERROR_LIMIT, "its patches would hold more than %zu values per image",
+                 PS_ONNX_MAX_PATCHES);
   l->use_bias = b != NULL;
   l->kernel_len = w->len;
   l->kernel = g_new (float, w->len);
@@ -1177,6 +1181,17 @@ build_model (Loader *L, const char *output, GError **error)
       fail (L, error, PS_ERROR_UNSUPPORTED, "the output “%s” has fewer than 2 classes", output);
       goto fail;
     }
+  {
+    gsize total = 0;
+    for (guint i = 0; i < L->layers->len; i++)
+      total += ps_shape_size (((PsLayer *) g_ptr_array_index (L->layers, i))->out);
+    if (total > PS_ONNX_MAX_ACTIVATIONS)
+      {
+        fail (L, error, PS_ERROR_LIMIT, "the layers hold %zu values per image (at most %zu)",
+              total, PS_ONNX_MAX_ACTIVATIONS);
+        goto fail;
+      }
+  }
   m->n_layers = L->layers->len;
   drop_stale_aliases (L);
   g_ptr_array_add (L->layers, NULL);
@@ -1261,22 +1276,15 @@ read_g (Loader *L, PsModel **model, GError **error)
 }
 
 PsModel *
-ps_onnx_load (const char *path, GError **error)
+ps_onnx_load_bytes (GBytes *bytes, const char *name, GError **error)
 {
-  g_autofree char *contents = NULL;
-  gsize len = 0;
   Loader L = { 0 };
   PsModel *m = NULL;
   g_autoptr (GError) local = NULL;
-  g_autoptr (GFile) file = g_file_new_for_path (path);
-  g_autoptr (GFileInfo) finfo = g_file_query_info (file, G_FILE_ATTRIBUTE_STANDARD_SIZE,
-                                                   G_FILE_QUERY_INFO_NONE, NULL, NULL);
+  gsize len;
+  const guint8 *data = g_bytes_get_data (bytes, &len);
 
-  if (finfo != NULL && (gsize) g_file_info_get_size (finfo) > PS_ONNX_MAX_FILE)
-    g_set_error (&local, PS_ERROR, PS_ERROR_LIMIT, "file larger than %zu bytes", PS_ONNX_MAX_FILE);
-  else if (!g_file_get_contents (path, &contents, &len, &local))
-    local->domain = PS_ERROR, local->code = PS_ERROR_FILE;
-  else if ((L.proto = onnx__model_proto__unpack (NULL, len, (const guint8 *) contents)) == NULL)
+  if ((L.proto = onnx__model_proto__unpack (NULL, len, data)) == NULL)
     g_set_error (&local, PS_ERROR, PS_ERROR_FORMAT, "not an ONNX model (the protobuf does not parse)");
   else if ((L.graph = L.proto->graph) == NULL || L.graph->n_output < 1)
     g_set_error (&local, PS_ERROR, PS_ERROR_FORMAT, "ONNX model without a graph or an output");
@@ -1302,12 +1310,37 @@ ps_onnx_load (const char *path, GError **error)
     onnx__model_proto__free_unpacked (L.proto, NULL);
   if (m == NULL)
     {
-      g_propagate_prefixed_error (error, g_steal_pointer (&local), "%s: ", path);
+      g_propagate_prefixed_error (error, g_steal_pointer (&local), "%s: ", name);
       return NULL;
     }
-  m->path = g_strdup (path);
-  m->onnx = g_bytes_new_take (g_steal_pointer (&contents), len);
+  m->path = g_strdup (name);
+  m->onnx = g_bytes_ref (bytes);
   if (m->repair != NULL)
-    m->repair->original->onnx = g_bytes_ref (m->onnx);
+    m->repair->original->onnx = g_bytes_ref (bytes);
   return m;
+}
+
+PsModel *
+ps_onnx_load (const char *path, GError **error)
+{
+  g_autofree char *contents = NULL;
+  gsize len = 0;
+  g_autoptr (GBytes) bytes = NULL;
+  g_autoptr (GFile) file = g_file_new_for_path (path);
+  g_autoptr (GFileInfo) finfo = g_file_query_info (file, G_FILE_ATTRIBUTE_STANDARD_SIZE,
+                                                   G_FILE_QUERY_INFO_NONE, NULL, NULL);
+
+  if (finfo != NULL && (gsize) g_file_info_get_size (finfo) > PS_ONNX_MAX_FILE)
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_LIMIT, "%s: file larger than %zu bytes", path,
+                   PS_ONNX_MAX_FILE);
+      return NULL;
+    }
+  if (!g_file_get_contents (path, &contents, &len, error))
+    {
+      (*error)->domain = PS_ERROR, (*error)->code = PS_ERROR_FILE;
+      return NULL;
+    }
+  bytes = g_bytes_new_take (g_steal_pointer (&contents), len);
+  return ps_onnx_load_bytes (bytes, path, error);
 }

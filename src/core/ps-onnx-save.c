@@ -68,7 +68,8 @@ add_int_attr (Writer *w, Onnx__NodeProto *n, const char *name, gint64 value)
   a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
   a->has_i = TRUE;
   a->i = value;
-  memcpy (list, n->attribute, sizeof (gpointer) * n->n_attribute);
+  if (n->n_attribute > 0)
+    memcpy (list, n->attribute, sizeof (gpointer) * n->n_attribute);
   list[n->n_attribute++] = a;
   n->attribute = list;
 }

@@ -11,12 +11,18 @@ G_BEGIN_DECLS
 #define PS_ONNX_MAX_DIM       (1 << 16)          /* one dimension of a tensor */
 #define PS_ONNX_MAX_ELEMENTS  ((gsize) 1 << 28)  /* one tensor (per image for activations) */
 #define PS_ONNX_MAX_NODES     100000
+#define PS_ONNX_MAX_ACTIVATIONS ((gsize) 1 << 24)  /* all layers' outputs of one image */
+#define PS_ONNX_MAX_PATCHES   ((gsize) 1 << 25)   /* a convolution's im2col of one image */
 
 /* TRUE when @path names an ONNX file (by its extension, or its first bytes). */
 gboolean  ps_onnx_is_onnx  (const char  *path);
 /* Reads an ONNX model; a G written by ps_onnx_save_g() is read back as G. */
 PsModel  *ps_onnx_load     (const char  *path,
                             GError     **error);
+/* The same from the file's bytes; @name goes in messages. */
+PsModel  *ps_onnx_load_bytes (GBytes    *bytes,
+                              const char *name,
+                              GError    **error);
 
 /* What a G records beyond its networks. */
 typedef struct {
