@@ -76,17 +76,32 @@ ps_cli_parse_scale (const char *text, double *scale)
   return TRUE;
 }
 
-PsModel *
-ps_cli_load_model (const char *path, const char *scale, GError **error)
+static PsModel *
+with_scale (PsModel *m, const char *scale)
 {
-  PsModel *m = ps_model_load (path, error);
-
   if (m != NULL && scale != NULL)
     {
       m->input_scale = 0;
       ps_cli_parse_scale (scale, &m->input_scale);
     }
   return m;
+}
+
+PsModel *
+ps_cli_load_model (const char *path, const char *scale, GError **error)
+{
+  return with_scale (ps_model_load (path, error), scale);
+}
+
+PsModel *
+ps_cli_load_badnet (const char *path, const char *scale, GError **error)
+{
+  gboolean was_g = FALSE;
+  PsModel *m = ps_repaired_load_b (path, &was_g, error);
+
+  if (m != NULL && was_g)
+    g_printerr ("prunescope-cli: %s: a repaired network G; the defense runs on its original B\n", path);
+  return with_scale (m, scale);
 }
 
 gboolean

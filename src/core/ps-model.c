@@ -4,7 +4,6 @@
 #include "ps-model.h"
 #include "ps-h5.h"
 #include "ps-onnx.h"
-#include "ps-repair-private.h"
 
 #include <math.h>
 #include <string.h>
@@ -21,7 +20,6 @@ ps_model_free (PsModel *m)
   g_free (m->keras_version);
   g_free (m->backend);
   g_free (m->path);
-  _ps_repair_info_free (m->repair);
   g_clear_pointer (&m->onnx, g_bytes_unref);
   g_strfreev (m->aliases);
   g_free (m);
@@ -45,7 +43,6 @@ ps_model_copy (const PsModel *src)
   m->keras_version = g_strdup (src->keras_version);
   m->backend = g_strdup (src->backend);
   m->path = g_strdup (src->path);
-  m->repair = _ps_repair_info_copy (src->repair);
   m->onnx = src->onnx ? g_bytes_ref (src->onnx) : NULL;
   m->aliases = g_strdupv (src->aliases);
   return m;
@@ -231,6 +228,33 @@ deepid_config_for (hid_t file, GError **error)
   return ps_deepid_config ((int) dims[0]);
 }
 
+/* Files Prunescope writes record the scale their model is used with. */
+static gboolean
+read_input_scale (hid_t file, PsModel *m, GError **error)
+{
+  hid_t pg;
+  gboolean ok = TRUE;
+
+  if (!ps_h5_exists (file, "prunescope"))
+    return TRUE;
+  pg = H5Gopen2 (file, "prunescope", H5P_DEFAULT);
+  if (pg < 0)
+    return TRUE;
+  if (ps_h5_has_attr (pg, "input_scale"))
+    {
+      ok = ps_h5_read_attr_double (pg, "input_scale", &m->input_scale, error);
+      if (ok && !(m->input_scale > 0 && isfinite (m->input_scale)))
+        {
+          g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
+                       "prunescope/input_scale is not a positive number");
+          ok = FALSE;
+        }
+      m->scale_recorded = ok;
+    }
+  H5Gclose (pg);
+  return ok;
+}
+
 static PsModel *
 load_from_file (hid_t file, GError **error)
 {
@@ -277,7 +301,7 @@ load_from_file (hid_t file, GError **error)
   H5Gclose (wgroup);
   if (!ps_model_check_weights (m, error))
     return NULL;
-  if (!_ps_repair_info_load (m, file, error))
+  if (!read_input_scale (file, m, error))
     return NULL;
   return g_steal_pointer (&m);
 }

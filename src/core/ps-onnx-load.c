@@ -6,7 +6,7 @@
 
 #include "ps-onnx.h"
 #include "ps-error.h"
-#include "ps-repair-private.h"
+#include "ps-repaired.h"
 #include "onnx.pb-c.h"
 
 #include <math.h>
@@ -1224,65 +1224,70 @@ metadata (const Onnx__ModelProto *p, const char *key)
   return NULL;
 }
 
-/* A G written by Prunescope: B' is the model, B its original, plus the pruning. */
-static gboolean
-read_g (Loader *L, PsModel **model, GError **error)
+/* A G written by Prunescope: B and B' from their two heads, plus the pruning. */
+static PsRepaired *
+read_g (Loader *L, GError **error)
 {
   const Onnx__ModelProto *p = L->proto;
   const char *b_out = metadata (p, "prunescope.b_logits"), *bp_out = metadata (p, "prunescope.b_prime_logits");
   const char *layer = metadata (p, "prunescope.layer"), *channels = metadata (p, "prunescope.channels");
-  g_autoptr (PsModel) b = NULL, bp = NULL;
+  const char *drop = metadata (p, "prunescope.drop");
+  g_autoptr (PsRepaired) g = g_new0 (PsRepaired, 1);
   g_auto (GStrv) parts = NULL;
-  PsRepairInfo *info;
+  double v[9];
   static const char *metric_keys[9] = {
     "valid_acc", "test_acc", "asr", "g_test_acc", "g_asr", "g_clean_flagged",
     "g_poisoned_flagged", "fraction", "pruned",
   };
 
   if (b_out == NULL || bp_out == NULL || layer == NULL || channels == NULL)
-    return fail (L, error, PS_ERROR_FORMAT, "G without its prunescope.* metadata");
-  if ((b = build_model (L, b_out, error)) == NULL || (bp = build_model (L, bp_out, error)) == NULL)
-    return FALSE;
-  if (b->n_classes != bp->n_classes || ps_model_find_layer (b, layer) < 0)
-    return fail (L, error, PS_ERROR_FORMAT, "G's two networks disagree");
-  info = g_new0 (PsRepairInfo, 1);
-  info->layer = g_strdup (layer);
+    {
+      fail (L, error, PS_ERROR_FORMAT, "G without its prunescope.* metadata");
+      return NULL;
+    }
+  if ((g->b = build_model (L, b_out, error)) == NULL || (g->b_prime = build_model (L, bp_out, error)) == NULL)
+    return NULL;
+  if (g->b->n_classes != g->b_prime->n_classes || ps_model_find_layer (g->b, layer) < 0)
+    {
+      fail (L, error, PS_ERROR_FORMAT, "G's two networks disagree");
+      return NULL;
+    }
+  g->layer = g_strdup (layer);
   parts = g_strsplit (channels, ",", -1);
-  info->n_channels = channels[0] ? (int) g_strv_length (parts) : 0;
-  info->layer_channels = b->layers[ps_model_find_layer (b, layer)]->out.c;
-  info->channels = g_new0 (int, MAX (info->n_channels, 1));
-  for (int i = 0; i < info->n_channels; i++)
+  g->n_channels = channels[0] ? (int) g_strv_length (parts) : 0;
+  g->layer_channels = g->b->layers[ps_model_find_layer (g->b, layer)]->out.c;
+  g->channels = g_new0 (int, MAX (g->n_channels, 1));
+  for (int i = 0; i < g->n_channels; i++)
     {
       gint64 c;
-      if (!g_ascii_string_to_signed (parts[i], 10, 0, info->layer_channels - 1, &c, NULL))
+      if (!g_ascii_string_to_signed (parts[i], 10, 0, g->layer_channels - 1, &c, NULL))
         {
-          _ps_repair_info_free (info);
-          return fail (L, error, PS_ERROR_FORMAT, "G's channel “%s” is not a channel", parts[i]);
+          fail (L, error, PS_ERROR_FORMAT, "G's channel “%s” is not a channel", parts[i]);
+          return NULL;
         }
-      info->channels[i] = (int) c;
+      g->channels[i] = (int) c;
     }
-  info->drop = metadata (p, "prunescope.drop") && *metadata (p, "prunescope.drop")
-               ? g_ascii_strtod (metadata (p, "prunescope.drop"), NULL) : NAN;
+  g->drop = drop && *drop ? g_ascii_strtod (drop, NULL) : NAN;
   for (int i = 0; i < 9; i++)
     {
       g_autofree char *key = g_strdup_printf ("prunescope.metrics.%s", metric_keys[i]);
-      const char *v = metadata (p, key);
-      info->metrics[i] = v && *v ? g_ascii_strtod (v, NULL) : NAN;
+      const char *text = metadata (p, key);
+      v[i] = text && *text ? g_ascii_strtod (text, NULL) : NAN;
     }
-  info->original = g_steal_pointer (&b);
-  bp->repair = info;
-  *model = g_steal_pointer (&bp);
-  return TRUE;
+  g->metrics = (PsSweepStep) { g->n_channels, v[7], g->n_channels ? g->channels[g->n_channels - 1] : -1,
+                               v[0], v[1], v[2], v[3], v[4], v[5], v[6] };
+  return g_steal_pointer (&g);
 }
 
-PsModel *
-ps_onnx_load_bytes (GBytes *bytes, const char *name, GError **error)
+/* Parses @bytes into a model (B' for a G) or, when @g is given, a G. */
+static gboolean
+decode (GBytes *bytes, const char *name, PsModel **model, PsRepaired **g, GError **error)
 {
   Loader L = { 0 };
-  PsModel *m = NULL;
   g_autoptr (GError) local = NULL;
   gsize len;
   const guint8 *data = g_bytes_get_data (bytes, &len);
+  gboolean is_g;
 
   if ((L.proto = onnx__model_proto__unpack (NULL, len, data)) == NULL)
     g_set_error (&local, PS_ERROR, PS_ERROR_FORMAT, "not an ONNX model (the protobuf does not parse)");
@@ -1296,36 +1301,62 @@ ps_onnx_load_bytes (GBytes *bytes, const char *name, GError **error)
       for (gsize i = 0; i < L.proto->n_opset_import; i++)
         if (L.proto->opset_import[i]->domain == NULL || L.proto->opset_import[i]->domain[0] == '\0')
           L.opset = L.proto->opset_import[i]->version;
-      if (g_strcmp0 (metadata (L.proto, "prunescope.kind"), "G") == 0)
-        read_g (&L, &m, &local);
+      is_g = g_strcmp0 (metadata (L.proto, "prunescope.kind"), "G") == 0;
+      if (g != NULL && !is_g)
+        g_set_error (&local, PS_ERROR, PS_ERROR_FORMAT, "not a repaired network G");
+      else if (g != NULL)
+        *g = read_g (&L, &local);
       else
-        m = build_model (&L, L.graph->output[0]->name, &local);
+        {
+          const char *out = is_g ? metadata (L.proto, "prunescope.b_prime_logits") : NULL;
+          *model = build_model (&L, out ? out : L.graph->output[0]->name, &local);
+        }
       g_hash_table_unref (L.tensors);
       g_hash_table_unref (L.producer);
       g_hash_table_unref (L.uses);
     }
-  if (m != NULL && !ps_model_check_weights (m, &local))
-    g_clear_pointer (&m, ps_model_free);
   if (L.proto != NULL)
     onnx__model_proto__free_unpacked (L.proto, NULL);
-  if (m == NULL)
+  if (local == NULL && g != NULL)
+    {
+      if (ps_model_check_weights ((*g)->b, &local) && ps_model_check_weights ((*g)->b_prime, &local))
+        {
+          (*g)->b->onnx = g_bytes_ref (bytes), (*g)->b_prime->onnx = g_bytes_ref (bytes);
+          (*g)->b->path = g_strdup (name), (*g)->b_prime->path = g_strdup (name);
+          (*g)->path = g_strdup (name);
+        }
+      else
+        g_clear_pointer (g, ps_repaired_free);
+    }
+  else if (local == NULL)
+    {
+      if (ps_model_check_weights (*model, &local))
+        (*model)->onnx = g_bytes_ref (bytes), (*model)->path = g_strdup (name);
+      else
+        g_clear_pointer (model, ps_model_free);
+    }
+  if (local != NULL)
     {
       g_propagate_prefixed_error (error, g_steal_pointer (&local), "%s: ", name);
-      return NULL;
+      return FALSE;
     }
-  m->path = g_strdup (name);
-  m->onnx = g_bytes_ref (bytes);
-  if (m->repair != NULL)
-    m->repair->original->onnx = g_bytes_ref (bytes);
-  return m;
+  return TRUE;
 }
 
 PsModel *
-ps_onnx_load (const char *path, GError **error)
+ps_onnx_load_bytes (GBytes *bytes, const char *name, GError **error)
+{
+  PsModel *m = NULL;
+
+  decode (bytes, name, &m, NULL, error);
+  return m;
+}
+
+static GBytes *
+read_file (const char *path, GError **error)
 {
   g_autofree char *contents = NULL;
   gsize len = 0;
-  g_autoptr (GBytes) bytes = NULL;
   g_autoptr (GFile) file = g_file_new_for_path (path);
   g_autoptr (GFileInfo) finfo = g_file_query_info (file, G_FILE_ATTRIBUTE_STANDARD_SIZE,
                                                    G_FILE_QUERY_INFO_NONE, NULL, NULL);
@@ -1341,6 +1372,41 @@ ps_onnx_load (const char *path, GError **error)
       (*error)->domain = PS_ERROR, (*error)->code = PS_ERROR_FILE;
       return NULL;
     }
-  bytes = g_bytes_new_take (g_steal_pointer (&contents), len);
-  return ps_onnx_load_bytes (bytes, path, error);
+  return g_bytes_new_take (g_steal_pointer (&contents), len);
+}
+
+PsModel *
+ps_onnx_load (const char *path, GError **error)
+{
+  g_autoptr (GBytes) bytes = read_file (path, error);
+
+  return bytes ? ps_onnx_load_bytes (bytes, path, error) : NULL;
+}
+
+PsRepaired *
+ps_onnx_load_g (const char *path, GError **error)
+{
+  g_autoptr (GBytes) bytes = read_file (path, error);
+  PsRepaired *g = NULL;
+
+  if (bytes != NULL)
+    decode (bytes, path, NULL, &g, error);
+  return g;
+}
+
+gboolean
+ps_onnx_file_is_g (const char *path)
+{
+  g_autoptr (GBytes) bytes = read_file (path, NULL);
+  Onnx__ModelProto *proto;
+  gboolean is_g;
+
+  if (bytes == NULL)
+    return FALSE;
+  proto = onnx__model_proto__unpack (NULL, g_bytes_get_size (bytes), g_bytes_get_data (bytes, NULL));
+  if (proto == NULL)
+    return FALSE;
+  is_g = g_strcmp0 (metadata (proto, "prunescope.kind"), "G") == 0;
+  onnx__model_proto__free_unpacked (proto, NULL);
+  return is_g;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "ps-model.h"
+#include "ps-repaired.h"
 #include "ps-sweep.h"
 
 G_BEGIN_DECLS
@@ -16,9 +17,13 @@ G_BEGIN_DECLS
 
 /* TRUE when @path names an ONNX file (by its extension, or its first bytes). */
 gboolean  ps_onnx_is_onnx  (const char  *path);
-/* Reads an ONNX model; a G written by ps_onnx_save_g() is read back as G. */
+/* Reads an ONNX model (for a G written by ps_onnx_save_g(), its B'). */
 PsModel  *ps_onnx_load     (const char  *path,
                             GError     **error);
+/* Reads a G written by ps_onnx_save_g(). */
+PsRepaired *ps_onnx_load_g (const char  *path,
+                            GError     **error);
+gboolean  ps_onnx_file_is_g (const char *path);
 /* The same from the file's bytes; @name goes in messages. */
 PsModel  *ps_onnx_load_bytes (GBytes    *bytes,
                               const char *name,
