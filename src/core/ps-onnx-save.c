@@ -162,24 +162,34 @@ copy_node (Writer *w, const Onnx__NodeProto *src, GHashTable *rename, gboolean t
     n->output[j] = twin && src->output[j][0] ? pruned_name (w, src->output[j]) : src->output[j];
 }
 
+/* An output of @type, (N) or with @cols, (N, cols), N as the input declares it. */
 static Onnx__ValueInfoProto *
-class_output (Writer *w, const Onnx__ValueInfoProto *input, const char *name)
+batch_output (Writer *w, const Onnx__ValueInfoProto *input, const char *name, int elem, int cols)
 {
   Onnx__ValueInfoProto *vi = keep (w, g_new0 (Onnx__ValueInfoProto, 1));
   Onnx__TypeProto *type = keep (w, g_new0 (Onnx__TypeProto, 1));
   Onnx__TypeProto__Tensor *tt = keep (w, g_new0 (Onnx__TypeProto__Tensor, 1));
   Onnx__TensorShapeProto *shape = keep (w, g_new0 (Onnx__TensorShapeProto, 1));
-  Onnx__TensorShapeProto__Dimension **dims = keep (w, g_new0 (Onnx__TensorShapeProto__Dimension *, 1));
+  Onnx__TensorShapeProto__Dimension **dims = keep (w, g_new0 (Onnx__TensorShapeProto__Dimension *, 2));
+  Onnx__TensorShapeProto__Dimension *col = keep (w, g_new0 (Onnx__TensorShapeProto__Dimension, 1));
 
   onnx__value_info_proto__init (vi);
   onnx__type_proto__init (type);
   onnx__type_proto__tensor__init (tt);
   onnx__tensor_shape_proto__init (shape);
   tt->has_elem_type = TRUE;
-  tt->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+  tt->elem_type = elem;
   /* the batch dimension of the input, as it was declared */
   dims[0] = input->type->tensor_type->shape->dim[0];
   shape->n_dim = 1;
+  if (cols > 0)
+    {
+      onnx__tensor_shape_proto__dimension__init (col);
+      col->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+      col->dim_value = cols;
+      dims[1] = col;
+      shape->n_dim = 2;
+    }
   shape->dim = dims;
   tt->shape = shape;
   type->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
@@ -270,12 +280,6 @@ check_args (const PsModel *m, const PsOnnxPruning *p, const Onnx__ModelProto *pr
 {
   int i = ps_model_find_layer (m, p->layer);
 
-  if (old_meta (proto, "prunescope.kind") != NULL)
-    {
-      g_set_error (error, PS_ERROR, PS_ERROR_UNSUPPORTED,
-                   "the model is already a pruned network; prune the original BadNet");
-      return FALSE;
-    }
   if (i < 0 || i == m->input || !g_str_equal (m->layers[i]->name, p->layer))
     {
       g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH, "the model has no tensor “%s” to prune", p->layer);
@@ -290,6 +294,67 @@ check_args (const PsModel *m, const PsOnnxPruning *p, const Onnx__ModelProto *pr
         return FALSE;
       }
   return TRUE;
+}
+
+static gboolean
+is_ours (const char *name)
+{
+  return g_str_has_prefix (name, "prunescope/") || g_str_equal (name, "g_class");
+}
+
+/* A G or a B' written here holds B's graph: take it back (without the mask, the second head
+ * and the pruning's metadata), so that the defense is re-run on B. */
+static void
+recover_b (Writer *w, const Onnx__ModelProto *proto, const PsModel *m,
+           Onnx__ModelProto *src, Onnx__GraphProto *sg)
+{
+  const Onnx__GraphProto *g = proto->graph;
+  const char *b_logits = old_meta (proto, "prunescope.b_logits");
+  gboolean was_g = g_strcmp0 (old_meta (proto, "prunescope.kind"), "G") == 0;
+  gsize n = 0;
+
+  sg->node = keep (w, g_new0 (Onnx__NodeProto *, MAX (g->n_node, 1)));
+  for (gsize i = 0; i < g->n_node; i++)
+    {
+      Onnx__NodeProto *node = g->node[i];
+      gboolean ours = FALSE, renamed = FALSE;
+
+      for (gsize j = 0; j < node->n_output; j++)
+        ours |= is_ours (node->output[j]);
+      for (gsize j = 0; j < node->n_input; j++)
+        renamed |= g_str_has_prefix (node->input[j], PRUNED_PREFIX);
+      if (ours)
+        continue;
+      if (renamed)
+        {
+          node = keep (w, g_memdup2 (node, sizeof *node));
+          node->input = keep (w, g_memdup2 (node->input, sizeof (char *) * MAX (node->n_input, 1)));
+          for (gsize j = 0; j < node->n_input; j++)
+            if (g_str_has_prefix (node->input[j], PRUNED_PREFIX))
+              node->input[j] += strlen (PRUNED_PREFIX);
+        }
+      sg->node[n++] = node;
+    }
+  sg->n_node = n;
+  sg->initializer = keep (w, g_new0 (Onnx__TensorProto *, MAX (g->n_initializer, 1)));
+  for (gsize i = n = 0; i < g->n_initializer; i++)
+    if (!g_str_has_prefix (g->initializer[i]->name ? g->initializer[i]->name : "", "prunescope/"))
+      sg->initializer[n++] = g->initializer[i];
+  sg->n_initializer = n;
+  src->metadata_props = keep (w, g_new0 (Onnx__StringStringEntryProto *, MAX (proto->n_metadata_props, 1)));
+  for (gsize i = n = 0; i < proto->n_metadata_props; i++)
+    if (!g_str_has_prefix (proto->metadata_props[i]->key ? proto->metadata_props[i]->key : "", "prunescope."))
+      src->metadata_props[n++] = proto->metadata_props[i];
+  src->n_metadata_props = n;
+  if (was_g && b_logits != NULL)
+    for (gsize i = 0; i < g->n_input; i++)
+      if (g_str_equal (g->input[i]->name, m->layers[m->input]->name))
+        {
+          sg->n_output = 1;
+          sg->output = keep (w, g_new0 (Onnx__ValueInfoProto *, 1));
+          sg->output[0] = batch_output (w, g->input[i], b_logits, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
+                                        m->n_classes);
+        }
 }
 
 static gboolean
@@ -350,7 +415,7 @@ write_model (Writer *w, const Onnx__ModelProto *proto, const PsModel *m, const P
       add_g_head (w, b_logits, bp_logits, m->n_classes);
       graph.n_output = 1;
       graph.output = keep (w, g_new0 (Onnx__ValueInfoProto *, 1));
-      graph.output[0] = class_output (w, input, "g_class");
+      graph.output[0] = batch_output (w, input, "g_class", ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 0);
     }
   add_pruning_meta (w, m, p, b_prime_only, b_logits, bp_logits);
 
@@ -408,7 +473,23 @@ ps_onnx_save_g (const PsModel *model, const PsOnnxPruning *pruning, gboolean b_p
   w.nodes = g_ptr_array_new ();
   w.inits = g_ptr_array_new ();
   w.meta = g_ptr_array_new ();
-  ok = write_model (&w, proto, model, pruning, layer, b_prime_only, path, error);
+  {
+    Onnx__ModelProto src = *proto;
+    Onnx__GraphProto sg = *proto->graph;
+
+    if (g_strcmp0 (old_meta (proto, "prunescope.kind"), "G") == 0)
+      recover_b (&w, proto, model, &src, &sg);
+    else if (old_meta (proto, "prunescope.kind") != NULL)
+      {
+        g_set_error (error, PS_ERROR, PS_ERROR_UNSUPPORTED,
+                     "%s: the model is a pruned network B' alone; prune the original BadNet", path);
+        ok = FALSE;
+        goto out;
+      }
+    src.graph = &sg;
+    ok = write_model (&w, &src, model, pruning, layer, b_prime_only, path, error);
+  }
+out:
   g_ptr_array_unref (w.nodes);
   g_ptr_array_unref (w.inits);
   g_ptr_array_unref (w.meta);
