@@ -1031,6 +1031,17 @@ test_hostile (void)
     expect_refused ("missing.onnx", buf, size, "neither a graph input");
     g_clear_pointer (&buf, g_free);
   }
+  /* names with control characters still give one line */
+  {
+    char *saved = m->graph->node[1]->domain;
+
+    m->graph->node[1]->domain = "evil\ndomain\r\x01";
+    buf = g_malloc (onnx__model_proto__get_packed_size (m));
+    size = onnx__model_proto__pack (m, buf);
+    m->graph->node[1]->domain = saved;
+    expect_refused ("newline.onnx", buf, size, "evil?domain");
+    g_clear_pointer (&buf, g_free);
+  }
   /* an operator we do not run */
   {
     char *saved = m->graph->node[2]->op_type;

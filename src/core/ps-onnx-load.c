@@ -50,21 +50,46 @@ tensor_free (gpointer p)
 static gboolean
 fail (Loader *L, GError **error, int code, const char *fmt, ...) G_GNUC_PRINTF (4, 5);
 
+/* Names come from the file: one printable line of bounded length, whatever they hold. */
+static char *
+printable (const char *text)
+{
+  char *s = g_utf8_make_valid (text ? text : "", -1);
+
+  for (char *p = s; *p; p++)
+    if ((guchar) *p < 0x20 || *p == 0x7f)
+      *p = '?';
+  if (g_utf8_strlen (s, -1) > 200)
+    {
+      char *cut = g_utf8_offset_to_pointer (s, 200);
+      *cut = '\0';
+      cut = g_strconcat (s, "…", NULL);
+      g_free (s);
+      s = cut;
+    }
+  return s;
+}
+
 static gboolean
 fail (Loader *L, GError **error, int code, const char *fmt, ...)
 {
-  g_autofree char *msg = NULL;
+  g_autofree char *msg = NULL, *clean = NULL;
   va_list args;
 
   va_start (args, fmt);
   msg = g_strdup_vprintf (fmt, args);
   va_end (args);
   if (L != NULL && L->node != NULL)
-    g_set_error (error, PS_ERROR, code, "node “%s” (%s): %s",
-                 L->node->name && *L->node->name ? L->node->name : L->node->output[0],
-                 L->node->op_type, msg);
+    {
+      g_autofree char *full = g_strdup_printf ("node “%s” (%s): %s",
+                                               L->node->name && *L->node->name ? L->node->name
+                                               : L->node->n_output ? L->node->output[0] : "?",
+                                               L->node->op_type ? L->node->op_type : "?", msg);
+      clean = printable (full);
+    }
   else
-    g_set_error_literal (error, PS_ERROR, code, msg);
+    clean = printable (msg);
+  g_set_error_literal (error, PS_ERROR, code, clean);
   return FALSE;
 }
 
@@ -465,7 +490,9 @@ op_conv (Loader *L, GError **error)
   PsLayer *l;
   int M, Cg, C;
 
-  if (x == NULL || (w = optional_const (L, 1, error, &ok)) == NULL)
+  if (x == NULL)
+    return FALSE;
+  if ((w = optional_const (L, 1, error, &ok)) == NULL)
     return ok ? fail (L, error, PS_ERROR_FORMAT, "no weight") : FALSE;
   b = optional_const (L, 2, error, &ok);
   if (!ok)
@@ -1041,7 +1068,9 @@ read_input (Loader *L, GError **error)
   gint64 d[4];
 
   for (gsize i = 0; i < g->n_input; i++)
-    if (!g_hash_table_contains (L->tensors, g->input[i]->name))
+    if (g->input[i]->name == NULL)
+      return fail (L, error, PS_ERROR_FORMAT, "a graph input has no name");
+    else if (!g_hash_table_contains (L->tensors, g->input[i]->name))
       {
         if (vi != NULL)
           return fail (L, error, PS_ERROR_UNSUPPORTED, "the graph has more than one input "
@@ -1089,6 +1118,8 @@ translate_node (Loader *L, const Onnx__NodeProto *node, GError **error)
   L->node = node;
   if (node->n_output < 1 || node->output[0][0] == '\0')
     return fail (L, error, PS_ERROR_FORMAT, "node without output");
+  if (node->op_type == NULL)
+    return fail (L, error, PS_ERROR_FORMAT, "node without an operator");
   if (node->domain != NULL && node->domain[0] != '\0' && !g_str_equal (node->domain, "ai.onnx"))
     return fail (L, error, PS_ERROR_UNSUPPORTED, "operator domain “%s”", node->domain);
   for (guint i = 0; i < G_N_ELEMENTS (ops); i++)
@@ -1291,7 +1322,7 @@ decode (GBytes *bytes, const char *name, PsModel **model, PsRepaired **g, GError
 
   if ((L.proto = onnx__model_proto__unpack (NULL, len, data)) == NULL)
     g_set_error (&local, PS_ERROR, PS_ERROR_FORMAT, "not an ONNX model (the protobuf does not parse)");
-  else if ((L.graph = L.proto->graph) == NULL || L.graph->n_output < 1)
+  else if ((L.graph = L.proto->graph) == NULL || L.graph->n_output < 1 || L.graph->output[0]->name == NULL)
     g_set_error (&local, PS_ERROR, PS_ERROR_FORMAT, "ONNX model without a graph or an output");
   else
     {
