@@ -11,6 +11,7 @@
 
 #include "ps-cli.h"
 #include "ps-h5.h"
+#include "ps-probe.h"
 
 gboolean ps_cli_usage_error;
 
@@ -123,9 +124,13 @@ usage (FILE *out)
 int
 main (int argc, char **argv)
 {
+  int status;
+
   setlocale (LC_ALL, "");
   g_set_prgname ("prunescope-cli");
   ps_h5_init ();
+  if (ps_probe_handle_args (argc, argv, &status))
+    return status;
 
   if (argc < 2)
     {

@@ -4,6 +4,7 @@
 #include "ps-model.h"
 #include "ps-h5.h"
 #include "ps-onnx.h"
+#include "ps-probe.h"
 
 #include <math.h>
 #include <string.h>
@@ -315,6 +316,8 @@ ps_model_load (const char *path, GError **error)
   if (ps_onnx_is_onnx (path))
     return ps_onnx_load (path, error);
 
+  if (!ps_probe_model_file (path, error))
+    return NULL;
   ps_h5_lock ();
   file = ps_h5_open (path, FALSE, error);
   if (file >= 0)

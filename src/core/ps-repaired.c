@@ -6,6 +6,7 @@
 #include "ps-repaired.h"
 #include "ps-onnx.h"
 #include "ps-h5.h"
+#include "ps-probe.h"
 
 #include <math.h>
 #include <string.h>
@@ -373,6 +374,8 @@ ps_repaired_load (const char *path, GError **error)
 
   if (ps_onnx_is_onnx (path))
     return ps_onnx_load_g (path, error);
+  if (!ps_probe_model_file (path, error))
+    return NULL;
   g = g_new0 (PsRepaired, 1);
   ps_h5_lock ();
   g->b_prime = ps_model_load (path, error); /* prefixes its errors with @path */
@@ -406,6 +409,8 @@ ps_repaired_file_is_g (const char *path)
 
   if (ps_onnx_is_onnx (path))
     return ps_onnx_file_is_g (path);
+  if (!ps_probe_model_file (path, NULL))
+    return FALSE; /* the reader that follows says what is wrong */
   ps_h5_lock ();
   file = ps_h5_open (path, FALSE, NULL);
   if (file >= 0)
