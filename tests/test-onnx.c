@@ -1131,6 +1131,57 @@ test_hostile (void)
   onnx__model_proto__free_unpacked (m, NULL);
 }
 
+/* Seeded byte mutations of small models (a replay-sized cousin of fuzzing, run under the
+ * sanitizers in CI): each is read or refused with one line, and what is read runs. */
+static void
+test_mutations (void)
+{
+  int read = 0, refused = 0;
+
+  for (int head = HEAD_GAP; head <= HEAD_CONV; head++)
+    {
+      const char *pruned;
+      g_autoptr (GBytes) good = small_cnn (40 + head, 3, head, &pruned);
+      gsize len;
+      const guint8 *data = g_bytes_get_data (good, &len);
+      GRand *rand = g_rand_new_with_seed (77 + head);
+
+      for (int t = 0; t < 150; t++)
+        {
+          g_autofree guint8 *copy = g_memdup2 (data, len);
+          gsize n = len;
+          g_autoptr (GBytes) bytes = NULL;
+          g_autoptr (GError) error = NULL;
+          g_autoptr (PsModel) m = NULL;
+
+          for (int k = g_rand_int_range (rand, 1, 4); k > 0; k--)
+            copy[g_rand_int_range (rand, 0, (gint32) len)] = (guint8) g_rand_int (rand);
+          if (t % 5 == 0)
+            n = g_rand_int_range (rand, 1, (gint32) len);
+          bytes = g_bytes_new (copy, n);
+          m = ps_onnx_load_bytes (bytes, "mutant.onnx", &error);
+          if (m == NULL)
+            {
+              g_assert_nonnull (error);
+              g_assert_null (strchr (error->message, '\n'));
+              refused++;
+              continue;
+            }
+          read++;
+          {
+            PsPlan *plan = ps_plan_new (m, 2);
+            memset (ps_plan_output (plan, m->input), 0,
+                    sizeof (float) * 2 * ps_shape_size (m->layers[m->input]->out));
+            ps_plan_forward (plan, 2);
+            ps_plan_free (plan);
+          }
+        }
+      g_rand_free (rand);
+    }
+  g_test_message ("mutants: %d read, %d refused", read, refused);
+  g_assert_cmpint (refused, >, 0);
+}
+
 /* ---- the fixture: a PreAct-ResNet BadNet exported by PyTorch ---- */
 
 static const char *
@@ -1323,6 +1374,7 @@ main (int argc, char **argv)
   g_test_add_func ("/onnx/g/small", test_small_g);
   g_test_add_func ("/onnx/cli", test_cli);
   g_test_add_func ("/onnx/bad/hostile", test_hostile);
+  g_test_add_func ("/onnx/bad/mutations", test_mutations);
   g_test_add_func ("/onnx/fixture/classes", test_fixture_classes);
   g_test_add_func ("/onnx/fixture/sweep", test_fixture_sweep);
   return g_test_run ();
