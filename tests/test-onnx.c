@@ -1106,6 +1106,18 @@ test_hostile (void)
     expect_refused ("missing.onnx", buf, size, "neither a graph input");
     g_clear_pointer (&buf, g_free);
   }
+  /* external tensor data */
+  {
+    Onnx__TensorProto *t = m->graph->initializer[1];
+
+    t->has_data_location = TRUE;
+    t->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    buf = g_malloc (onnx__model_proto__get_packed_size (m));
+    size = onnx__model_proto__pack (m, buf);
+    t->has_data_location = FALSE;
+    expect_refused ("external.onnx", buf, size, "external file");
+    g_clear_pointer (&buf, g_free);
+  }
   /* names with control characters still give one line */
   {
     char *saved = m->graph->node[1]->domain;
