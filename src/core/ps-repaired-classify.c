@@ -101,24 +101,24 @@ static void
 plan_layers (Job *job)
 {
   const PsModel *b = job->g->b, *bp = job->g->b_prime;
-  int n = bp->n_layers;
+  gsize n = (gsize) MAX (bp->n_layers, 0);
 
   job->max_c = 1;
-  for (int i = 0; i < n; i++)
+  for (gsize i = 0; i < n; i++)
     job->max_c = MAX (job->max_c, bp->layers[i]->out.c);
   job->state = g_new (LayerState, n);
   job->run = g_new0 (gboolean, n);
   job->copy = g_new0 (gboolean, n);
-  job->zero = g_new0 (gboolean, (gsize) n * job->max_c);
+  job->zero = g_new0 (gboolean, n * (gsize) job->max_c);
   if (!same_structure (b, bp))
     {
       /* B' runs whole, from B's input */
-      for (int i = 0; i < n; i++)
+      for (int i = 0; i < (int) n; i++)
         job->run[i] = (job->state[i] = i == bp->input ? LAYER_SAME : LAYER_RUN) == LAYER_RUN;
       job->copy[bp->input] = TRUE;
       return;
     }
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < (int) n; i++)
     {
       const PsLayer *lb = b->layers[i], *lp = bp->layers[i];
       gboolean inputs_same = TRUE, one_masked_input = lp->n_inputs == 1;
