@@ -98,6 +98,7 @@ open_model_action (GtkWidget *widget, const char *name, GVariant *param)
   GtkFileChooser *chooser = new_chooser (PS_WINDOW (widget), _("Open BadNet Model"), GTK_FILE_CHOOSER_ACTION_OPEN,
                                          _("_Open"), open_chosen, PS_SLOT_MODEL);
   add_h5_filters (chooser);
+  add_filter (chooser, _("ONNX models"), "*.onnx", NULL);
   show_chooser (chooser);
 }
 
@@ -199,7 +200,10 @@ save_g_action (GtkWidget *widget, const char *name, GVariant *param)
   PsWindow *self = PS_WINDOW (widget);
   GtkFileChooser *chooser = new_chooser (self, _("Save Repaired Network G"), GTK_FILE_CHOOSER_ACTION_SAVE,
                                          _("_Save"), save_chosen, 0);
-  g_autofree char *suggested = g_strdup_printf ("G-%d-pruned.h5", self->step);
+  GFile *model = ps_session_get_file (self->session, PS_SLOT_MODEL);
+  g_autofree char *base = model ? g_file_get_basename (model) : NULL;
+  g_autofree char *suggested = g_strdup_printf ("G-%d-pruned.%s", self->step,
+                                                base && g_str_has_suffix (base, ".onnx") ? "onnx" : "h5");
 
   add_h5_filters (chooser);
   gtk_file_chooser_set_current_name (chooser, suggested);

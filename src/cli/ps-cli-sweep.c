@@ -9,6 +9,7 @@
 
 #include "ps-cli.h"
 #include "ps-file.h"
+#include "ps-onnx.h"
 #include "ps-h5.h"
 #include "ps-repaired.h"
 #include "ps-sweep.h"
@@ -36,7 +37,7 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (SweepArgs, sweep_args_clear)
   { "valid", 'v', 0, G_OPTION_ARG_FILENAME, &(a).valid, "Clean validation data (chooses order and stop)", "FILE" }, \
   { "test", 't', 0, G_OPTION_ARG_FILENAME, &(a).test, "Clean test data (reported)", "FILE" }, \
   { "poisoned", 'p', 0, G_OPTION_ARG_FILENAME, &(a).poisoned, "Poisoned test data (reported)", "FILE" }, \
-  { "layer", 'l', 0, G_OPTION_ARG_STRING, &(a).layer, "Layer to prune (default: the last pooling layer)", "NAME" }, \
+  { "layer", 'l', 0, G_OPTION_ARG_STRING, &(a).layer, "Layer to prune (default: the last pooling layer; for ONNX the last feature map before pooling or flatten)", "NAME" }, \
   { "order", 0, 0, G_OPTION_ARG_STRING, &(a).order, "increasing (default) or decreasing mean activation", "ORDER" }, \
   { "input-scale", 's', 0, G_OPTION_ARG_STRING, &(a).scale, "Pixel scale: 1 (raw 0..255) or 1/255", "S" }
 
@@ -168,6 +169,31 @@ print_metrics (const PsSweep *s, int k)
             r->asr, r->g_asr, r->g_poisoned_flagged);
 }
 
+/* An ONNX model's G is one ONNX graph made from the model's own. */
+static int
+repair_onnx (SweepArgs *a, const PsModel *m, const PsSweep *s, int k, double drop,
+             int fine_tune, gboolean b_prime, const char *output)
+{
+  g_autoptr (GError) error = NULL;
+  PsOnnxPruning p = { ps_sweep_layer_name (s), ps_sweep_order (s), k, drop, ps_sweep_get_step (s, k) };
+
+  if (m->onnx == NULL)
+    g_set_error (&error, PS_ERROR, PS_ERROR_UNSUPPORTED,
+                 "%s: a Keras model's G is saved as HDF5 (-o G.h5), without --b-prime", a->model);
+  else if (!g_str_has_suffix (output, ".onnx"))
+    g_set_error (&error, PS_ERROR, PS_ERROR_UNSUPPORTED,
+                 "%s: an ONNX model's G is saved as ONNX (-o G.onnx)", output);
+  else if (fine_tune > 0)
+    g_set_error (&error, PS_ERROR, PS_ERROR_UNSUPPORTED,
+                 "%s: fine-tuning is for Keras models only", a->model);
+  if (error != NULL || !ps_onnx_save_g (m, &p, b_prime, output, &error))
+    return ps_cli_fail (error);
+  printf ("%s: %s saved: %d of %d channels of “%s” pruned\n", output, b_prime ? "B'" : "G", k,
+          ps_sweep_n_channels (s), ps_sweep_layer_name (s));
+  print_metrics (s, k);
+  return PS_EXIT_OK;
+}
+
 int
 ps_cli_repair (int argc, char **argv)
 {
@@ -175,6 +201,7 @@ ps_cli_repair (int argc, char **argv)
   g_autofree char *output = NULL;
   double drop = NAN, lr = NAN;
   int pruned = -1, k, fine_tune = 0;
+  gboolean b_prime = FALSE;
   g_autoptr (PsModel) m = NULL;
   g_autoptr (PsRepaired) g = NULL;
   g_autoptr (PsSweep) s = NULL;
@@ -183,7 +210,8 @@ ps_cli_repair (int argc, char **argv)
     SWEEP_ENTRIES (a),
     { "drop", 'x', 0, G_OPTION_ARG_DOUBLE, &drop, "Stop when validation accuracy has dropped X points", "X" },
     { "pruned", 'k', 0, G_OPTION_ARG_INT, &pruned, "Prune exactly K channels", "K" },
-    { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Where to save G (HDF5)", "G.h5" },
+    { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Where to save G (HDF5, or ONNX for an ONNX model)", "G.h5|G.onnx" },
+    { "b-prime", 0, 0, G_OPTION_ARG_NONE, &b_prime, "With an ONNX model: write B' alone, not G", NULL },
     { "fine-tune", 0, 0, G_OPTION_ARG_INT, &fine_tune, "Then fine-tune B' on the validation data (fine-pruning)", "EPOCHS" },
     { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &lr, "Fine-tuning learning rate (default 0.0001)", "L" },
     { NULL },
@@ -227,6 +255,8 @@ ps_cli_repair (int argc, char **argv)
                      a.valid, drop);
       return ps_cli_fail (error);
     }
+  if (m->onnx != NULL || b_prime || g_str_has_suffix (output, ".onnx"))
+    return repair_onnx (&a, m, s, k, drop, fine_tune, b_prime, output);
   g = ps_repaired_build (m, s, k, drop, &error);
   if (g == NULL)
     {

@@ -4,6 +4,7 @@
 #include "ps-model.h"
 #include "ps-h5.h"
 #include "ps-limits.h"
+#include "ps-onnx.h"
 #include "ps-probe.h"
 
 #include <math.h>
@@ -21,6 +22,8 @@ ps_model_free (PsModel *m)
   g_free (m->keras_version);
   g_free (m->backend);
   g_free (m->path);
+  g_clear_pointer (&m->onnx, g_bytes_unref);
+  g_strfreev (m->aliases);
   g_free (m);
 }
 
@@ -42,6 +45,8 @@ ps_model_copy (const PsModel *src)
   m->keras_version = g_strdup (src->keras_version);
   m->backend = g_strdup (src->backend);
   m->path = g_strdup (src->path);
+  m->onnx = src->onnx ? g_bytes_ref (src->onnx) : NULL;
+  m->aliases = g_strdupv (src->aliases);
   return m;
 }
 
@@ -51,6 +56,29 @@ ps_model_find_layer (const PsModel *m, const char *name)
   for (int i = 0; i < m->n_layers; i++)
     if (g_str_equal (m->layers[i]->name, name))
       return i;
+  for (int i = 0; m->aliases != NULL && m->aliases[i] != NULL && m->aliases[i + 1] != NULL; i += 2)
+    if (g_str_equal (m->aliases[i], name))
+      return ps_model_find_layer (m, m->aliases[i + 1]);
+  return -1;
+}
+
+int
+ps_model_default_layer (const PsModel *m)
+{
+  if (m->onnx == NULL)
+    return ps_model_last_pool (m);
+  /* the input of the last layer that turns a feature map into a vector */
+  for (int i = m->n_layers - 1; i >= 0; i--)
+    {
+      const PsLayer *l = m->layers[i];
+      const PsLayer *in = l->n_inputs == 1 ? m->layers[l->inputs[0]] : NULL;
+
+      /* a flatten of a 1x1 map (after global pooling) is not the place */
+      if (in != NULL && in->rank == 4 && in->kind != PS_LAYER_INPUT
+          && (l->kind == PS_LAYER_GLOBAL_AVGPOOL
+              || (l->kind == PS_LAYER_FLATTEN && in->out.h * in->out.w > 1)))
+        return l->inputs[0];
+    }
   return -1;
 }
 
@@ -278,6 +306,9 @@ ps_model_load (const char *path, GError **error)
 {
   PsModel *m = NULL;
   hid_t file;
+
+  if (ps_onnx_is_onnx (path))
+    return ps_onnx_load (path, error);
 
   if (!ps_probe_model_file (path, error))
     return NULL;

@@ -4,6 +4,7 @@
 #define G_LOG_DOMAIN "ps-repaired"
 
 #include "ps-repaired.h"
+#include "ps-onnx.h"
 #include "ps-h5.h"
 #include "ps-limits.h"
 #include "ps-probe.h"
@@ -406,12 +407,15 @@ read_prunescope (hid_t file, PsRepaired *g, GError **error)
 PsRepaired *
 ps_repaired_load (const char *path, GError **error)
 {
-  g_autoptr (PsRepaired) g = g_new0 (PsRepaired, 1);
+  g_autoptr (PsRepaired) g = NULL;
   hid_t file;
   gboolean ok;
 
+  if (ps_onnx_is_onnx (path))
+    return ps_onnx_load_g (path, error);
   if (!ps_probe_model_file (path, error))
     return NULL;
+  g = g_new0 (PsRepaired, 1);
   ps_h5_lock ();
   g->b_prime = ps_model_load (path, error); /* prefixes its errors with @path */
   if (g->b_prime == NULL)
@@ -442,6 +446,8 @@ ps_repaired_file_is_g (const char *path)
   gboolean is_g = FALSE;
   hid_t file, pg;
 
+  if (ps_onnx_is_onnx (path))
+    return ps_onnx_file_is_g (path);
   if (!ps_probe_model_file (path, NULL))
     return FALSE; /* the reader that follows says what is wrong */
   ps_h5_lock ();
