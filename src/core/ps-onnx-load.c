@@ -102,6 +102,9 @@ ps_onnx_is_onnx (const char *path)
 
   if (g_str_has_suffix (path, ".onnx") || g_str_has_suffix (path, ".ONNX"))
     return TRUE;
+  /* Only regular files are sniffed: reading a FIFO would wait for a writer. */
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return FALSE;
   /* HDF5 files start with their signature; an ONNX file with ir_version (field 1). */
   file = g_file_new_for_path (path);
   in = g_file_read (file, NULL, NULL);
@@ -1392,6 +1395,12 @@ read_file (const char *path, GError **error)
   g_autoptr (GFileInfo) finfo = g_file_query_info (file, G_FILE_ATTRIBUTE_STANDARD_SIZE,
                                                    G_FILE_QUERY_INFO_NONE, NULL, NULL);
 
+  if (!g_file_test (path, G_FILE_TEST_EXISTS) || !g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_FILE, "%s: %s", path,
+                   g_file_test (path, G_FILE_TEST_EXISTS) ? "not a regular file" : "no such file");
+      return NULL;
+    }
   if (finfo != NULL && (gsize) g_file_info_get_size (finfo) > PS_ONNX_MAX_FILE)
     {
       g_set_error (error, PS_ERROR, PS_ERROR_LIMIT, "%s: file larger than %zu bytes", path,
