@@ -23,6 +23,11 @@ worker_plan (PsSweep *s, int worker)
     {
       s->plans[worker] = ps_plan_new (s->model, PS_SWEEP_BATCH);
       ps_plan_set_logits (s->plans[worker], TRUE);
+      /* the layers the sweep reads back must be filled */
+      ps_plan_set_fused (s->plans[worker], TRUE);
+      ps_plan_keep_output (s->plans[worker], s->layer);
+      if (s->h_layer >= 0)
+        ps_plan_keep_output (s->plans[worker], s->h_layer);
       for (int f = 0; f < s->n_fronts; f++)
         if (s->fronts[f].kind != FRONT_MASK)
           ps_plan_keep_linear (s->plans[worker], s->fronts[f].layer);
