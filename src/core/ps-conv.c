@@ -121,10 +121,27 @@ ps_conv_can_pool (const PsConvPack *p, const PsLayer *pool)
          && (pool->out.w - 1) * pool->sw + pool->kw <= p->OW;
 }
 
+/* Rows of pool windows computed together: bands of a few hundred conv pixels keep the
+ * tiles full and the band in the first-level cache. */
+static int
+band_rows (const PsConvPack *p, const PsLayer *pool)
+{
+  int rows = (256 + pool->sh * p->OW - 1) / (pool->sh * p->OW);
+
+  return CLAMP (rows, 1, pool->out.h);
+}
+
+/* Conv rows under @rows rows of pool windows. */
+static int
+band_conv_rows (const PsLayer *pool, int rows)
+{
+  return (rows - 1) * pool->sh + pool->kh;
+}
+
 gsize
 ps_conv_pool_scratch_size (const PsConvPack *p, const PsLayer *pool)
 {
-  return (gsize) pool->kh * p->OW * p->OC;
+  return (gsize) band_conv_rows (pool, band_rows (p, pool)) * p->OW * p->OC;
 }
 
 #ifdef HAVE_AVX512_KERNELS
@@ -251,6 +268,28 @@ conv_range (const PsConvPack *p, const float *x, gsize g0, gsize g1, gboolean re
     }
 }
 
+/* @rows rows of max-pool windows over a band of conv rows; max_ps (a, b) is a > b ? a : b,
+ * as MAX () is. */
+static TARGET void
+pool_band (const PsConvPack *p, const PsLayer *pool, const float *band, int rows, float *d)
+{
+  const int C = p->OC;
+
+  for (int py = 0; py < rows; py++, band += (gsize) pool->sh * p->OW * C)
+    for (int px = 0; px < pool->out.w; px++, d += C)
+    for (int c = 0; c < C; c += VEC)
+      {
+        __mmask16 m = C - c >= VEC ? 0xffff : (__mmask16) ((1u << (C - c)) - 1);
+        __m512 acc = _mm512_set1_ps (-FLT_MAX);
+
+        for (int ky = 0; ky < pool->kh; ky++)
+          for (int kx = 0; kx < pool->kw; kx++)
+            acc = _mm512_max_ps (acc, _mm512_maskz_loadu_ps (
+              m, band + ((gsize) ky * p->OW + px * pool->sw + kx) * C + c));
+        _mm512_mask_storeu_ps (d + c, m, acc);
+      }
+}
+
 #endif /* HAVE_AVX512_KERNELS */
 
 void
@@ -271,27 +310,18 @@ ps_conv_forward_pool (const PsConvPack *p, const PsLayer *pool, int n, const flo
 #ifdef HAVE_AVX512_KERNELS
   const gsize plane = (gsize) p->OH * p->OW;
   const int C = p->OC, POH = pool->out.h, POW = pool->out.w;
+  const int band = band_rows (p, pool);
 
   for (int b = 0; b < n; b++)
-    for (int py = 0; py < POH; py++)
+    for (int py = 0; py < POH; py += band)
       {
-        /* the conv rows under this row of windows, in scratch */
+        /* the conv rows under these rows of windows, in scratch */
+        int rows = MIN (band, POH - py);
         gsize g0 = b * plane + (gsize) py * pool->sh * p->OW;
         float *d = out + (((gsize) b * POH + py) * POW) * C;
 
-        conv_range (p, x, g0, g0 + (gsize) pool->kh * p->OW, relu, NULL, scratch);
-        for (int px = 0; px < POW; px++, d += C)
-          {
-            for (int c = 0; c < C; c++)
-              d[c] = -FLT_MAX;
-            for (int ky = 0; ky < pool->kh; ky++)
-              for (int kx = 0; kx < pool->kw; kx++)
-                {
-                  const float *s = scratch + ((gsize) ky * p->OW + px * pool->sw + kx) * C;
-                  for (int c = 0; c < C; c++)
-                    d[c] = MAX (d[c], s[c]);
-                }
-          }
+        conv_range (p, x, g0, g0 + (gsize) band_conv_rows (pool, rows) * p->OW, relu, NULL, scratch);
+        pool_band (p, pool, scratch, rows, d);
       }
 #else
   g_assert_not_reached ();
