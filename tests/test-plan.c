@@ -588,6 +588,34 @@ test_dense_direct (void)
     }
 }
 
+/* The sweep's rank-one update: the same bits as the plain loop (product, then difference). */
+static void
+test_sub_scaled (void)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (9);
+  const int sizes[] = { 1, 5, 15, 16, 17, 80, 160, 161 };
+
+  for (guint k = 0; k < G_N_ELEMENTS (sizes); k++)
+    {
+      int n = sizes[k];
+      g_autofree float *w = g_new (float, n + 1);
+      g_autofree float *y = g_new (float, n + 1);
+      g_autofree float *want = g_new (float, n + 1);
+      float v = (float) g_rand_double_range (rand, -2, 2);
+
+      for (int j = 0; j <= n; j++)
+        {
+          w[j] = (float) g_rand_double_range (rand, -3, 3);
+          y[j] = want[j] = (float) g_rand_double_range (rand, -3, 3);
+        }
+      for (int j = 0; j < n; j++)
+        want[j] -= v * w[j];
+      ps_conv_sub_scaled (n, v, w, y);
+      /* and nothing past the end */
+      g_assert_cmpmem (y, sizeof (float) * (n + 1), want, sizeof (float) * (n + 1));
+    }
+}
+
 typedef struct {
   int h, w, cin, cout, kh, kw;  /* a valid stride-1 convolution */
   int ph, pw, psh, psw;         /* then a valid max-pool */
@@ -1100,6 +1128,7 @@ main (int argc, char **argv)
   g_test_add_func ("/plan/conv/direct-tiles", test_conv_direct_tiles);
   g_test_add_func ("/plan/conv/fused-pool", test_conv_fused_pool);
   g_test_add_func ("/plan/dense/direct", test_dense_direct);
+  g_test_add_func ("/plan/sub-scaled", test_sub_scaled);
   g_test_add_func ("/plan/pool/valid", test_pool_valid);
   g_test_add_func ("/plan/pool/same", test_pool_same);
   g_test_add_func ("/plan/pool/default-strides", test_pool_default_strides);

@@ -290,7 +290,45 @@ pool_band (const PsConvPack *p, const PsLayer *pool, const float *band, int rows
       }
 }
 
+static TARGET void
+sub_scaled_avx512 (int n, float v, const float *w, float *y)
+{
+  const __m512 vv = _mm512_set1_ps (v);
+  int j = 0;
+
+  for (; j + VEC <= n; j += VEC)
+    _mm512_storeu_ps (y + j, _mm512_sub_ps (_mm512_loadu_ps (y + j),
+                                            _mm512_mul_ps (vv, _mm512_loadu_ps (w + j))));
+  if (j < n)
+    {
+      __mmask16 m = (__mmask16) ((1u << (n - j)) - 1);
+      _mm512_mask_storeu_ps (y + j, m, _mm512_sub_ps (_mm512_maskz_loadu_ps (m, y + j),
+                                                      _mm512_mul_ps (vv, _mm512_maskz_loadu_ps (m, w + j))));
+    }
+}
+
 #endif /* HAVE_AVX512_KERNELS */
+
+void
+ps_conv_sub_scaled (int n, float v, const float *w, float *y)
+{
+#ifdef HAVE_AVX512_KERNELS
+  static gsize avx512 = 0;
+
+  if (g_once_init_enter (&avx512))
+    {
+      __builtin_cpu_init ();
+      g_once_init_leave (&avx512, __builtin_cpu_supports ("avx512f") ? 2 : 1);
+    }
+  if (avx512 == 2)
+    {
+      sub_scaled_avx512 (n, v, w, y);
+      return;
+    }
+#endif
+  for (int j = 0; j < n; j++)
+    y[j] -= v * w[j];
+}
 
 void
 ps_conv_forward (const PsConvPack *p, int n, const float *x, gboolean relu, float *linear,

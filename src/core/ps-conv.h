@@ -41,4 +41,11 @@ void         ps_conv_forward_pool       (const PsConvPack *pack,
                                          float            *out,
                                          float            *scratch);
 
+/* y[j] -= v * w[j] for j < n, rounded as written (a product, then a difference: the
+ * same bits with or without the vector unit). */
+void         ps_conv_sub_scaled         (int               n,
+                                         float             v,
+                                         const float      *w,
+                                         float            *y);
+
 G_END_DECLS
