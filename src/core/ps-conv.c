@@ -58,8 +58,9 @@ ps_conv_pack_new (const PsLayer *l)
     return NULL;
   if (l->kind == PS_LAYER_CONV2D)
     {
-      /* The kernels read whole windows inside the input: no padding. */
-      if (l->pad_top != 0 || l->pad_left != 0
+      /* The kernels read whole windows inside the input (no padding), one group, no
+       * dilation. */
+      if (l->groups > 1 || l->dh > 1 || l->dw > 1 || l->pad_top != 0 || l->pad_left != 0
           || (l->out.h - 1) * l->sh + l->kh > l->in.h || (l->out.w - 1) * l->sw + l->kw > l->in.w)
         return NULL;
       kh = l->kh, kw = l->kw;
