@@ -192,6 +192,12 @@ run_batch (int worker, int task, gpointer data)
       plans[1] = ps_plan_new (bp, PS_INFER_BATCH);
       ps_plan_set_logits (plans[0], TRUE);
       ps_plan_set_logits (plans[1], TRUE);
+      /* a convolution may write its max-pool directly, except where B' copies from B */
+      ps_plan_set_fused (plans[0], TRUE);
+      ps_plan_set_fused (plans[1], TRUE);
+      for (int i = 0; i < bp->n_layers; i++)
+        if (job->copy[i])
+          ps_plan_keep_output (plans[0], i);
     }
   ps_dataset_get_batch (job->ds, start, count, b->input_scale, ps_plan_output (plans[0], b->input));
   ps_plan_forward (plans[0], count);
