@@ -283,6 +283,45 @@ test_labels_out_of_range (Fixture *f, gconstpointer data)
   g_assert_error (error, PS_ERROR, PS_ERROR_MISMATCH);
 }
 
+static void
+record_done (const PsSweepStep *step, double done, gpointer data)
+{
+  g_array_append_val ((GArray *) data, done);
+}
+
+/* Sets added one at a time (as the CLI does) with their total announced: progress rises
+ * once from 0 to 1, each set taking its share of the first pass. */
+static void
+test_progress_over_sets (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsSweep) s = ps_sweep_new (f->model, NULL, &error);
+  g_autoptr (GArray) done = g_array_new (FALSE, FALSE, sizeof (double));
+  double after_first, prev = 0;
+  int total = 0;
+
+  for (int k = 0; k < PS_N_SETS; k++)
+    total += f->sets[k]->n;
+  ps_sweep_expect_images (s, total);
+  g_assert_true (ps_sweep_add_set (s, PS_SET_VALID, f->sets[PS_SET_VALID], record_done, done, NULL, &error));
+  after_first = g_array_index (done, double, done->len - 1);
+  /* the validation set is 300 of 650 images: about 0.9 * 300 / 650 of the whole */
+  g_assert_cmpfloat (after_first, <, 0.5);
+  g_assert_cmpfloat (after_first, >, 0.3);
+  for (int k = PS_SET_TEST; k < PS_N_SETS; k++)
+    g_assert_true (ps_sweep_add_set (s, k, f->sets[k], record_done, done, NULL, &error));
+  g_assert_true (ps_sweep_finish (s, record_done, done, NULL, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < done->len; i++)
+    {
+      double d = g_array_index (done, double, i);
+      g_assert_cmpfloat (d, >=, prev);
+      g_assert_cmpfloat (d, <=, 1.0);
+      prev = d;
+    }
+  g_assert_cmpfloat (prev, ==, 1.0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -297,6 +336,7 @@ main (int argc, char **argv)
   ADD ("/sweep/stop-rule", test_default_layer_and_stop);
   ADD ("/sweep/decreasing", test_decreasing);
   ADD ("/sweep/cancel", test_cancel);
+  ADD ("/sweep/progress-over-sets", test_progress_over_sets);
   ADD ("/sweep/bad-layers", test_bad_layers);
   ADD ("/sweep/labels-out-of-range", test_labels_out_of_range);
   return g_test_run ();

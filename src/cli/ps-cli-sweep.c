@@ -105,6 +105,14 @@ run_sweep (SweepArgs *a, PsModel **model_out, GError **error)
         g_prefix_error (error, "%s: ", a->model);
       return NULL;
     }
+  /* Progress runs once over every set's images. */
+  for (int k = 0; progress != NULL && k < PS_N_SETS; k++)
+    {
+      int n;
+
+      if (paths[k] != NULL && ps_dataset_peek_count (paths[k], &n, NULL))
+        ps_sweep_expect_images (s, n);
+    }
   {
     Load loads[PS_N_SETS] = { { 0 } };
     GThread *next = NULL;

@@ -299,6 +299,36 @@ ps_dataset_load_cancellable (const char *path, GCancellable *cancellable, GError
   return ds;
 }
 
+gboolean
+ps_dataset_peek_count (const char *path, int *n, GError **error)
+{
+  gboolean ok = FALSE;
+  PsH5Shape shape;
+  Layout lay;
+  hid_t file, dset = -1;
+
+  ps_h5_lock ();
+  file = ps_h5_open (path, FALSE, error);
+  if (file >= 0)
+    dset = ps_h5_open_dataset (file, "data", PS_LIMIT_SET_VALUES, &shape, error);
+  if (dset >= 0)
+    {
+      ok = read_layout (&shape, &lay, error);
+      H5Dclose (dset);
+    }
+  if (file >= 0)
+    H5Fclose (file);
+  H5Eclear2 (H5E_DEFAULT);
+  ps_h5_unlock ();
+  if (!ok)
+    {
+      g_prefix_error (error, "%s: ", path);
+      return FALSE;
+    }
+  *n = lay.n;
+  return TRUE;
+}
+
 static void
 copy_image (const PsDataset *ds, int index, double scale, float *out)
 {

@@ -21,6 +21,10 @@ PsDataset *ps_dataset_load         (const char       *path,
 PsDataset *ps_dataset_load_cancellable (const char    *path,
                                         GCancellable  *cancellable,
                                         GError       **error);
+/* The number of images @path declares, checked as a load would, without reading them. */
+gboolean   ps_dataset_peek_count   (const char       *path,
+                                    int              *n,
+                                    GError          **error);
 /* Builds a dataset from NHWC uint8 pixels (takes copies). */
 PsDataset *ps_dataset_new_u8       (int               n,
                                     int               h,

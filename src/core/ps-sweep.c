@@ -141,6 +141,13 @@ ps_sweep_new (const PsModel *model, const PsSweepOptions *opt, GError **error)
   return g_steal_pointer (&s);
 }
 
+void
+ps_sweep_expect_images (PsSweep *s, gint64 n_images)
+{
+  g_return_if_fail (n_images >= 0);
+  s->total_batches += (int) MIN ((n_images + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH, G_MAXINT / 2);
+}
+
 gboolean
 ps_sweep_add_set (PsSweep *s, PsSetKind set, const PsDataset *ds, PsSweepProgress progress,
                   gpointer user_data, GCancellable *cancellable, GError **error)
@@ -260,7 +267,7 @@ ps_sweep_run (const PsModel *model, const PsDataset * const sets[PS_N_SETS],
       {
         if (!ps_infer_check_dataset (model, sets[k], error))
           return NULL;
-        s->total_batches += (sets[k]->n + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH;
+        ps_sweep_expect_images (s, sets[k]->n);
       }
   for (int k = 0; k < PS_N_SETS; k++)
     if (sets[k] != NULL

@@ -59,6 +59,10 @@ void                ps_sweep_free            (PsSweep                *sweep);
 PsSweep            *ps_sweep_new             (const PsModel          *model,
                                               const PsSweepOptions   *options,
                                               GError                **error);
+/* Says how many images the sets to be added hold in all, so that progress runs once
+ * from 0 to 1 across them (by default the first set added counts as the whole pass). */
+void                ps_sweep_expect_images   (PsSweep                *sweep,
+                                              gint64                  n_images);
 gboolean            ps_sweep_add_set         (PsSweep                *sweep,
                                               PsSetKind               set,
                                               const PsDataset        *ds,
