@@ -15,10 +15,12 @@
 #include "ps-session.h"
 #include "ps-stats-panel.h"
 #include "ps-test-util.h"
+#include "ps-verdict.h"
 #include "ps-window-private.h"
 
 static PsApplication *app;
 static char *lab;        /* a lab folder with a small BadNet and its data */
+static char *lab_mismatch; /* the same BadNet with clean labels it never gives */
 static char *lab_big;    /* the same model with more data, for a sweep that takes a while */
 
 /* ---- data ---- */
@@ -64,8 +66,10 @@ deepid_model (guint32 seed, int classes)
   return m;
 }
 
+/* @mismatched: every clean label is one class off B's own answer, so B is right on none of
+ * them (a model and data that do not belong together). */
 static char *
-make_lab (const char *name, int n)
+make_lab_full (const char *name, int n, gboolean mismatched)
 {
   g_autoptr (PsModel) m = deepid_model (11, 12);
   g_autoptr (PsDataset) valid = labelled_data (m, n, 21, FALSE);
@@ -76,12 +80,28 @@ make_lab (const char *name, int n)
   g_autofree char *model = g_build_filename (models, "bd_net.h5", NULL);
   g_autoptr (GError) error = NULL;
 
+  if (mismatched)
+    {
+      g_assert_true (ps_infer_classes (m, valid, valid->labels, NULL, &error));
+      g_assert_true (ps_infer_classes (m, test, test->labels, NULL, &error));
+      for (int i = 0; i < n; i++)
+        {
+          valid->labels[i] = (valid->labels[i] + 1) % m->n_classes;
+          test->labels[i] = (test->labels[i] + 1) % m->n_classes;
+        }
+    }
   g_mkdir_with_parents (models, 0755);
   g_assert_true (ps_model_save (m, model, &error));
   save_set (valid, dir, "data/cl/valid.h5");
   save_set (test, dir, "data/cl/test.h5");
   save_set (bd, dir, "data/bd/bd_test.h5");
   return dir;
+}
+
+static char *
+make_lab (const char *name, int n)
+{
+  return make_lab_full (name, n, FALSE);
 }
 
 static char *
@@ -121,9 +141,64 @@ file_exists (gpointer data)
 }
 
 static gboolean
-info_bar_revealed (gpointer data)
+notice_shown (gpointer data)
 {
-  return gtk_info_bar_get_revealed (data);
+  return PS_WINDOW (data)->last_notice != NULL;
+}
+
+/* Saves a picture of @w as build/@name, for people to look at. */
+static void
+save_screenshot (PsWindow *w, const char *name)
+{
+  const char *dir = g_getenv ("PS_BUILD_DIR");
+  g_autofree char *path = g_build_filename (dir ? dir : ".", name, NULL);
+  g_autoptr (GdkPaintable) paintable = NULL;
+  g_autoptr (GtkSnapshot) snapshot = gtk_snapshot_new ();
+  g_autoptr (GskRenderNode) node = NULL;
+  g_autoptr (GdkTexture) texture = NULL;
+  int width = gtk_widget_get_width (GTK_WIDGET (w));
+  int height = gtk_widget_get_height (GTK_WIDGET (w));
+
+  g_assert_cmpint (width, >, 0);
+  paintable = gtk_widget_paintable_new (GTK_WIDGET (w));
+  gdk_paintable_snapshot (paintable, snapshot, width, height);
+  node = gtk_snapshot_free_to_node (g_steal_pointer (&snapshot));
+  g_assert_nonnull (node);
+  texture = gsk_renderer_render_texture (gtk_native_get_renderer (GTK_NATIVE (w)), node,
+                                         &GRAPHENE_RECT_INIT (0, 0, width, height));
+  g_assert_true (gdk_texture_save_to_png (texture, path));
+  g_test_message ("screenshot: %s", path);
+}
+
+/* Lets the window lay itself out and draw: one frame clock cycle after the last change. */
+static gboolean
+frame_drawn (gpointer data)
+{
+  return GPOINTER_TO_INT (g_object_get_data (data, "ps-frames")) >= 2;
+}
+
+static gboolean
+count_frame (GtkWidget *widget, GdkFrameClock *clock, gpointer data)
+{
+  int n = GPOINTER_TO_INT (g_object_get_data (G_OBJECT (widget), "ps-frames"));
+
+  g_object_set_data (G_OBJECT (widget), "ps-frames", GINT_TO_POINTER (n + 1));
+  gtk_widget_queue_draw (widget);
+  return n + 1 < 2 ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+static void
+wait_for_frames (PsWindow *w)
+{
+  g_object_set_data (G_OBJECT (w), "ps-frames", GINT_TO_POINTER (0));
+  gtk_widget_add_tick_callback (GTK_WIDGET (w), count_frame, NULL, NULL);
+  g_assert_true (wait_until (frame_drawn, w, 20));
+}
+
+static GtkLabel *
+panel_label (PsWindow *w, const char *name)
+{
+  return GTK_LABEL (gtk_widget_get_template_child (GTK_WIDGET (w->stats_panel), PS_TYPE_STATS_PANEL, name));
 }
 
 static void
@@ -338,9 +413,11 @@ test_save_g (void)
   g_assert_cmpint (step, >, 0);
   ps_window_save_g (w, file);
   g_assert_true (wait_until (file_exists, path, 30));
-  /* The file is renamed into place before the save task reports back to the window. */
-  g_assert_true (wait_until (info_bar_revealed, w->error_bar, 30));
-  g_assert_cmpint (gtk_info_bar_get_message_type (w->error_bar), ==, GTK_MESSAGE_INFO);
+  /* The file is renamed into place before the save task reports back to the window, which
+   * says so in a transient notice (not in the error bar). */
+  g_assert_true (wait_until (notice_shown, w, 30));
+  g_assert_cmpstr (w->last_notice, ==, "G saved as G.h5");
+  g_assert_false (gtk_info_bar_get_revealed (w->error_bar));
 
   g = ps_model_load (path, &error);
   g_assert_no_error (error);
@@ -366,39 +443,114 @@ error_shown (gpointer data)
 }
 
 static void
+assert_contains (const char *text, const char *part)
+{
+  if (strstr (text, part) == NULL)
+    g_error ("“%s” is not in “%s”", part, text);
+}
+
+/* Check first, then swap: a bad file leaves the loaded ones and their sweep in place, says
+ * what is wrong in a sentence with the technical detail behind it, and the banner goes once
+ * a good file loads. */
+static void
 test_errors (void)
 {
   PsWindow *w = open_lab (lab);
   g_autofree char *junk = g_build_filename (ps_test_tmpdir (), "junk.h5", NULL);
   g_autofree char *small = g_build_filename (ps_test_tmpdir (), "tiny-test.h5", NULL);
+  g_autofree char *cut = g_build_filename (ps_test_tmpdir (), "cut-model.h5", NULL);
+  g_autofree char *model = lab_file (lab, "models/bd_net.h5");
   g_autoptr (GFile) junk_file = g_file_new_for_path (junk);
   g_autoptr (GFile) small_file = g_file_new_for_path (small);
+  g_autoptr (GFile) cut_file = g_file_new_for_path (cut);
   const PsSweep *before = ps_session_get_sweep (w->session);
+  GFile *model_before = ps_session_get_file (w->session, PS_SLOT_MODEL);
+  GFile *test_before = ps_session_get_file (w->session, PS_SLOT_TEST);
   guint8 pixels[4 * 4 * 3] = { 0 };
   int labels[1] = { 0 };
   g_autoptr (PsDataset) tiny = ps_dataset_new_u8 (1, 4, 4, 3, pixels, labels);
+  g_autofree char *bytes = NULL;
+  gsize size;
 
-  /* Not HDF5 at all: a readable message naming the file; the sweep stays. */
+  /* Not HDF5 at all. */
   g_assert_true (g_file_set_contents (junk, "not a model", -1, NULL));
   ps_window_open_files (w, &junk_file, 1);
   g_assert_true (wait_until (error_shown, w, 20));
-  g_assert_nonnull (strstr (gtk_label_get_text (w->error_label), "junk.h5"));
+  g_assert_cmpstr (gtk_label_get_text (w->error_label), ==, "junk.h5 is not an HDF5 file.");
+  assert_contains (gtk_label_get_text (w->error_detail_label), junk);
   g_assert_true (ps_session_get_sweep (w->session) == before);
+  g_assert_true (ps_session_get_file (w->session, PS_SLOT_MODEL) == model_before);
 
-  /* Data of the wrong shape: the sweep reports it with the file's name. */
+  /* A model cut short: the sentence gives the sizes, the details HDF5's own words. */
+  gtk_info_bar_set_revealed (w->error_bar, FALSE);
+  g_assert_true (g_file_get_contents (model, &bytes, &size, NULL));
+  g_assert_cmpuint (size, >, 200000);
+  g_assert_true (g_file_set_contents (cut, bytes, 200000, NULL));
+  ps_window_open_files (w, &cut_file, 1);
+  g_assert_true (wait_until (error_shown, w, 20));
+  assert_contains (gtk_label_get_text (w->error_label), "cut-model.h5 is truncated: it has 200.0\u00a0kB of ");
+  assert_contains (gtk_label_get_text (w->error_detail_label), "eof = 200000");
+  g_assert_true (ps_session_get_sweep (w->session) == before);
+  g_assert_true (ps_session_get_file (w->session, PS_SLOT_MODEL) == model_before);
+  gtk_expander_set_expanded (w->error_expander, TRUE);
+  wait_for_frames (w);
+  save_screenshot (w, "app-error.png");
+
+  /* Images of the wrong size: refused before they replace the test set; nothing re-runs. */
   gtk_info_bar_set_revealed (w->error_bar, FALSE);
   g_assert_true (ps_dataset_save (tiny, small, NULL));
   ps_window_open_files (w, &small_file, 1);
   g_assert_true (wait_until (error_shown, w, 20));
-  g_assert_nonnull (strstr (gtk_label_get_text (w->error_label), "tiny-test.h5"));
+  assert_contains (gtk_label_get_text (w->error_label), "tiny-test.h5 does not fit the model");
+  assert_contains (gtk_label_get_text (w->error_detail_label), "images are 4x4x3");
+  g_assert_true (ps_session_get_file (w->session, PS_SLOT_TEST) == test_before);
+  g_assert_true (ps_session_get_sweep (w->session) == before);
+  g_assert_true (ps_session_get_sweep_current (w->session));
+  g_assert_cmpint (ps_window_get_step (w), >=, 0);
 
-  /* The window still works: the right data again gives a finished sweep. */
+  /* The problem is gone once good data loads: the banner goes with it. */
   {
     g_autofree char *test = lab_file (lab, "data/cl/test.h5");
     g_autoptr (GFile) file = g_file_new_for_path (test);
-    ps_window_open_files (w, &file, 1);
+    ps_session_open (w->session, &file, 1, PS_SLOT_TEST);
     g_assert_true (wait_until (sweep_finished, w, 60));
+    g_assert_false (gtk_info_bar_get_revealed (w->error_bar));
   }
+  gtk_window_destroy (GTK_WINDOW (w));
+  drain ();
+}
+
+/* Data whose labels the model never gives: the verdict says the inputs do not fit, says
+ * nothing false about X, and Save G is not the highlighted action. The slider keeps X in
+ * its track. */
+static void
+test_mismatch (void)
+{
+  PsWindow *w = open_lab (lab_mismatch);
+  const PsSweepStep *r0 = ps_sweep_get_step (ps_session_get_sweep (w->session), 0);
+
+  gtk_adjustment_set_value (w->drop_adjustment, 4.0);
+  g_assert_cmpfloat (r0->valid_acc, ==, 0);
+  g_assert_nonnull (w->verdict);
+  g_assert_true (w->verdict->warnings & PS_VERDICT_WARN_NEAR_CHANCE);
+  g_assert_true (w->verdict->warnings & PS_VERDICT_WARN_UNREACHED);
+  g_assert_cmpstr (gtk_label_get_text (panel_label (w, "headline_label")), ==,
+                   "Check the inputs: these numbers cannot be trusted");
+  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (panel_label (w, "notes_label"))));
+  assert_contains (gtk_label_get_text (panel_label (w, "notes_label")), "guessing among 12 classes");
+  g_assert_null (strstr (gtk_label_get_text (panel_label (w, "rule_label")), "it is"));
+  g_assert_false (gtk_widget_has_css_class (w->save_button, "suggested-action"));
+
+  /* X = 4 is out of reach (B's accuracy cannot drop): it stays in the track, and Left
+   * moves it by a tenth. */
+  g_assert_cmpfloat (gtk_adjustment_get_value (w->drop_adjustment), ==, 4.0);
+  g_assert_cmpfloat (gtk_adjustment_get_upper (w->drop_adjustment), >=, 4.0);
+  g_signal_emit_by_name (w->drop_scale, "move-slider", GTK_SCROLL_STEP_LEFT);
+  g_signal_emit_by_name (w->drop_scale, "move-slider", GTK_SCROLL_STEP_LEFT);
+  g_assert_cmpfloat_with_epsilon (gtk_adjustment_get_value (w->drop_adjustment), 3.8, 1e-9);
+  gtk_adjustment_set_value (w->drop_adjustment, 4.0);
+  wait_for_frames (w);
+  save_screenshot (w, "app-mismatch.png");
   gtk_window_destroy (GTK_WINDOW (w));
   drain ();
 }
@@ -434,10 +586,13 @@ static void
 test_interruptions (void)
 {
   PsWindow *w = ps_window_new (GTK_APPLICATION (app));
-  g_autoptr (GFile) big = g_file_new_for_path (lab_big);
+  g_autoptr (GFile) big = NULL;
   g_autoptr (GFile) small = g_file_new_for_path (lab);
   int n;
 
+  /* Made here: only this test needs a sweep that takes a while. */
+  lab_big = make_lab ("lab-big", 2400);
+  big = g_file_new_for_path (lab_big);
   gtk_window_present (GTK_WINDOW (w));
   /* Another lab opened while the first one sweeps: only the last one's result shows. */
   ps_window_open_files (w, &big, 1);
@@ -446,14 +601,28 @@ test_interruptions (void)
   g_assert_true (wait_until (sweep_finished, w, 60));
   g_assert_cmpint (ps_session_get_sweep_data (w->session, PS_SET_VALID)->n, ==, 240);
 
-  /* Cancel keeps the rows so far and stops. */
+  /* Run Again with nothing changed recomputes nothing. */
+  {
+    const PsSweep *done = ps_session_get_sweep (w->session);
+    gtk_widget_activate_action (GTK_WIDGET (w), "win.run", NULL);
+    g_assert_false (ps_session_get_busy (w->session));
+    g_assert_true (ps_session_get_sweep (w->session) == done);
+  }
+
+  /* Cancelling a re-run keeps the last complete results, marked as such, in every view. */
   ps_window_open_files (w, &big, 1);
   g_assert_true (wait_until (has_rows, w, 60));
   gtk_widget_activate_action (GTK_WIDGET (w), "win.cancel", NULL);
   g_assert_false (ps_session_get_busy (w->session));
-  g_assert_null (ps_session_get_sweep (w->session));
+  g_assert_nonnull (ps_session_get_sweep (w->session));
+  g_assert_cmpint (ps_session_get_sweep_data (w->session, PS_SET_VALID)->n, ==, 240);
+  g_assert_false (ps_session_get_sweep_current (w->session));
   ps_session_get_rows (w->session, &n);
-  g_assert_cmpint (n, >=, 2);
+  g_assert_cmpint (n, ==, ps_sweep_n_steps (ps_session_get_sweep (w->session)));
+  g_assert_true (w->shown_sweep == ps_session_get_sweep (w->session));
+  g_assert_cmpint (ps_window_get_step (w), >=, 0);
+  g_assert_cmpint (ps_channel_view_get_n_channels (w->channel_view), ==, ps_sweep_n_channels (w->shown_sweep));
+  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (panel_label (w, "stale_label"))));
 
   /* Closing the window mid-sweep: the thread finishes on its own, nothing is left behind. */
   gtk_widget_activate_action (GTK_WIDGET (w), "win.run", NULL);
@@ -514,7 +683,7 @@ main (int argc, char *argv[])
   g_setenv ("GSETTINGS_BACKEND", "memory", TRUE);
   gtk_test_init (&argc, &argv, NULL);
   lab = make_lab ("lab", 240);
-  lab_big = make_lab ("lab-big", 2400);
+  lab_mismatch = make_lab_full ("lab-mismatch", 240, TRUE);
 
   app = ps_application_new (G_APPLICATION_NON_UNIQUE);
   g_assert_true (g_application_register (G_APPLICATION (app), NULL, &error));
@@ -524,6 +693,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/window/exports", test_exports);
   g_test_add_func ("/app/window/save-g", test_save_g);
   g_test_add_func ("/app/window/errors", test_errors);
+  g_test_add_func ("/app/window/mismatch", test_mismatch);
   g_test_add_func ("/app/window/input-scale", test_input_scale);
   g_test_add_func ("/app/window/interruptions", test_interruptions);
   g_test_add_func ("/app/window/screenshot", test_screenshot);
@@ -531,5 +701,6 @@ main (int argc, char *argv[])
   g_clear_object (&app);
   g_free (lab);
   g_free (lab_big);
+  g_free (lab_mismatch);
   return status;
 }

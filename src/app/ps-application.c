@@ -3,6 +3,7 @@
 
 #include "config.h"
 
+#include <adwaita.h>
 #include <glib/gi18n.h>
 
 #include "ps-application.h"
@@ -106,6 +107,8 @@ ps_application_startup (GApplication *app)
   };
 
   G_APPLICATION_CLASS (ps_application_parent_class)->startup (app);
+  /* Toasts, the adaptive layout and the about window; the style sheet follows libadwaita's. */
+  adw_init ();
 
   g_action_map_add_action_entries (G_ACTION_MAP (app), app_actions, G_N_ELEMENTS (app_actions), app);
   for (guint i = 0; i < G_N_ELEMENTS (accels); i++)
