@@ -15,6 +15,7 @@
 #include "ps-session.h"
 #include "ps-stats-panel.h"
 #include "ps-test-util.h"
+#include "ps-test-window.h"
 #include "ps-verdict.h"
 #include "ps-window-private.h"
 
@@ -112,20 +113,6 @@ lab_file (const char *dir, const char *relative)
 
 /* ---- driving the main loop ---- */
 
-static gboolean
-wait_until (gboolean (*done) (gpointer), gpointer data, double seconds)
-{
-  gint64 end = g_get_monotonic_time () + (gint64) (seconds * G_USEC_PER_SEC);
-
-  while (!done (data))
-    {
-      if (g_get_monotonic_time () > end)
-        return FALSE;
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (500);
-    }
-  return TRUE;
-}
 
 static gboolean
 sweep_finished (gpointer data)
@@ -146,67 +133,11 @@ notice_shown (gpointer data)
   return PS_WINDOW (data)->last_notice != NULL;
 }
 
-/* Saves a picture of @w as build/@name, for people to look at. */
-static void
-save_screenshot (PsWindow *w, const char *name)
-{
-  const char *dir = g_getenv ("PS_BUILD_DIR");
-  g_autofree char *path = g_build_filename (dir ? dir : ".", name, NULL);
-  g_autoptr (GdkPaintable) paintable = NULL;
-  g_autoptr (GtkSnapshot) snapshot = gtk_snapshot_new ();
-  g_autoptr (GskRenderNode) node = NULL;
-  g_autoptr (GdkTexture) texture = NULL;
-  int width = gtk_widget_get_width (GTK_WIDGET (w));
-  int height = gtk_widget_get_height (GTK_WIDGET (w));
 
-  g_assert_cmpint (width, >, 0);
-  paintable = gtk_widget_paintable_new (GTK_WIDGET (w));
-  gdk_paintable_snapshot (paintable, snapshot, width, height);
-  node = gtk_snapshot_free_to_node (g_steal_pointer (&snapshot));
-  g_assert_nonnull (node);
-  texture = gsk_renderer_render_texture (gtk_native_get_renderer (GTK_NATIVE (w)), node,
-                                         &GRAPHENE_RECT_INIT (0, 0, width, height));
-  g_assert_true (gdk_texture_save_to_png (texture, path));
-  g_test_message ("screenshot: %s", path);
-}
 
-/* Lets the window lay itself out and draw: one frame clock cycle after the last change. */
-static gboolean
-frame_drawn (gpointer data)
-{
-  return GPOINTER_TO_INT (g_object_get_data (data, "ps-frames")) >= 2;
-}
 
-static gboolean
-count_frame (GtkWidget *widget, GdkFrameClock *clock, gpointer data)
-{
-  int n = GPOINTER_TO_INT (g_object_get_data (G_OBJECT (widget), "ps-frames"));
 
-  g_object_set_data (G_OBJECT (widget), "ps-frames", GINT_TO_POINTER (n + 1));
-  gtk_widget_queue_draw (widget);
-  return n + 1 < 2 ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
-}
 
-static void
-wait_for_frames (PsWindow *w)
-{
-  g_object_set_data (G_OBJECT (w), "ps-frames", GINT_TO_POINTER (0));
-  gtk_widget_add_tick_callback (GTK_WIDGET (w), count_frame, NULL, NULL);
-  g_assert_true (wait_until (frame_drawn, w, 20));
-}
-
-static GtkLabel *
-panel_label (PsWindow *w, const char *name)
-{
-  return GTK_LABEL (gtk_widget_get_template_child (GTK_WIDGET (w->stats_panel), PS_TYPE_STATS_PANEL, name));
-}
-
-static void
-drain (void)
-{
-  for (int i = 0; i < 50; i++)
-    g_main_context_iteration (NULL, FALSE);
-}
 
 static PsWindow *
 open_lab (const char *dir)
@@ -217,8 +148,8 @@ open_lab (const char *dir)
   gtk_window_set_default_size (GTK_WINDOW (w), 1280, 860);
   gtk_window_present (GTK_WINDOW (w));
   ps_window_open_files (w, &folder, 1);
-  g_assert_true (wait_until (sweep_finished, w, 60));
-  drain ();
+  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+  ps_test_drain ();
   return w;
 }
 
@@ -322,7 +253,7 @@ test_sweep_and_slider (void)
   g_assert_true (isnan (ps_window_get_drop (w)));
   check_panel (w, csv, 3);
   gtk_window_destroy (GTK_WINDOW (w));
-  drain ();
+  ps_test_drain ();
 }
 
 static void
@@ -391,7 +322,7 @@ test_exports (void)
     g_clear_error (&error);
   }
   gtk_window_destroy (GTK_WINDOW (w));
-  drain ();
+  ps_test_drain ();
 }
 
 static void
@@ -412,10 +343,10 @@ test_save_g (void)
   step = ps_window_get_step (w);
   g_assert_cmpint (step, >, 0);
   ps_window_save_g (w, file);
-  g_assert_true (wait_until (file_exists, path, 30));
+  g_assert_true (ps_test_wait_until (file_exists, path, 30));
   /* The file is renamed into place before the save task reports back to the window, which
    * says so in a transient notice (not in the error bar). */
-  g_assert_true (wait_until (notice_shown, w, 30));
+  g_assert_true (ps_test_wait_until (notice_shown, w, 30));
   g_assert_cmpstr (w->last_notice, ==, "G saved as G.h5");
   g_assert_false (gtk_info_bar_get_revealed (w->error_bar));
 
@@ -432,7 +363,7 @@ test_save_g (void)
   for (int i = 0; i < test->n; i++)
     g_assert_cmpint (classes[i], ==, ps_sweep_g_prediction (sweep, PS_SET_TEST, step, i));
   gtk_window_destroy (GTK_WINDOW (w));
-  drain ();
+  ps_test_drain ();
 }
 
 static gboolean
@@ -475,7 +406,7 @@ test_errors (void)
   /* Not HDF5 at all. */
   g_assert_true (g_file_set_contents (junk, "not a model", -1, NULL));
   ps_window_open_files (w, &junk_file, 1);
-  g_assert_true (wait_until (error_shown, w, 20));
+  g_assert_true (ps_test_wait_until (error_shown, w, 20));
   g_assert_cmpstr (gtk_label_get_text (w->error_label), ==, "junk.h5 is not an HDF5 file.");
   assert_contains (gtk_label_get_text (w->error_detail_label), junk);
   g_assert_true (ps_session_get_sweep (w->session) == before);
@@ -487,20 +418,20 @@ test_errors (void)
   g_assert_cmpuint (size, >, 200000);
   g_assert_true (g_file_set_contents (cut, bytes, 200000, NULL));
   ps_window_open_files (w, &cut_file, 1);
-  g_assert_true (wait_until (error_shown, w, 20));
+  g_assert_true (ps_test_wait_until (error_shown, w, 20));
   assert_contains (gtk_label_get_text (w->error_label), "cut-model.h5 is truncated: it has 200.0\u00a0kB of ");
   assert_contains (gtk_label_get_text (w->error_detail_label), "eof = 200000");
   g_assert_true (ps_session_get_sweep (w->session) == before);
   g_assert_true (ps_session_get_file (w->session, PS_SLOT_MODEL) == model_before);
   gtk_expander_set_expanded (w->error_expander, TRUE);
-  wait_for_frames (w);
-  save_screenshot (w, "app-error.png");
+  ps_test_wait_for_frames (w);
+  ps_test_save_screenshot (w, "app-error.png");
 
   /* Images of the wrong size: refused before they replace the test set; nothing re-runs. */
   gtk_info_bar_set_revealed (w->error_bar, FALSE);
   g_assert_true (ps_dataset_save (tiny, small, NULL));
   ps_window_open_files (w, &small_file, 1);
-  g_assert_true (wait_until (error_shown, w, 20));
+  g_assert_true (ps_test_wait_until (error_shown, w, 20));
   assert_contains (gtk_label_get_text (w->error_label), "tiny-test.h5 does not fit the model");
   assert_contains (gtk_label_get_text (w->error_detail_label), "images are 4x4x3");
   g_assert_true (ps_session_get_file (w->session, PS_SLOT_TEST) == test_before);
@@ -513,11 +444,11 @@ test_errors (void)
     g_autofree char *test = lab_file (lab, "data/cl/test.h5");
     g_autoptr (GFile) file = g_file_new_for_path (test);
     ps_session_open (w->session, &file, 1, PS_SLOT_TEST);
-    g_assert_true (wait_until (sweep_finished, w, 60));
+    g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
     g_assert_false (gtk_info_bar_get_revealed (w->error_bar));
   }
   gtk_window_destroy (GTK_WINDOW (w));
-  drain ();
+  ps_test_drain ();
 }
 
 /* Data whose labels the model never gives: the verdict says the inputs do not fit, says
@@ -534,11 +465,11 @@ test_mismatch (void)
   g_assert_nonnull (w->verdict);
   g_assert_true (w->verdict->warnings & PS_VERDICT_WARN_NEAR_CHANCE);
   g_assert_true (w->verdict->warnings & PS_VERDICT_WARN_UNREACHED);
-  g_assert_cmpstr (gtk_label_get_text (panel_label (w, "headline_label")), ==,
+  g_assert_cmpstr (gtk_label_get_text (ps_test_panel_label (w, "headline_label")), ==,
                    "Check the inputs: these numbers cannot be trusted");
-  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (panel_label (w, "notes_label"))));
-  assert_contains (gtk_label_get_text (panel_label (w, "notes_label")), "guessing among 12 classes");
-  g_assert_null (strstr (gtk_label_get_text (panel_label (w, "rule_label")), "it is"));
+  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (ps_test_panel_label (w, "notes_label"))));
+  assert_contains (gtk_label_get_text (ps_test_panel_label (w, "notes_label")), "guessing among 12 classes");
+  g_assert_null (strstr (gtk_label_get_text (ps_test_panel_label (w, "rule_label")), "it is"));
   g_assert_false (gtk_widget_has_css_class (w->save_button, "suggested-action"));
 
   /* X = 4 is out of reach (B's accuracy cannot drop): it stays in the track, and Left
@@ -549,10 +480,10 @@ test_mismatch (void)
   g_signal_emit_by_name (w->drop_scale, "move-slider", GTK_SCROLL_STEP_LEFT);
   g_assert_cmpfloat_with_epsilon (gtk_adjustment_get_value (w->drop_adjustment), 3.8, 1e-9);
   gtk_adjustment_set_value (w->drop_adjustment, 4.0);
-  wait_for_frames (w);
-  save_screenshot (w, "app-mismatch.png");
+  ps_test_wait_for_frames (w);
+  ps_test_save_screenshot (w, "app-mismatch.png");
   gtk_window_destroy (GTK_WINDOW (w));
-  drain ();
+  ps_test_drain ();
 }
 
 static void
@@ -566,10 +497,10 @@ test_input_scale (void)
   gtk_drop_down_set_selected (w->scale_dropdown, 0);
   g_assert_cmpfloat (ps_session_get_input_scale (w->session), ==, 1.0);
   g_assert_true (ps_session_get_busy (w->session));
-  g_assert_true (wait_until (sweep_finished, w, 60));
+  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
   g_assert_cmpfloat (ps_session_get_sweep_model (w->session)->input_scale, ==, 1.0);
   gtk_window_destroy (GTK_WINDOW (w));
-  drain ();
+  ps_test_drain ();
 }
 
 static gboolean
@@ -596,9 +527,9 @@ test_interruptions (void)
   gtk_window_present (GTK_WINDOW (w));
   /* Another lab opened while the first one sweeps: only the last one's result shows. */
   ps_window_open_files (w, &big, 1);
-  g_assert_true (wait_until (has_rows, w, 60));
+  g_assert_true (ps_test_wait_until (has_rows, w, 60));
   ps_window_open_files (w, &small, 1);
-  g_assert_true (wait_until (sweep_finished, w, 60));
+  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
   g_assert_cmpint (ps_session_get_sweep_data (w->session, PS_SET_VALID)->n, ==, 240);
 
   /* Run Again with nothing changed recomputes nothing. */
@@ -611,7 +542,7 @@ test_interruptions (void)
 
   /* Cancelling a re-run keeps the last complete results, marked as such, in every view. */
   ps_window_open_files (w, &big, 1);
-  g_assert_true (wait_until (has_rows, w, 60));
+  g_assert_true (ps_test_wait_until (has_rows, w, 60));
   gtk_widget_activate_action (GTK_WIDGET (w), "win.cancel", NULL);
   g_assert_false (ps_session_get_busy (w->session));
   g_assert_nonnull (ps_session_get_sweep (w->session));
@@ -622,11 +553,11 @@ test_interruptions (void)
   g_assert_true (w->shown_sweep == ps_session_get_sweep (w->session));
   g_assert_cmpint (ps_window_get_step (w), >=, 0);
   g_assert_cmpint (ps_channel_view_get_n_channels (w->channel_view), ==, ps_sweep_n_channels (w->shown_sweep));
-  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (panel_label (w, "stale_label"))));
+  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (ps_test_panel_label (w, "stale_label"))));
 
   /* Closing the window mid-sweep: the thread finishes on its own, nothing is left behind. */
   gtk_widget_activate_action (GTK_WIDGET (w), "win.run", NULL);
-  g_assert_true (wait_until (has_rows, w, 60));
+  g_assert_true (ps_test_wait_until (has_rows, w, 60));
   {
     g_autoptr (PsSession) session = g_object_ref (w->session);
     gtk_window_close (GTK_WINDOW (w));
@@ -637,7 +568,7 @@ test_interruptions (void)
       }
     g_assert_cmpint (G_OBJECT (session)->ref_count, ==, 1);
   }
-  drain ();
+  ps_test_drain ();
 }
 
 /* Saves a picture of the window after a finished sweep, for people to look at. */
@@ -656,7 +587,7 @@ test_screenshot (void)
   gtk_adjustment_set_value (w->drop_adjustment, MIN (4.0, gtk_adjustment_get_upper (w->drop_adjustment)));
   for (int i = 0; i < 20; i++)
     {
-      drain ();
+      ps_test_drain ();
       g_usleep (10000);
     }
   width = gtk_widget_get_width (GTK_WIDGET (w));
@@ -671,7 +602,7 @@ test_screenshot (void)
   g_assert_true (gdk_texture_save_to_png (texture, path));
   g_test_message ("screenshot: %s", path);
   gtk_window_destroy (GTK_WINDOW (w));
-  drain ();
+  ps_test_drain ();
 }
 
 int
