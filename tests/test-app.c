@@ -571,6 +571,93 @@ test_interruptions (void)
   ps_test_drain ();
 }
 
+static gboolean
+flap_revealed (gpointer data)
+{
+  return adw_flap_get_reveal_progress (data) >= 1.0;
+}
+
+static gboolean
+is_ellipsized (GtkLabel *label)
+{
+  return pango_layout_is_ellipsized (gtk_label_get_layout (label));
+}
+
+/* Widget allocations at 900x600, or at 1366x768 with GDK_SCALE=2 (683x384 logical, where
+ * the test runs with that scale): the chart keeps its minimum height and y labels that
+ * stand apart, the verdict stays in view, the numbers are beside the chart or one button
+ * away, no source name is cut, and the window fits the screen. */
+static void
+test_layout (void)
+{
+  const char *scale = g_getenv ("GDK_SCALE");
+  gboolean hidpi = scale != NULL && g_str_equal (scale, "2");
+  PsWindow *w = ps_window_new (GTK_APPLICATION (app));
+  g_autoptr (GFile) folder = g_file_new_for_path (lab);
+  GListModel *monitors = gdk_display_get_monitors (gdk_display_get_default ());
+  g_autoptr (GdkMonitor) monitor = g_list_model_get_item (monitors, 0);
+  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, 1, 1);
+  cairo_t *cr = cairo_create (surface);
+  GdkRectangle screen;
+  graphene_rect_t bounds;
+  double spacing, label_h, area_h;
+  PsPlot plot;
+
+  int min_w, min_h;
+
+  gdk_monitor_get_geometry (monitor, &screen);
+  gtk_window_set_default_size (GTK_WINDOW (w), hidpi ? 683 : 900, hidpi ? 384 : 600);
+  gtk_window_present (GTK_WINDOW (w));
+  ps_window_open_files (w, &folder, 1);
+  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+  gtk_adjustment_set_value (w->drop_adjustment, 2.0);
+  ps_test_wait_for_frames (w);
+
+  g_test_message ("window %dx%d on a %dx%d screen (scale %d)", gtk_widget_get_width (GTK_WIDGET (w)),
+                  gtk_widget_get_height (GTK_WIDGET (w)), screen.width, screen.height,
+                  gtk_widget_get_scale_factor (GTK_WIDGET (w)));
+  /* Nothing in the window asks for more than the target size. */
+  gtk_widget_measure (GTK_WIDGET (w), GTK_ORIENTATION_HORIZONTAL, -1, &min_w, NULL, NULL, NULL);
+  gtk_widget_measure (GTK_WIDGET (w), GTK_ORIENTATION_VERTICAL, min_w, &min_h, NULL, NULL, NULL);
+  g_test_message ("smallest window now: %dx%d", min_w, min_h);
+  g_assert_cmpint (min_w, <=, hidpi ? 683 : 900);
+  g_assert_cmpint (min_h, <=, hidpi ? 384 : 600);
+  g_assert_cmpint (gtk_widget_get_width (GTK_WIDGET (w)), <=, screen.width);
+  g_assert_cmpint (gtk_widget_get_height (GTK_WIDGET (w)), <=, screen.height);
+  g_assert_cmpint (gtk_widget_get_height (GTK_WIDGET (w->chart)), >=, 220);
+
+  ps_chart_get_plot (w->chart, &plot);
+  spacing = ps_plot_y_tick_spacing (&plot, cr, gtk_widget_get_width (GTK_WIDGET (w->chart)),
+                                    gtk_widget_get_height (GTK_WIDGET (w->chart)), &label_h, &area_h);
+  g_assert_cmpfloat (spacing, >=, 1.5 * label_h);
+  g_assert_cmpfloat (area_h, >=, PS_CHART_MIN_AREA - 1);
+
+  if (adw_flap_get_folded (w->flap))
+    {
+      /* The verdict stays in view above the chart; the numbers are one button away. */
+      g_assert_true (hidpi);
+      g_assert_true (gtk_widget_get_mapped (GTK_WIDGET (w->verdict_bar)));
+      g_assert_true (gtk_widget_compute_bounds (GTK_WIDGET (w->verdict_bar), GTK_WIDGET (w), &bounds));
+      g_assert_cmpfloat (bounds.origin.x + bounds.size.width, <=, gtk_widget_get_width (GTK_WIDGET (w)));
+      adw_flap_set_reveal_flap (w->flap, TRUE);
+      g_assert_true (ps_test_wait_until (flap_revealed, w->flap, 10));
+      ps_test_wait_for_frames (w);
+    }
+  g_assert_true (gtk_widget_compute_bounds (GTK_WIDGET (w->stats_panel), GTK_WIDGET (w), &bounds));
+  g_assert_cmpfloat (bounds.size.width, >=, 300);
+  g_assert_cmpfloat (bounds.origin.x + bounds.size.width, <=, gtk_widget_get_width (GTK_WIDGET (w)) + 0.5);
+
+  g_assert_false (is_ellipsized (w->model_label));
+  g_assert_false (is_ellipsized (w->valid_label));
+  g_assert_false (is_ellipsized (w->test_label));
+  g_assert_false (is_ellipsized (w->poisoned_label));
+  ps_test_save_screenshot (w, hidpi ? "app-scale2.png" : "app-900x600.png");
+  cairo_destroy (cr);
+  cairo_surface_destroy (surface);
+  gtk_window_destroy (GTK_WINDOW (w));
+  ps_test_drain ();
+}
+
 /* Saves a picture of the window after a finished sweep, for people to look at. */
 static void
 test_screenshot (void)
@@ -627,6 +714,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/window/mismatch", test_mismatch);
   g_test_add_func ("/app/window/input-scale", test_input_scale);
   g_test_add_func ("/app/window/interruptions", test_interruptions);
+  g_test_add_func ("/app/window/layout", test_layout);
   g_test_add_func ("/app/window/screenshot", test_screenshot);
   status = g_test_run ();
   g_clear_object (&app);

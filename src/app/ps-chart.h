@@ -7,6 +7,9 @@
 
 G_BEGIN_DECLS
 
+/* Height of the plot area the chart never goes below, in pixels. */
+#define PS_CHART_MIN_AREA 160
+
 #define PS_TYPE_CHART (ps_chart_get_type ())
 
 G_DECLARE_FINAL_TYPE (PsChart, ps_chart, PS, CHART, GtkWidget)

@@ -25,6 +25,7 @@ struct _PsWindow {
   PsVerdict            *verdict;         /* at the chosen step */
   GFile                *last_folder;     /* where the file choosers open */
   char                 *last_notice;     /* the last transient notice, for tests */
+  guint                 fold_idle;
 
   /* template */
   AdwToastOverlay      *toast_overlay;
@@ -42,7 +43,8 @@ struct _PsWindow {
   GtkLabel             *activity_label;
   GtkProgressBar       *progress_bar;
   GtkStack             *main_stack;
-  GtkPaned             *side_paned;
+  AdwFlap              *flap;            /* the numbers beside the chart, or over it when narrow */
+  GtkLabel             *verdict_bar;     /* the verdict above the chart, always in view */
   PsChart              *chart;
   GtkScale             *drop_scale;
   GtkAdjustment        *drop_adjustment;

@@ -58,6 +58,54 @@ _ps_window_notify (PsWindow *self, const char *text)
 
 /* ---- the chosen point ---- */
 
+/* The headline and numbers above the chart, so that they stay in view in any window. */
+static void
+update_verdict_bar (PsWindow *self)
+{
+  const PsVerdict *v = self->verdict;
+  g_autofree char *markup = NULL;
+
+  /* Beside the chart the panel says it all; when the panel folds away this line stays. */
+  gtk_widget_set_visible (GTK_WIDGET (self->verdict_bar), v != NULL && adw_flap_get_folded (self->flap));
+  if (v == NULL)
+    return;
+  markup = g_markup_printf_escaped ("<b>%s%s</b>  %s", v->notes->len ? "⚠ " : "", v->headline, v->summary);
+  gtk_label_set_markup (self->verdict_bar, markup);
+}
+
+/* Below this width (logical pixels) the numbers fold over the chart. */
+#define FOLD_BELOW 860
+
+/* AdwFlap's own folding happens inside the window's layout and leaves the header bar
+ * unallocated for a frame (GTK warns); folding from an idle after a resize does not. */
+static gboolean
+fold_idle (gpointer data)
+{
+  PsWindow *self = data;
+  int width = gtk_widget_get_width (GTK_WIDGET (self)), height;
+
+  self->fold_idle = 0;
+  if (width <= 0)
+    gtk_window_get_default_size (GTK_WINDOW (self), &width, &height);
+  adw_flap_set_fold_policy (self->flap, width < FOLD_BELOW ? ADW_FLAP_FOLD_POLICY_ALWAYS
+                                                           : ADW_FLAP_FOLD_POLICY_NEVER);
+  update_verdict_bar (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_resized (PsWindow *self)
+{
+  if (self->fold_idle == 0)
+    self->fold_idle = g_idle_add (fold_idle, self);
+}
+
+static void
+on_folded (PsWindow *self)
+{
+  update_verdict_bar (self);
+}
+
 /* Save G is the highlighted action only when nothing stands against it. */
 static void
 update_save_button (PsWindow *self)
@@ -83,6 +131,7 @@ choose_step (PsWindow *self, int step, double drop)
       self->verdict = ps_verdict_new (self->shown_sweep, step, &options);
     }
   update_save_button (self);
+  update_verdict_bar (self);
   ps_chart_set_selected (self->chart, step);
   ps_stats_panel_set_point (self->stats_panel, step, self->verdict,
                             !ps_session_get_sweep_current (self->session));
@@ -171,6 +220,7 @@ show_sweep (PsWindow *self, const PsSweep *sweep)
   ps_channel_view_set_sweep (self->channel_view, sweep);
   ps_chart_set_selected (self->chart, -1);
   update_save_button (self);
+  update_verdict_bar (self);
   if (sweep == NULL)
     {
       gtk_scale_clear_marks (self->drop_scale);
@@ -336,6 +386,26 @@ on_drop (GtkDropTarget *target, const GValue *value, double x, double y, PsWindo
 
 /* ---- window state ---- */
 
+/* A window saved on a larger screen (or the template's default) never opens larger than
+ * this one; the layout below adapts to what is left. */
+static void
+fit_to_screen (PsWindow *self)
+{
+  GListModel *monitors = gdk_display_get_monitors (gtk_widget_get_display (GTK_WIDGET (self)));
+  g_autoptr (GdkMonitor) monitor = g_list_model_get_n_items (monitors) ? g_list_model_get_item (monitors, 0) : NULL;
+  GdkRectangle area;
+  int width, height;
+
+  if (monitor == NULL)
+    return;
+  gdk_monitor_get_geometry (monitor, &area);
+  gtk_window_get_default_size (GTK_WINDOW (self), &width, &height);
+  /* Room for panels and window decorations. */
+  width = MIN (width, area.width - 32);
+  height = MIN (height, area.height - 64);
+  gtk_window_set_default_size (GTK_WINDOW (self), MAX (width, 360), MAX (height, 300));
+}
+
 static void
 restore_state (PsWindow *self)
 {
@@ -344,10 +414,14 @@ restore_state (PsWindow *self)
 
   /* Run from the build tree the schema may be missing; the window then forgets its state. */
   if (schema == NULL)
-    return;
+    {
+      fit_to_screen (self);
+      return;
+    }
   self->settings = g_settings_new (SCHEMA_ID);
   gtk_window_set_default_size (GTK_WINDOW (self), g_settings_get_int (self->settings, "window-width"),
                                g_settings_get_int (self->settings, "window-height"));
+  fit_to_screen (self);
   if (g_settings_get_boolean (self->settings, "window-maximized"))
     gtk_window_maximize (GTK_WINDOW (self));
   gtk_adjustment_set_value (self->drop_adjustment, g_settings_get_double (self->settings, "drop"));
@@ -427,6 +501,7 @@ ps_window_dispose (GObject *object)
     }
   self->shown_sweep = NULL;
   g_clear_pointer (&self->verdict, ps_verdict_free);
+  g_clear_handle_id (&self->fold_idle, g_source_remove);
   g_clear_pointer (&self->last_notice, g_free);
   g_clear_object (&self->last_folder);
   gtk_widget_dispose_template (GTK_WIDGET (self), PS_TYPE_WINDOW);
@@ -465,7 +540,8 @@ ps_window_class_init (PsWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, PsWindow, activity_label);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, progress_bar);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, main_stack);
-  gtk_widget_class_bind_template_child (widget_class, PsWindow, side_paned);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, flap);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, verdict_bar);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, chart);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, drop_scale);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, drop_adjustment);
@@ -507,6 +583,10 @@ ps_window_init (PsWindow *self)
 
   g_signal_connect_swapped (self->drop_adjustment, "value-changed", G_CALLBACK (on_drop_changed), self);
   g_signal_connect_swapped (self->chart, "step-chosen", G_CALLBACK (on_step_chosen), self);
+  g_signal_connect_swapped (self->flap, "notify::folded", G_CALLBACK (on_folded), self);
+  g_signal_connect_swapped (self, "notify::default-width", G_CALLBACK (on_resized), self);
+  g_signal_connect_swapped (self, "notify::maximized", G_CALLBACK (on_resized), self);
+  g_signal_connect_swapped (self, "notify::fullscreened", G_CALLBACK (on_resized), self);
   connect_session (self);
 
   target = gtk_drop_target_new (GDK_TYPE_FILE_LIST, GDK_ACTION_COPY);
@@ -514,8 +594,8 @@ ps_window_init (PsWindow *self)
   gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (target));
 
   gtk_widget_set_visible (self->demo_button, ps_session_has_demo ());
-  gtk_paned_set_position (self->side_paned, 860);
   restore_state (self);
+  fold_idle (self);
   ps_chart_set_drop (self->chart, gtk_adjustment_get_value (self->drop_adjustment));
   update_sources (self);
   on_session_progress (self, self->session);
