@@ -244,6 +244,8 @@ test_sweep_and_slider (void)
       g_assert_cmpint (ps_chart_get_selected (w->chart), ==, expect);
       check_panel (w, csv, steps[i]);
     }
+  /* The Recent submenu lists the folder just opened. */
+  g_assert_cmpint (g_menu_model_get_n_items (G_MENU_MODEL (w->recent_menu)), >=, 1);
   g_assert_cmpint (steps[0], <=, steps[1]);
   g_assert_cmpint (steps[1], <=, steps[2]);
 
@@ -313,6 +315,29 @@ test_exports (void)
       else
         g_assert_true (g_str_has_prefix (data, "%PDF"));
     }
+
+  /* The format chosen in the dialog wins over the name's extension, and its file comes out. */
+  {
+    g_autofree char *png = g_build_filename (ps_test_tmpdir (), "chosen.png", NULL);
+    g_autoptr (GFile) typed = g_file_new_for_path (png);
+    g_autoptr (GFile) svg = _ps_window_plot_file (typed, ".svg");
+    g_autoptr (GFile) bare = g_file_new_for_path ("/tmp/figure");
+    g_autoptr (GFile) pdf = _ps_window_plot_file (bare, ".pdf");
+    g_autoptr (GFile) same = _ps_window_plot_file (typed, ".png");
+    g_autofree char *svg_path = g_file_get_path (svg);
+    g_autofree char *pdf_path = g_file_get_path (pdf);
+    g_autofree char *same_path = g_file_get_path (same);
+    g_autofree char *data = NULL;
+
+    g_assert_true (g_str_has_suffix (svg_path, "/chosen.svg"));
+    g_assert_cmpstr (pdf_path, ==, "/tmp/figure.pdf");
+    g_assert_cmpstr (same_path, ==, png);
+    g_assert_true (ps_window_export_plot (w, svg, &error));
+    g_assert_no_error (error);
+    g_assert_true (g_file_get_contents (svg_path, &data, NULL, NULL));
+    g_assert_nonnull (strstr (data, "<svg"));
+    g_assert_false (g_file_test (png, G_FILE_TEST_EXISTS));
+  }
 
   /* A name the plot cannot take is an error, not a crash. */
   {

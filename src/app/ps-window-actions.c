@@ -386,7 +386,8 @@ run_action (GtkWidget *widget, const char *name, GVariant *param)
 void
 _ps_window_update_recent (PsWindow *self)
 {
-  g_auto (GStrv) uris = self->settings ? g_settings_get_strv (self->settings, "recent-files") : NULL;
+  g_auto (GStrv) uris = self->settings ? g_settings_get_strv (self->settings, "recent-files")
+                                        : g_strdupv (self->recent);
 
   g_menu_remove_all (self->recent_menu);
   for (int i = 0; uris != NULL && uris[i] != NULL; i++)
@@ -409,9 +410,11 @@ _ps_window_remember (PsWindow *self, GFile *file)
   g_autofree char *uri = g_file_get_uri (file);
   int kept = 1;
 
-  if (self->settings == NULL)
-    return;
-  old = g_settings_get_strv (self->settings, "recent-files");
+  /* Without the installed schema (run from the build tree) the list lives as long as the
+   * window, so the Recent menu still lists what was opened. */
+  old = self->settings ? g_settings_get_strv (self->settings, "recent-files") : g_strdupv (self->recent);
+  if (old == NULL)
+    old = g_new0 (char *, 1);
   builder = g_strv_builder_new ();
   g_strv_builder_add (builder, uri);
   for (int i = 0; old[i] != NULL && kept < MAX_RECENT; i++)
@@ -421,7 +424,13 @@ _ps_window_remember (PsWindow *self, GFile *file)
         kept++;
       }
   uris = g_strv_builder_end (builder);
-  g_settings_set_strv (self->settings, "recent-files", (const char * const *) uris);
+  if (self->settings != NULL)
+    g_settings_set_strv (self->settings, "recent-files", (const char * const *) uris);
+  else
+    {
+      g_strfreev (self->recent);
+      self->recent = g_strdupv (uris);
+    }
   _ps_window_update_recent (self);
 }
 

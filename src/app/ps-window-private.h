@@ -26,6 +26,7 @@ struct _PsWindow {
   GFile                *last_folder;     /* where the file choosers open */
   char                 *last_notice;     /* the last transient notice, for tests */
   guint                 fold_idle;
+  char                **recent;          /* recent files when GSettings has no schema */
 
   /* template */
   AdwToastOverlay      *toast_overlay;

@@ -504,6 +504,7 @@ ps_window_dispose (GObject *object)
   g_clear_handle_id (&self->fold_idle, g_source_remove);
   g_clear_pointer (&self->last_notice, g_free);
   g_clear_object (&self->last_folder);
+  g_clear_pointer (&self->recent, g_strfreev);
   gtk_widget_dispose_template (GTK_WIDGET (self), PS_TYPE_WINDOW);
   g_clear_object (&self->session);
   g_clear_object (&self->settings);
