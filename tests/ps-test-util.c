@@ -52,7 +52,7 @@ static const char small_config[] =
   "{\"class_name\": \"InputLayer\", \"name\": \"input\", \"config\": {\"name\": \"input\", \"batch_input_shape\": [null, 12, 10, 3]}, \"inbound_nodes\": []},"
   "{\"class_name\": \"Conv2D\", \"name\": \"conv_a\", \"config\": {\"name\": \"conv_a\", \"filters\": 6, \"kernel_size\": [3, 3], \"strides\": [1, 1], \"padding\": \"same\", \"activation\": \"relu\"}, \"inbound_nodes\": [[[\"input\", 0, 0, {}]]]},"
   "{\"class_name\": \"MaxPooling2D\", \"name\": \"pool_a\", \"config\": {\"name\": \"pool_a\", \"pool_size\": [2, 2], \"padding\": \"valid\"}, \"inbound_nodes\": [[[\"conv_a\", 0, 0, {}]]]},"
-  "{\"class_name\": \"Conv2D\", \"name\": \"conv_b\", \"config\": {\"name\": \"conv_b\", \"filters\": 8, \"kernel_size\": [3, 3], \"strides\": [1, 1], \"padding\": \"valid\", \"activation\": \"relu\"}, \"inbound_nodes\": [[[\"pool_a\", 0, 0, {}]]]},"
+  "{\"class_name\": \"Conv2D\", \"name\": \"conv_b\", \"config\": {\"name\": \"conv_b\", \"filters\": 8, \"kernel_size\": [3, 3], \"strides\": [%d, %d], \"padding\": \"%s\", \"activation\": \"relu\"}, \"inbound_nodes\": [[[\"pool_a\", 0, 0, {}]]]},"
   "{\"class_name\": \"MaxPooling2D\", \"name\": \"pool_b\", \"config\": {\"name\": \"pool_b\", \"pool_size\": [2, 2], \"strides\": [1, 1], \"padding\": \"valid\"}, \"inbound_nodes\": [[[\"conv_b\", 0, 0, {}]]]},"
   "{\"class_name\": \"Conv2D\", \"name\": \"conv_c\", \"config\": {\"name\": \"conv_c\", \"filters\": 5, \"kernel_size\": [2, 2], \"strides\": [1, 1], \"padding\": \"valid\", \"activation\": \"relu\"}, \"inbound_nodes\": [[[\"pool_b\", 0, 0, {}]]]},"
   "{\"class_name\": \"Flatten\", \"name\": \"flat_a\", \"config\": {\"name\": \"flat_a\"}, \"inbound_nodes\": [[[\"pool_b\", 0, 0, {}]]]},"
@@ -62,7 +62,7 @@ static const char small_config[] =
   "{\"class_name\": \"Add\", \"name\": \"add\", \"config\": {\"name\": \"add\"}, \"inbound_nodes\": [[[\"fc_a\", 0, 0, {}], [\"fc_b\", 0, 0, {}]]]},"
   "{\"class_name\": \"Activation\", \"name\": \"act\", \"config\": {\"name\": \"act\", \"activation\": \"relu\"}, \"inbound_nodes\": [[[\"add\", 0, 0, {}]]]},"
   "{\"class_name\": \"Dropout\", \"name\": \"drop\", \"config\": {\"name\": \"drop\", \"rate\": 0.5}, \"inbound_nodes\": [[[\"act\", 0, 0, {}]]]},"
-  "{\"class_name\": \"Dense\", \"name\": \"output\", \"config\": {\"name\": \"output\", \"units\": %d, \"activation\": \"softmax\"}, \"inbound_nodes\": [[[\"drop\", 0, 0, {}]]]}"
+  "{\"class_name\": \"Dense\", \"name\": \"output\", \"config\": {\"name\": \"output\", \"units\": %d, \"activation\": \"%s\"}, \"inbound_nodes\": [[[\"drop\", 0, 0, {}]]]}"
   "], \"input_layers\": [[\"input\", 0, 0]], \"output_layers\": [[\"output\", 0, 0]]}}";
 
 void
@@ -93,7 +93,17 @@ ps_test_fill_weights (PsModel *m, guint32 seed, double bias_lo)
 PsModel *
 ps_test_small_model (guint32 seed, int classes)
 {
-  g_autofree char *json = g_strdup_printf (small_config, classes);
+  return ps_test_small_model_variant (seed, classes, FALSE, "softmax");
+}
+
+PsModel *
+ps_test_small_model_variant (guint32 seed, int classes, gboolean conv_b_same_stride_2,
+                             const char *output_activation)
+{
+  int stride = conv_b_same_stride_2 ? 2 : 1;
+  g_autofree char *json = g_strdup_printf (small_config, stride, stride,
+                                           conv_b_same_stride_2 ? "same" : "valid",
+                                           classes, output_activation);
   g_autoptr (GError) error = NULL;
   PsModel *m = ps_model_new_from_config (json, &error);
   PsLayer *out;

@@ -17,6 +17,12 @@ const char *ps_test_tmpdir     (void);
  * random weights; @classes outputs. */
 PsModel    *ps_test_small_model (guint32     seed,
                                  int         classes);
+/* The same with conv_b in "same" padding at stride 2 (a 3x3 map instead of 4x3), and
+ * another output activation ("softmax", "linear", "relu"). */
+PsModel    *ps_test_small_model_variant (guint32     seed,
+                                         int         classes,
+                                         gboolean    conv_b_same_stride_2,
+                                         const char *output_activation);
 /* Seeded random weights for every Conv2D/Dense of @m, biases in [@bias_lo, 0.1]
  * (negative ones leave some channels dead on many images, as in real networks). */
 void        ps_test_fill_weights (PsModel    *m,

@@ -11,7 +11,7 @@
 
 #include "ps-application.h"
 #include "ps-infer.h"
-#include "ps-repair.h"
+#include "ps-repaired.h"
 #include "ps-session.h"
 #include "ps-stats-panel.h"
 #include "ps-test-util.h"
@@ -358,7 +358,7 @@ test_save_g (void)
   g_autoptr (GFile) file = g_file_new_for_path (path);
   const PsSweep *sweep = ps_session_get_sweep (w->session);
   const PsDataset *test = ps_session_get_sweep_data (w->session, PS_SET_TEST);
-  g_autoptr (PsModel) g = NULL;
+  g_autoptr (PsRepaired) g = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree int *classes = NULL;
   const int *channels;
@@ -375,16 +375,16 @@ test_save_g (void)
   g_assert_cmpstr (w->last_notice, ==, "G saved as G.h5");
   g_assert_false (gtk_info_bar_get_revealed (w->error_bar));
 
-  g = ps_model_load (path, &error);
+  g = ps_repaired_load (path, &error);
   g_assert_no_error (error);
-  g_assert_true (ps_repair_is_g (g));
-  channels = ps_repair_channels (g, &n);
+  channels = g->channels;
+  n = g->n_channels;
   g_assert_cmpint (n, ==, step);
   for (int i = 0; i < n; i++)
     g_assert_cmpint (channels[i], ==, ps_sweep_order (sweep)[i]);
   /* G classifies the test images as the sweep said it would. */
   classes = g_new (int, test->n);
-  g_assert_true (ps_infer_classes (g, test, classes, NULL, &error));
+  g_assert_true (ps_repaired_classify (g, test, classes, NULL, &error));
   for (int i = 0; i < test->n; i++)
     g_assert_cmpint (classes[i], ==, ps_sweep_g_prediction (sweep, PS_SET_TEST, step, i));
   gtk_window_destroy (GTK_WINDOW (w));

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "ps-infer.h"
-#include "ps-repair.h"
+#include "ps-repaired.h"
 #include "ps-sweep.h"
 #include "ps-test-util.h"
 
@@ -568,34 +568,30 @@ printed_rate (const char *out, const char *label)
   return v;
 }
 
-static double
-library_accuracy (const PsModel *m, const PsDataset *ds)
-{
-  g_autoptr (GError) error = NULL;
-  g_autofree int *classes = g_new (int, ds->n);
-
-  g_assert_true (ps_infer_classes (m, ds, classes, NULL, &error));
-  g_assert_no_error (error);
-  return ps_infer_accuracy (classes, ds->labels, ds->n);
-}
-
-static PsModel *
+static PsRepaired *
 load_g (const char *path, int want_pruned)
 {
   const Inputs *in = inputs ();
   g_autoptr (GError) error = NULL;
-  PsModel *g = ps_model_load (path, &error);
-  const int *channels;
-  int n;
+  PsRepaired *g = ps_repaired_load (path, &error);
 
   g_assert_no_error (error);
-  g_assert_true (ps_repair_is_g (g));
-  g_assert_cmpstr (ps_repair_layer (g), ==, "pool_b");
-  channels = ps_repair_channels (g, &n);
-  g_assert_cmpint (n, ==, want_pruned);
-  for (int i = 0; i < n; i++)
-    g_assert_cmpint (channels[i], ==, ps_sweep_order (in->sweep)[i]);
+  g_assert_cmpstr (g->layer, ==, "pool_b");
+  g_assert_cmpint (g->n_channels, ==, want_pruned);
+  for (int i = 0; i < g->n_channels; i++)
+    g_assert_cmpint (g->channels[i], ==, ps_sweep_order (in->sweep)[i]);
   return g;
+}
+
+static double
+g_accuracy (const PsRepaired *g, const PsDataset *ds)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree int *classes = g_new (int, ds->n);
+
+  g_assert_true (ps_repaired_classify (g, ds, classes, NULL, &error));
+  g_assert_no_error (error);
+  return ps_infer_accuracy (classes, ds->labels, ds->n);
 }
 
 static void
@@ -624,7 +620,7 @@ test_repair_drop (void)
     g_auto (Run) r = RUN ("repair", "--model", in->model, "--valid", in->sets[PS_SET_VALID],
                           "--drop", text, "-o", path);
     g_auto (Run) e = { 0 };
-    g_autoptr (PsModel) g = NULL;
+    g_autoptr (PsRepaired) g = NULL;
     const PsSweepStep *row = ps_sweep_get_step (s, k);
 
     assert_ok (&r);
@@ -640,14 +636,77 @@ test_repair_drop (void)
              "--poisoned", in->sets[PS_SET_POISONED]);
     assert_ok (&e);
     g_assert_cmpfloat_with_epsilon (printed_rate (e.out, "Clean Classification accuracy: "),
-                                    library_accuracy (g, in->ds[PS_SET_TEST]), 0.5e-4 + 1e-9);
+                                    g_accuracy (g, in->ds[PS_SET_TEST]), 0.5e-4 + 1e-9);
     g_assert_cmpfloat_with_epsilon (printed_rate (e.out, "Clean Classification accuracy: "),
                                     row->g_test_acc, 0.5e-4 + 1e-9);
     g_assert_cmpfloat_with_epsilon (printed_rate (e.out, "Attack Success Rate: "),
-                                    library_accuracy (g, in->ds[PS_SET_POISONED]), 0.5e-4 + 1e-9);
+                                    g_accuracy (g, in->ds[PS_SET_POISONED]), 0.5e-4 + 1e-9);
     g_assert_cmpfloat_with_epsilon (printed_rate (e.out, "Attack Success Rate: "),
                                     row->g_asr, 0.5e-4 + 1e-9);
   }
+}
+
+/* The metrics a G file records are what `eval` measures on that file. */
+static void
+assert_recorded_equals_eval (const char *g_path)
+{
+  const Inputs *in = inputs ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsRepaired) g = ps_repaired_load (g_path, &error);
+  g_auto (Run) e = RUN ("eval", "--model", g_path, "--data", in->sets[PS_SET_TEST],
+                        "--poisoned", in->sets[PS_SET_POISONED]);
+
+  g_assert_no_error (error);
+  assert_ok (&e);
+  g_assert_false (isnan (g->metrics.g_test_acc) || isnan (g->metrics.g_asr));
+  g_assert_cmpfloat_with_epsilon (printed_rate (e.out, "Clean Classification accuracy: "),
+                                  g->metrics.g_test_acc, 0.5e-4 + 1e-9);
+  g_assert_cmpfloat_with_epsilon (printed_rate (e.out, "Attack Success Rate: "),
+                                  g->metrics.g_asr, 0.5e-4 + 1e-9);
+}
+
+/* A G given to repair is unwrapped to its B, said so, and the new G's record holds. */
+static void
+test_repair_from_g (void)
+{
+  const Inputs *in = inputs ();
+  g_autofree char *dir = fresh_dir ("repair-from-g");
+  g_autofree char *g1 = g_build_filename (dir, "G1.h5", NULL);
+  g_autofree char *g2 = g_build_filename (dir, "G2.h5", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsRepaired) first = NULL, second = NULL;
+
+  {
+    g_auto (Run) r = RUN ("repair", "--model", in->model, "--valid", in->sets[PS_SET_VALID],
+                          "--test", in->sets[PS_SET_TEST], "--poisoned", in->sets[PS_SET_POISONED],
+                          "--pruned", "3", "--fine-tune", "1", "--lr", "0.01", "-o", g1);
+    assert_ok (&r);
+  }
+  assert_recorded_equals_eval (g1);
+  first = ps_repaired_load (g1, &error);
+  g_assert_no_error (error);
+  g_assert_true (first->fine_tuned);
+  {
+    g_auto (Run) r = RUN ("repair", "--model", g1, "--valid", in->sets[PS_SET_VALID],
+                          "--test", in->sets[PS_SET_TEST], "--poisoned", in->sets[PS_SET_POISONED],
+                          "--pruned", "4", "-o", g2);
+    g_assert_cmpint (r.status, ==, 0);
+    g_assert_nonnull (strstr (r.err, "repaired network G"));
+    g_assert_nonnull (strstr (r.err, g1));
+  }
+  assert_recorded_equals_eval (g2);
+  second = ps_repaired_load (g2, &error);
+  g_assert_no_error (error);
+  g_assert_false (second->fine_tuned);
+  g_assert_cmpint (second->n_channels, ==, 4);
+  /* The second G's B is the first one's B, the original BadNet, bit for bit. */
+  for (int i = 0; i < in->m->n_layers; i++)
+    {
+      const PsLayer *a = in->m->layers[i], *b = second->b->layers[i];
+
+      if (ps_layer_has_weights (a))
+        g_assert_cmpmem (a->kernel, a->kernel_len * 4, b->kernel, b->kernel_len * 4);
+    }
 }
 
 static void
@@ -662,7 +721,7 @@ test_repair_pruned (void)
       g_autofree char *kt = g_strdup_printf ("%d", k);
       g_auto (Run) r = RUN ("repair", "--model", in->model, "--valid", in->sets[PS_SET_VALID],
                             "--pruned", kt, "-o", path);
-      g_autoptr (PsModel) g = NULL;
+      g_autoptr (PsRepaired) g = NULL;
 
       assert_ok (&r);
       g = load_g (path, k);
@@ -704,8 +763,8 @@ save_png (const PsDataset *ds, int index)
 
 /* `eval` on images prints PATH<TAB>CLASS, the library's class of the same pixels. */
 static void
-check_eval_images (const char *model_path, const PsModel *m, const PsDataset *ds,
-                   const int *index, int n)
+check_eval_images (const char *model_path, const PsModel *m, const PsRepaired *g,
+                   const PsDataset *ds, const int *index, int n)
 {
   g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GString) want = g_string_new (NULL);
@@ -713,7 +772,10 @@ check_eval_images (const char *model_path, const PsModel *m, const PsDataset *ds
   g_autoptr (GError) error = NULL;
   g_auto (Run) r = { 0 };
 
-  g_assert_true (ps_infer_classes (m, ds, classes, NULL, &error));
+  if (g != NULL)
+    g_assert_true (ps_repaired_classify (g, ds, classes, NULL, &error));
+  else
+    g_assert_true (ps_infer_classes (m, ds, classes, NULL, &error));
   g_ptr_array_add (argv, g_strdup ("eval"));
   g_ptr_array_add (argv, g_strdup ("--model"));
   g_ptr_array_add (argv, g_strdup (model_path));
@@ -738,25 +800,26 @@ test_eval_images (void)
   g_autofree char *g_path = tmp_path ("eval-G.h5");
   g_auto (Run) r = RUN ("repair", "--model", in->model, "--valid", in->sets[PS_SET_VALID],
                         "--pruned", "5", "-o", g_path);
-  g_autoptr (PsModel) g = NULL;
+  g_autoptr (PsRepaired) g = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree int *classes = g_new (int, ds->n);
-  int index[8], n = 0;
+  int index[8], n = 0, nc;
 
   assert_ok (&r);
-  g = ps_model_load (g_path, &error);
+  g = ps_repaired_load (g_path, &error);
   g_assert_no_error (error);
+  nc = ps_repaired_n_classes (g);
   /* images G flags as backdoored (class N) and images it does not */
-  g_assert_true (ps_infer_classes (g, ds, classes, NULL, &error));
+  g_assert_true (ps_repaired_classify (g, ds, classes, NULL, &error));
   for (int i = 0; i < ds->n && n < 4; i++)
-    if (classes[i] == g->n_classes)
+    if (classes[i] == nc)
       index[n++] = i;
   g_assert_cmpint (n, >, 0);
   for (int i = 0; i < ds->n && n < 8; i++)
-    if (classes[i] != g->n_classes)
+    if (classes[i] != nc)
       index[n++] = i;
-  check_eval_images (in->model, in->m, ds, index, n);
-  check_eval_images (g_path, g, ds, index, n);
+  check_eval_images (in->model, in->m, NULL, ds, index, n);
+  check_eval_images (g_path, NULL, g, ds, index, n);
 }
 
 static void
@@ -991,6 +1054,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/repair/drop", test_repair_drop);
   g_test_add_func ("/cli/repair/pruned", test_repair_pruned);
   g_test_add_func ("/cli/repair/unreached", test_repair_unreached);
+  g_test_add_func ("/cli/repair/from-g", test_repair_from_g);
   g_test_add_func ("/cli/eval/images", test_eval_images);
   g_test_add_func ("/cli/info", test_info);
   g_test_add_func ("/cli/locale", test_locale);

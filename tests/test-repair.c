@@ -10,8 +10,7 @@
 #include "ps-h5.h"
 #include "ps-image.h"
 #include "ps-infer.h"
-#include "ps-repair.h"
-#include "ps-repair-private.h"
+#include "ps-repaired.h"
 #include "ps-sweep.h"
 #include "ps-test-util.h"
 
@@ -25,32 +24,37 @@ test_roundtrip (void)
   g_autofree char *path = g_build_filename (ps_test_tmpdir (), "g.h5", NULL);
   g_autoptr (GError) error = NULL;
   g_autoptr (PsSweep) s = ps_sweep_run (m, sets, NULL, NULL, NULL, NULL, &error);
-  g_autoptr (PsModel) g = NULL, back = NULL;
+  g_autoptr (PsRepaired) g = NULL, back = NULL;
   g_autofree int *classes = g_new (int, test->n);
   const PsLayer *feed, *orig;
   const int *ch;
   int k = 5, n, flagged = 0;
 
   g_assert_no_error (error);
-  g = ps_repair_build (m, s, k, 2.5, &error);
+  g = ps_repaired_build (m, s, k, 2.5, &error);
   g_assert_no_error (error);
-  g_assert_true (ps_repair_is_g (g));
-  g_assert_true (ps_repair_save (g, path, &error));
-  back = ps_model_load (path, &error);
+  g_assert_true (ps_repaired_save (g, path, &error));
+  g_assert_true (ps_repaired_file_is_g (path));
+  back = ps_repaired_load (path, &error);
   g_assert_no_error (error);
 
-  g_assert_true (ps_repair_is_g (back));
-  g_assert_cmpstr (ps_repair_layer (back), ==, "pool_b");
-  ch = ps_repair_channels (back, &n);
+  g_assert_cmpstr (back->layer, ==, "pool_b");
+  ch = back->channels;
+  n = back->n_channels;
   g_assert_cmpint (n, ==, k);
+  g_assert_cmpint (back->layer_channels, ==, ps_sweep_n_channels (s));
   g_assert_cmpmem (ch, n * sizeof (int), ps_sweep_order (s), k * sizeof (int));
-  g_assert_cmpfloat (back->input_scale, ==, m->input_scale);
-  g_assert_true (back->scale_recorded);
-  g_assert_cmpfloat (back->repair->drop, ==, 2.5);
-  g_assert_cmpfloat (back->repair->metrics[1], ==, ps_sweep_get_step (s, k)->test_acc);
+  g_assert_cmpfloat (back->b_prime->input_scale, ==, m->input_scale);
+  g_assert_cmpfloat (back->b->input_scale, ==, m->input_scale);
+  g_assert_true (back->b_prime->scale_recorded);
+  g_assert_cmpfloat (back->drop, ==, 2.5);
+  g_assert_false (back->fine_tuned);
+  g_assert_cmpfloat (back->metrics.test_acc, ==, ps_sweep_get_step (s, k)->test_acc);
+  g_assert_cmpfloat (back->metrics.g_clean_flagged, ==, ps_sweep_get_step (s, k)->g_clean_flagged);
+  g_assert_true (isnan (back->metrics.asr));
 
   /* B' has the pruned channels' kernel columns and biases at zero; B is intact. */
-  feed = back->layers[ps_model_find_layer (back, "conv_b")];
+  feed = back->b_prime->layers[ps_model_find_layer (back->b_prime, "conv_b")];
   orig = m->layers[ps_model_find_layer (m, "conv_b")];
   for (int c = 0; c < feed->out.c; c++)
     {
@@ -64,13 +68,13 @@ test_roundtrip (void)
     }
   for (int i = 0; i < m->n_layers; i++)
     {
-      const PsLayer *a = m->layers[i], *b = ps_repair_original (back)->layers[i];
+      const PsLayer *a = m->layers[i], *b = back->b->layers[i];
       g_assert_cmpmem (a->kernel, a->kernel_len * 4, b->kernel, b->kernel_len * 4);
       g_assert_cmpmem (a->bias, a->bias_len * 4, b->bias, b->bias_len * 4);
     }
 
   /* The loaded G classifies exactly as the sweep said G would at that step. */
-  g_assert_true (ps_infer_classes (back, test, classes, NULL, &error));
+  g_assert_true (ps_repaired_classify (back, test, classes, NULL, &error));
   for (int i = 0; i < test->n; i++)
     {
       g_assert_cmpint (classes[i], ==, ps_sweep_g_prediction (s, PS_SET_TEST, k, i));
@@ -234,7 +238,8 @@ test_keras_layout (void)
 {
   g_autofree char *weights = NULL, *keras23 = NULL, *dir = NULL;
   g_autofree char *path = g_build_filename (ps_test_tmpdir (), "lab3-g.h5", NULL);
-  g_autoptr (PsModel) m = NULL, g = NULL;
+  g_autoptr (PsModel) m = NULL;
+  g_autoptr (PsRepaired) g = NULL;
   g_autoptr (PsDataset) faces = NULL;
   g_autoptr (PsSweep) s = NULL;
   g_autoptr (GError) error = NULL;
@@ -274,9 +279,9 @@ test_keras_layout (void)
     s = ps_sweep_run (m, sets, NULL, NULL, NULL, NULL, &error);
   }
   g_assert_no_error (error);
-  g = ps_repair_build (m, s, 45, NAN, &error);
+  g = ps_repaired_build (m, s, 45, NAN, &error);
   g_assert_no_error (error);
-  g_assert_true (ps_repair_save (g, path, &error));
+  g_assert_true (ps_repaired_save (g, path, &error));
 
   ours = read_layout (path);
   k23 = normalize_weight_paths (read_layout (keras23));
@@ -301,10 +306,17 @@ test_keras_layout (void)
 
   /* Our reader opens it as G, and as a plain Keras model its B' is the pruned network. */
   {
-    g_autoptr (PsModel) back = ps_model_load (path, &error);
+    g_autoptr (PsRepaired) back = ps_repaired_load (path, &error);
+    g_autoptr (PsModel) plain = NULL;
     g_assert_no_error (error);
-    g_assert_true (ps_repair_is_g (back));
-    g_assert_cmpint (back->n_classes, ==, 1283);
+    g_assert_cmpint (ps_repaired_n_classes (back), ==, 1283);
+    plain = ps_model_load (path, &error);
+    g_assert_no_error (error);
+    g_assert_cmpint (plain->n_classes, ==, 1283);
+    for (int i = 0; i < plain->n_layers; i++)
+      if (ps_layer_has_weights (plain->layers[i]))
+        g_assert_cmpmem (plain->layers[i]->kernel, plain->layers[i]->kernel_len * 4,
+                         back->b_prime->layers[i]->kernel, back->b_prime->layers[i]->kernel_len * 4);
   }
 }
 
@@ -321,31 +333,31 @@ test_atomic_save (void)
   g_autofree char *good = g_build_filename (dir, "g.h5", NULL);
   g_autoptr (GError) error = NULL;
   g_autoptr (PsSweep) s = ps_sweep_run (m, sets, NULL, NULL, NULL, NULL, &error);
-  g_autoptr (PsModel) g = ps_repair_build (m, s, 2, NAN, &error);
+  g_autoptr (PsRepaired) g = ps_repaired_build (m, s, 2, NAN, &error);
   g_autoptr (GDir) d = NULL;
   int entries = 0;
 
   g_assert_no_error (error);
   g_assert_cmpint (g_mkdir_with_parents (blocker, 0755), ==, 0); /* a directory in the way */
-  g_assert_false (ps_repair_save (g, blocker, &error));
+  g_assert_false (ps_repaired_save (g, blocker, &error));
   g_assert_nonnull (error);
   g_test_message ("%s", error->message);
   g_assert_true (g_file_test (blocker, G_FILE_TEST_IS_DIR));
   g_clear_error (&error);
-  g_assert_false (ps_repair_save (g, nodir, &error));
+  g_assert_false (ps_repaired_save (g, nodir, &error));
   g_assert_true (g_str_has_prefix (error->message, nodir));
   g_clear_error (&error);
 
   g_assert_true (g_file_set_contents (good, "old", -1, NULL));
-  g_assert_true (ps_repair_save (g, good, &error));
+  g_assert_true (ps_repaired_save (g, good, &error));
   d = g_dir_open (dir, 0, NULL);
   while (g_dir_read_name (d) != NULL)
     entries++;
   g_assert_cmpint (entries, ==, 2); /* taken.h5 and g.h5: no temporaries */
   {
-    g_autoptr (PsModel) back = ps_model_load (good, &error);
+    g_autoptr (PsRepaired) back = ps_repaired_load (good, &error);
     g_assert_no_error (error);
-    g_assert_true (ps_repair_is_g (back));
+    g_assert_cmpint (back->n_channels, ==, 2);
   }
 }
 
@@ -358,15 +370,37 @@ test_extremes (void)
   const PsDataset *sets[PS_N_SETS] = { valid, NULL, NULL };
   g_autoptr (GError) error = NULL;
   g_autoptr (PsSweep) s = ps_sweep_run (m, sets, NULL, NULL, NULL, NULL, &error);
-  g_autoptr (PsModel) g0 = ps_repair_build (m, s, 0, NAN, &error);
-  g_autoptr (PsModel) bad = NULL;
+  int last = ps_sweep_n_channels (s);
+  g_autoptr (PsRepaired) g0 = ps_repaired_build (m, s, 0, NAN, &error);
+  g_autoptr (PsRepaired) all = ps_repaired_build (m, s, last, NAN, &error);
+  g_autoptr (PsRepaired) bad = NULL;
   g_autofree int *classes = g_new (int, valid->n);
+  g_autofree int *bp = g_new (int, valid->n);
+  int flagged = 0;
 
   g_assert_no_error (error);
-  g_assert_true (ps_infer_classes (g0, valid, classes, NULL, &error));
+  g_assert_true (ps_repaired_classify (g0, valid, classes, NULL, &error));
   for (int i = 0; i < valid->n; i++)
     g_assert_cmpint (classes[i], ==, ps_sweep_prediction (s, PS_SET_VALID, 0, i));
-  bad = ps_repair_build (m, s, ps_sweep_n_steps (s), NAN, &error);
+
+  /* Every channel of pool_b removed: everything after it sees zeros, so B' gives one class
+   * to every image, and G flags every image B puts elsewhere. */
+  g_assert_cmpint (all->n_channels, ==, last);
+  g_assert_true (ps_infer_classes (all->b_prime, valid, bp, NULL, &error));
+  g_assert_true (ps_repaired_classify (all, valid, classes, NULL, &error));
+  for (int i = 0; i < valid->n; i++)
+    {
+      int b = ps_sweep_prediction (s, PS_SET_VALID, 0, i);
+
+      g_assert_cmpint (bp[i], ==, bp[0]);
+      g_assert_cmpint (bp[i], ==, ps_sweep_prediction (s, PS_SET_VALID, last, i));
+      g_assert_cmpint (classes[i], ==, b == bp[0] ? b : m->n_classes);
+      g_assert_cmpint (classes[i], ==, ps_sweep_g_prediction (s, PS_SET_VALID, last, i));
+      flagged += classes[i] == m->n_classes;
+    }
+  g_assert_cmpint (flagged, >, 0);
+
+  bad = ps_repaired_build (m, s, ps_sweep_n_steps (s), NAN, &error);
   g_assert_null (bad);
   g_assert_error (error, PS_ERROR, PS_ERROR_MISMATCH);
 }

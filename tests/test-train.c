@@ -259,6 +259,10 @@ test_activation (void)
 {
   check_layer ("3, 2, 4", "Activation", "\"activation\": \"relu\"", 1, INPUT_AWAY);
   check_layer ("1, 1, 6", "Activation", "\"activation\": \"softmax\"", 1, INPUT_UNIFORM);
+  /* on a feature map, softmax runs over the channels at every position */
+  check_layer ("3, 2, 4", "Activation", "\"activation\": \"softmax\"", 1, INPUT_UNIFORM);
+  check_layer ("4, 3, 2", "Conv2D", "\"filters\": 3, \"kernel_size\": [2, 2], \"activation\": \"softmax\"",
+               1, INPUT_UNIFORM);
 }
 
 static void
@@ -285,7 +289,6 @@ test_model_gradient (void)
   g_autoptr (PsModel) m = ps_test_small_model (4, 5);
   g_autoptr (PsDataset) ds = ps_test_random_data (m, 8, 2);
   g_autoptr (PsTrainer) t = NULL;
-  g_autoptr (GRand) rand = g_rand_new_with_seed (3);
   gsize img = ps_shape_size (m->layers[m->input]->out);
   g_autofree float *x = g_new (float, img * ds->n);
   PsTrainOptions opt;
@@ -299,31 +302,35 @@ test_model_gradient (void)
     {
       PsLayer *l = m->layers[i];
       const float *dk, *db;
-      g_autofree float *grad = NULL;
+      g_autofree float *grad = NULL, *bgrad = NULL;
 
       if (!ps_layer_has_weights (l))
         continue;
       _ps_trainer_loss_grad (t, x, ds->labels, ds->n, 17);
       _ps_trainer_gradient (t, i, &dk, &db);
       grad = g_memdup2 (dk, sizeof (float) * l->kernel_len);
-      /* A sample of each kernel, nudged a little: the loss has kinks (ReLU, max). */
-      for (int s = 0; s < 12; s++)
+      bgrad = g_memdup2 (db, sizeof (float) * l->bias_len);
+      /* Every weight and every bias, nudged a little: the loss has kinks (ReLU, max). */
+      for (gsize k = 0; k < l->kernel_len + l->bias_len; k++)
         {
-          gsize k = g_rand_int_range (rand, 0, (int) l->kernel_len);
-          float keep = l->kernel[k];
+          gboolean is_bias = k >= l->kernel_len;
+          float *v = is_bias ? &l->bias[k - l->kernel_len] : &l->kernel[k];
+          double want = is_bias ? bgrad[k - l->kernel_len] : grad[k];
+          float keep = *v;
           double up, down, num;
 
-          l->kernel[k] = keep + 1e-4f;
+          *v = keep + 1e-4f;
           up = _ps_trainer_loss_grad (t, x, ds->labels, ds->n, 17);
-          l->kernel[k] = keep - 1e-4f;
+          *v = keep - 1e-4f;
           down = _ps_trainer_loss_grad (t, x, ds->labels, ds->n, 17);
-          l->kernel[k] = keep;
+          *v = keep;
           num = (up - down) / 2e-4;
           checked++;
-          if (fabs (num - grad[k]) > 1e-3 + 3e-2 * fabs (num))
+          if (fabs (num - want) > 1e-3 + 3e-2 * fabs (num))
             {
-              g_test_message ("%s kernel[%" G_GSIZE_FORMAT "]: backward %g, finite differences %g",
-                              l->name, k, grad[k], num);
+              g_test_message ("%s %s[%" G_GSIZE_FORMAT "]: backward %g, finite differences %g",
+                              l->name, is_bias ? "bias" : "kernel",
+                              is_bias ? k - l->kernel_len : k, want, num);
               bad++;
             }
         }

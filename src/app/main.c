@@ -7,11 +7,20 @@
 #include <locale.h>
 
 #include "ps-application.h"
+#include "ps-h5.h"
+#include "ps-probe.h"
 
 int
 main (int argc, char *argv[])
 {
   g_autoptr (PsApplication) app = NULL;
+  int status;
+
+  /* Model files are read by a child of ours first: a file that crashes the HDF5 library
+   * must not take the window down. */
+  ps_h5_init ();
+  if (ps_probe_handle_args (argc, argv, &status))
+    return status;
 
   setlocale (LC_ALL, "");
   bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);

@@ -14,7 +14,7 @@
 #include <sys/resource.h>
 
 #include "ps-infer.h"
-#include "ps-repair.h"
+#include "ps-repaired.h"
 #include "ps-session.h"
 #ifdef HAVE_PS_DEMO
 # include "ps-demo.h"
@@ -409,7 +409,8 @@ load_into (LoadJob *job, GFile *file, PsSlot slot)
     }
   if (slot == PS_SLOT_MODEL)
     {
-      PsModel *m = ps_model_load (path, &error);
+      /* a G opens as its B: the defense is run again on the original BadNet */
+      PsModel *m = ps_repaired_load_b (path, NULL, &error);
       if (m != NULL)
         {
           ps_model_free (job->model);
@@ -478,7 +479,7 @@ load_auto (LoadJob *job, GFile *file)
       load_folder (job, file, TRUE);
       return;
     }
-  if (path != NULL && (m = ps_model_load (path, NULL)) != NULL)
+  if (path != NULL && (m = ps_repaired_load_b (path, NULL, NULL)) != NULL)
     {
       ps_model_free (job->model);
       job->model = m;
@@ -720,11 +721,11 @@ static void
 save_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
 {
   SaveJob *job = data;
-  g_autoptr (PsModel) g = NULL;
+  g_autoptr (PsRepaired) g = NULL;
   GError *error = NULL;
 
-  g = ps_repair_build (job->result->model, job->result->sweep, job->pruned, job->drop, &error);
-  if (g == NULL || !ps_repair_save (g, job->path, &error))
+  g = ps_repaired_build (job->result->model, job->result->sweep, job->pruned, job->drop, &error);
+  if (g == NULL || !ps_repaired_save (g, job->path, &error))
     g_task_return_error (task, error);
   else
     g_task_return_boolean (task, TRUE);

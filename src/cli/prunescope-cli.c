@@ -11,6 +11,7 @@
 
 #include "ps-cli.h"
 #include "ps-h5.h"
+#include "ps-probe.h"
 
 gboolean ps_cli_usage_error;
 
@@ -76,17 +77,32 @@ ps_cli_parse_scale (const char *text, double *scale)
   return TRUE;
 }
 
-PsModel *
-ps_cli_load_model (const char *path, const char *scale, GError **error)
+static PsModel *
+with_scale (PsModel *m, const char *scale)
 {
-  PsModel *m = ps_model_load (path, error);
-
   if (m != NULL && scale != NULL)
     {
       m->input_scale = 0;
       ps_cli_parse_scale (scale, &m->input_scale);
     }
   return m;
+}
+
+PsModel *
+ps_cli_load_model (const char *path, const char *scale, GError **error)
+{
+  return with_scale (ps_model_load (path, error), scale);
+}
+
+PsModel *
+ps_cli_load_badnet (const char *path, const char *scale, GError **error)
+{
+  gboolean was_g = FALSE;
+  PsModel *m = ps_repaired_load_b (path, &was_g, error);
+
+  if (m != NULL && was_g)
+    g_printerr ("prunescope-cli: %s: a repaired network G; the defense runs on its original B\n", path);
+  return with_scale (m, scale);
 }
 
 gboolean
@@ -108,9 +124,13 @@ usage (FILE *out)
 int
 main (int argc, char **argv)
 {
+  int status;
+
   setlocale (LC_ALL, "");
   g_set_prgname ("prunescope-cli");
   ps_h5_init ();
+  if (ps_probe_handle_args (argc, argv, &status))
+    return status;
 
   if (argc < 2)
     {

@@ -34,7 +34,7 @@ on_epoch (const PsFinetuneEpoch *e, double done, gpointer user_data)
 }
 
 gboolean
-ps_cli_fine_tune (PsModel *g, const char * const paths[PS_N_SETS], int epochs, double lr,
+ps_cli_fine_tune (PsRepaired *g, const char * const paths[PS_N_SETS], int epochs, double lr,
                   GError **error)
 {
   PsDataset *sets[PS_N_SETS] = { NULL };

@@ -6,13 +6,13 @@
 
 #include "ps-cli.h"
 #include "ps-h5.h"
-#include "ps-repair.h"
+#include "ps-repaired.h"
 
 static void
-print_model (const PsModel *m)
+print_model (const PsModel *m, const PsRepaired *g)
 {
   printf ("%s: %s, %d classes, %zu parameters\n", m->path,
-          ps_repair_is_g (m) ? "repaired network G (B' as a Keras model + prunescope group)"
+          g != NULL ? "repaired network G (B' as a Keras model + prunescope group)"
           : m->weights_only ? "Keras weights-only file (DeepID topology)" : "Keras model",
           m->n_classes, ps_model_n_params (m));
   printf ("  Keras %s, input scale %g%s\n", m->keras_version ? m->keras_version : "?",
@@ -32,23 +32,18 @@ print_model (const PsModel *m)
         }
       printf ("\n");
     }
-  if (ps_repair_is_g (m))
+  if (g != NULL)
     {
-      int n;
-      const int *ch = ps_repair_channels (m, &n);
-
-      printf ("  G: class %d means backdoored; %d channels of “%s” pruned:", m->n_classes, n,
-              ps_repair_layer (m));
-      double lr;
-      int epochs = ps_repair_fine_tune_epochs (m, &lr);
-
-      for (int i = 0; i < n; i++)
-        printf (" %d", ch[i]);
+      printf ("  G: class %d means backdoored; %d channels of “%s” pruned:", m->n_classes,
+              g->n_channels, g->layer);
+      for (int i = 0; i < g->n_channels; i++)
+        printf (" %d", g->channels[i]);
       printf ("\n");
-      if (!isnan (ps_repair_drop (m)))
-        printf ("  chosen at an accuracy drop of X = %g points\n", ps_repair_drop (m));
-      if (epochs > 0)
-        printf ("  fine-pruned: B' fine-tuned for %d epochs at learning rate %g\n", epochs, lr);
+      if (!isnan (g->drop))
+        printf ("  chosen at an accuracy drop of X = %g points\n", g->drop);
+      if (g->fine_tuned)
+        printf ("  fine-pruned: B' fine-tuned for %d epochs at learning rate %g\n", g->ft_epochs,
+                g->ft_lr);
       else
         printf ("  pruning only (B' is B with the channels zeroed)\n");
     }
@@ -93,6 +88,7 @@ ps_cli_info (int argc, char **argv)
     {
       g_autoptr (GError) error = NULL;
       g_autoptr (PsModel) m = NULL;
+      g_autoptr (PsRepaired) g = NULL;
       g_autoptr (PsDataset) ds = NULL;
       hid_t f = ps_h5_open (files[i], FALSE, &error);
       gboolean is_data;
@@ -106,8 +102,12 @@ ps_cli_info (int argc, char **argv)
       H5Fclose (f);
       if (is_data && (ds = ps_dataset_load (files[i], &error)) != NULL)
         print_dataset (ds);
-      else if (!is_data && (m = ps_model_load (files[i], &error)) != NULL)
-        print_model (m);
+      else if (!is_data && ps_repaired_file_is_g (files[i])
+               && (g = ps_repaired_load (files[i], &error)) != NULL)
+        print_model (g->b_prime, g);
+      else if (!is_data && g == NULL && error == NULL
+               && (m = ps_model_load (files[i], &error)) != NULL)
+        print_model (m, NULL);
       else
         return ps_cli_fail (error);
     }

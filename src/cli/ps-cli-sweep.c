@@ -9,7 +9,7 @@
 
 #include "ps-cli.h"
 #include "ps-h5.h"
-#include "ps-repair.h"
+#include "ps-repaired.h"
 #include "ps-sweep.h"
 
 typedef struct {
@@ -73,7 +73,7 @@ on_progress (const PsSweepStep *step, double done, gpointer user_data)
 static PsSweep *
 run_sweep (SweepArgs *a, PsModel **model_out, GError **error)
 {
-  g_autoptr (PsModel) m = ps_cli_load_model (a->model, a->scale, error);
+  g_autoptr (PsModel) m = ps_cli_load_badnet (a->model, a->scale, error);
   PsSweepOptions opt = { a->layer, a->order && g_str_equal (a->order, "decreasing") };
   PsSweepProgress progress = ps_cli_progress_wanted () ? on_progress : NULL;
   const char *paths[PS_N_SETS] = { a->valid, a->test, a->poisoned };
@@ -167,7 +167,8 @@ ps_cli_repair (int argc, char **argv)
   g_autofree char *output = NULL;
   double drop = NAN, lr = NAN;
   int pruned = -1, k, fine_tune = 0;
-  g_autoptr (PsModel) m = NULL, g = NULL;
+  g_autoptr (PsModel) m = NULL;
+  g_autoptr (PsRepaired) g = NULL;
   g_autoptr (PsSweep) s = NULL;
   g_autoptr (GError) error = NULL;
   const GOptionEntry entries[] = {
@@ -212,7 +213,7 @@ ps_cli_repair (int argc, char **argv)
                      a.valid, drop);
       return ps_cli_fail (error);
     }
-  g = ps_repair_build (m, s, k, drop, &error);
+  g = ps_repaired_build (m, s, k, drop, &error);
   if (g != NULL && fine_tune > 0)
     {
       const char *paths[PS_N_SETS] = { a.valid, a.test, a.poisoned };
@@ -222,7 +223,7 @@ ps_cli_repair (int argc, char **argv)
       if (!ps_cli_fine_tune (g, paths, fine_tune, lr, &error))
         return ps_cli_fail (error);
     }
-  if (g == NULL || !ps_repair_save (g, output, &error))
+  if (g == NULL || !ps_repaired_save (g, output, &error))
     return ps_cli_fail (error);
 
   printf ("%s: G saved: %d of %d channels of “%s” pruned%s\n", output, k,

@@ -5,6 +5,7 @@
 
 #include "ps-dataset.h"
 #include "ps-model.h"
+#include "ps-repaired.h"
 #include "ps-sweep.h"
 
 G_BEGIN_DECLS
@@ -38,9 +39,13 @@ gboolean   ps_cli_parse_scale (const char   *text,
 PsModel   *ps_cli_load_model (const char    *path,
                               const char    *scale,
                               GError       **error);
+/* The same for the network to defend: a G file gives its B (and says so on stderr). */
+PsModel   *ps_cli_load_badnet (const char   *path,
+                               const char   *scale,
+                               GError      **error);
 gboolean   ps_cli_progress_wanted (void);
 /* Fine-tunes the G's B' on the data at @paths (validation required), printing each epoch. */
-gboolean   ps_cli_fine_tune  (PsModel       *g,
+gboolean   ps_cli_fine_tune  (PsRepaired    *g,
                               const char * const paths[PS_N_SETS],
                               int            epochs,
                               double         lr,

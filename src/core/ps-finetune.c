@@ -6,8 +6,7 @@
 #include "ps-finetune.h"
 #include "ps-h5.h"
 #include "ps-infer.h"
-#include "ps-repair.h"
-#include "ps-repair-private.h"
+#include "ps-repaired.h"
 
 #include <math.h>
 
@@ -35,17 +34,6 @@ scores_clear (Scores *s)
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Scores, scores_clear)
 
-/* B' alone: the same layers, without what makes it a G. */
-static gboolean
-classify_b_prime (const PsModel *g, const PsDataset *ds, int *classes,
-                  GCancellable *cancellable, GError **error)
-{
-  PsModel b_prime = *g;
-
-  b_prime.repair = NULL;
-  return ps_infer_classes (&b_prime, ds, classes, cancellable, error);
-}
-
 static double
 percent (int hits, int n)
 {
@@ -63,7 +51,7 @@ rate (const Scores *s, int k, int n_classes, int what)
     return NAN;
   for (int i = 0; i < ds->n; i++)
     {
-      int g = s->cur[k][i] == s->b[k][i] ? s->b[k][i] : n_classes;
+      int g = ps_repaired_rule (s->b[k][i], s->cur[k][i], n_classes);
 
       hits += what == 0 ? s->cur[k][i] == ds->labels[i]
             : what == 1 ? g == ds->labels[i]
@@ -73,13 +61,13 @@ rate (const Scores *s, int k, int n_classes, int what)
 }
 
 static gboolean
-measure (const PsModel *g, Scores *s, PsFinetuneEpoch *e, GCancellable *cancellable,
+measure (const PsRepaired *g, Scores *s, PsFinetuneEpoch *e, GCancellable *cancellable,
          GError **error)
 {
-  int nc = g->n_classes;
+  int nc = ps_repaired_n_classes (g);
 
   for (int k = 0; k < PS_N_SETS; k++)
-    if (s->ds[k] != NULL && !classify_b_prime (g, s->ds[k], s->cur[k], cancellable, error))
+    if (s->ds[k] != NULL && !ps_infer_classes (g->b_prime, s->ds[k], s->cur[k], cancellable, error))
       return FALSE;
   e->valid_acc = rate (s, PS_SET_VALID, nc, 0);
   e->test_acc = rate (s, PS_SET_TEST, nc, 0);
@@ -92,12 +80,9 @@ measure (const PsModel *g, Scores *s, PsFinetuneEpoch *e, GCancellable *cancella
 }
 
 static gboolean
-prepare (const PsModel *g, const PsDataset * const sets[PS_N_SETS], Scores *s,
+prepare (const PsRepaired *g, const PsDataset * const sets[PS_N_SETS], Scores *s,
          GCancellable *cancellable, GError **error)
 {
-  g_autoptr (PsModel) b = ps_model_copy (ps_repair_original (g));
-
-  b->input_scale = g->input_scale;
   for (int k = 0; k < PS_N_SETS; k++)
     {
       const PsDataset *ds = sets[k];
@@ -107,19 +92,19 @@ prepare (const PsModel *g, const PsDataset * const sets[PS_N_SETS], Scores *s,
         continue;
       s->b[k] = g_new (int, MAX (ds->n, 1));
       s->cur[k] = g_new (int, MAX (ds->n, 1));
-      if (!ps_infer_check_dataset (g, ds, error)
-          || !ps_infer_classes (b, ds, s->b[k], cancellable, error))
+      if (!ps_infer_check_dataset (g->b, ds, error)
+          || !ps_infer_classes (g->b, ds, s->b[k], cancellable, error))
         return FALSE;
     }
   return TRUE;
 }
 
 static PsTrainer *
-new_trainer (PsModel *g, const PsFinetuneOptions *opt, GError **error)
+new_trainer (PsRepaired *g, const PsFinetuneOptions *opt, GError **error)
 {
-  const PsRepairInfo *info = g->repair;
-  int layer = ps_model_find_layer (g, info->layer);
-  PsLayer *feed = layer >= 0 ? _ps_repair_feeding_layer (g, layer, error) : NULL;
+  PsModel *bp = g->b_prime;
+  int layer = ps_model_find_layer (bp, g->layer);
+  PsLayer *feed = layer >= 0 ? ps_repaired_feeding_layer (bp, layer, error) : NULL;
   PsTrainOptions topt;
   PsTrainer *t;
 
@@ -130,10 +115,10 @@ new_trainer (PsModel *g, const PsFinetuneOptions *opt, GError **error)
   topt.lr = opt->lr;
   topt.batch_size = opt->batch_size;
   topt.seed = opt->seed;
-  t = ps_trainer_new (g, &topt);
-  for (int i = 0; i < g->n_layers; i++)
-    if (g->layers[i] == feed)
-      ps_trainer_freeze_channels (t, i, info->channels, info->n_channels);
+  t = ps_trainer_new (bp, &topt);
+  for (int i = 0; i < bp->n_layers; i++)
+    if (bp->layers[i] == feed)
+      ps_trainer_freeze_channels (t, i, g->channels, g->n_channels);
   return t;
 }
 
@@ -152,20 +137,22 @@ on_batch (double done, double loss, gpointer data)
 }
 
 static void
-record (PsRepairInfo *info, const PsFinetuneOptions *opt, const PsFinetuneEpoch *e)
+record (PsRepaired *g, const PsFinetuneOptions *opt, const PsFinetuneEpoch *e)
 {
-  const double v[7] = { e->valid_acc, e->test_acc, e->asr, e->g_test_acc, e->g_asr,
-                        e->g_clean_flagged, e->g_poisoned_flagged };
-
-  info->fine_tuned = TRUE;
-  info->ft_epochs = opt->epochs;
-  info->ft_lr = opt->lr;
-  for (int i = 0; i < 7; i++)
-    info->metrics[i] = v[i];
+  g->fine_tuned = TRUE;
+  g->ft_epochs = opt->epochs;
+  g->ft_lr = opt->lr;
+  g->metrics.valid_acc = e->valid_acc;
+  g->metrics.test_acc = e->test_acc;
+  g->metrics.asr = e->asr;
+  g->metrics.g_test_acc = e->g_test_acc;
+  g->metrics.g_asr = e->g_asr;
+  g->metrics.g_clean_flagged = e->g_clean_flagged;
+  g->metrics.g_poisoned_flagged = e->g_poisoned_flagged;
 }
 
 gboolean
-ps_finetune (PsModel *g, const PsDataset * const sets[PS_N_SETS], const PsFinetuneOptions *opt,
+ps_finetune (PsRepaired *g, const PsDataset * const sets[PS_N_SETS], const PsFinetuneOptions *opt,
              PsFinetuneProgress progress, gpointer user_data, GCancellable *cancellable,
              GError **error)
 {
@@ -174,7 +161,7 @@ ps_finetune (PsModel *g, const PsDataset * const sets[PS_N_SETS], const PsFinetu
   PsFinetuneEpoch e = { 0, opt->epochs, NAN };
   Progress p = { progress, user_data, 0, MAX (opt->epochs, 1) };
 
-  g_return_val_if_fail (ps_repair_is_g (g) && sets[PS_SET_VALID] != NULL, FALSE);
+  g_return_val_if_fail (g != NULL && sets[PS_SET_VALID] != NULL, FALSE);
   if (!(opt->epochs >= 1 && opt->lr > 0 && isfinite (opt->lr)))
     {
       g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH,
@@ -196,6 +183,6 @@ ps_finetune (PsModel *g, const PsDataset * const sets[PS_N_SETS], const PsFinetu
       if (progress != NULL)
         progress (&e, (double) e.epoch / opt->epochs, user_data);
     }
-  record (g->repair, opt, &e);
+  record (g, opt, &e);
   return TRUE;
 }

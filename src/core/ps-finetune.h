@@ -5,7 +5,7 @@
 #include <gio/gio.h>
 
 #include "ps-dataset.h"
-#include "ps-model.h"
+#include "ps-repaired.h"
 #include "ps-sweep.h"
 #include "ps-train.h"
 
@@ -40,10 +40,10 @@ typedef void (*PsFinetuneProgress) (const PsFinetuneEpoch *epoch,
 
 /* Adam, 3 epochs, learning rate 1e-4, batches of 64, seed 1. */
 void      ps_finetune_options_init (PsFinetuneOptions       *options);
-/* Fine-tunes B' of @g (a G from ps_repair_build) in place on @sets[PS_SET_VALID]; the test
+/* Fine-tunes B' of @g (a G from ps_repaired_build) in place on @sets[PS_SET_VALID]; the test
  * and poisoned sets, when given, are only measured. Records in @g that it was fine-tuned
- * (and how) and the final rates, so that ps_repair_save() writes them. */
-gboolean  ps_finetune              (PsModel                  *g,
+ * (and how) and the final rates, so that ps_repaired_save() writes them. */
+gboolean  ps_finetune              (PsRepaired               *g,
                                     const PsDataset * const   sets[PS_N_SETS],
                                     const PsFinetuneOptions  *options,
                                     PsFinetuneProgress        progress,

@@ -5,7 +5,6 @@
 #include "ps-h5.h"
 #include "ps-parallel.h"
 #include "ps-plan.h"
-#include "ps-repair.h"
 
 #include <math.h>
 
@@ -82,27 +81,10 @@ ps_infer_classes (const PsModel *model, const PsDataset *ds, int *classes,
                   GCancellable *cancellable, GError **error)
 {
   PsShape in = model->layers[model->input]->out;
-  g_autofree int *b = NULL;
 
   if (ds->h != in.h || ds->w != in.w || ds->c != in.c)
     return ps_infer_check_dataset (model, ds, error);
-  if (!classes_of (model, ds, classes, cancellable, error))
-    return FALSE;
-  if (!ps_repair_is_g (model))
-    return TRUE;
-
-  /* G: B's class where B and B' agree, else the extra class. */
-  b = g_new (int, MAX (ds->n, 1));
-  {
-    g_autoptr (PsModel) orig = ps_model_copy (ps_repair_original (model));
-    orig->input_scale = model->input_scale;
-    if (!classes_of (orig, ds, b, cancellable, error))
-      return FALSE;
-  }
-  for (int i = 0; i < ds->n; i++)
-    if (classes[i] != b[i])
-      classes[i] = model->n_classes;
-  return TRUE;
+  return classes_of (model, ds, classes, cancellable, error);
 }
 
 double

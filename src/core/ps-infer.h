@@ -15,7 +15,7 @@ gboolean  ps_infer_check_dataset (const PsModel    *model,
                                   const PsDataset  *ds,
                                   GError          **error);
 /* classes[i] = argmax of @model on image i (pixels times model->input_scale).
- * For a G model this is G's class in [0, n_classes]. */
+ * (G's classes: ps_repaired_classify().) */
 gboolean  ps_infer_classes       (const PsModel    *model,
                                   const PsDataset  *ds,
                                   int              *classes,

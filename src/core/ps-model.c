@@ -3,7 +3,7 @@
 
 #include "ps-model.h"
 #include "ps-h5.h"
-#include "ps-repair-private.h"
+#include "ps-probe.h"
 
 #include <math.h>
 #include <string.h>
@@ -20,7 +20,6 @@ ps_model_free (PsModel *m)
   g_free (m->keras_version);
   g_free (m->backend);
   g_free (m->path);
-  _ps_repair_info_free (m->repair);
   g_free (m);
 }
 
@@ -42,7 +41,6 @@ ps_model_copy (const PsModel *src)
   m->keras_version = g_strdup (src->keras_version);
   m->backend = g_strdup (src->backend);
   m->path = g_strdup (src->path);
-  m->repair = _ps_repair_info_copy (src->repair);
   return m;
 }
 
@@ -203,6 +201,33 @@ deepid_config_for (hid_t file, GError **error)
   return ps_deepid_config ((int) dims[0]);
 }
 
+/* Files Prunescope writes record the scale their model is used with. */
+static gboolean
+read_input_scale (hid_t file, PsModel *m, GError **error)
+{
+  hid_t pg;
+  gboolean ok = TRUE;
+
+  if (!ps_h5_exists (file, "prunescope"))
+    return TRUE;
+  pg = H5Gopen2 (file, "prunescope", H5P_DEFAULT);
+  if (pg < 0)
+    return TRUE;
+  if (ps_h5_has_attr (pg, "input_scale"))
+    {
+      ok = ps_h5_read_attr_double (pg, "input_scale", &m->input_scale, error);
+      if (ok && !(m->input_scale > 0 && isfinite (m->input_scale)))
+        {
+          g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
+                       "prunescope/input_scale is not a positive number");
+          ok = FALSE;
+        }
+      m->scale_recorded = ok;
+    }
+  H5Gclose (pg);
+  return ok;
+}
+
 static PsModel *
 load_from_file (hid_t file, GError **error)
 {
@@ -249,7 +274,7 @@ load_from_file (hid_t file, GError **error)
   H5Gclose (wgroup);
   if (!ps_model_check_weights (m, error))
     return NULL;
-  if (!_ps_repair_info_load (m, file, error))
+  if (!read_input_scale (file, m, error))
     return NULL;
   return g_steal_pointer (&m);
 }
@@ -260,6 +285,8 @@ ps_model_load (const char *path, GError **error)
   PsModel *m = NULL;
   hid_t file;
 
+  if (!ps_probe_model_file (path, error))
+    return NULL;
   ps_h5_lock ();
   file = ps_h5_open (path, FALSE, error);
   if (file >= 0)

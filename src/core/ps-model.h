@@ -5,8 +5,6 @@
 
 G_BEGIN_DECLS
 
-typedef struct _PsRepairInfo PsRepairInfo;
-
 typedef struct _PsModel {
   PsLayer     **layers;       /* in topological order */
   int           n_layers;
@@ -20,7 +18,6 @@ typedef struct _PsModel {
   char         *backend;
   char         *path;
   gboolean      weights_only; /* topology came from the built-in DeepID */
-  PsRepairInfo *repair;       /* non-NULL for a Prunescope G file */
 } PsModel;
 
 PsModel  *ps_model_load             (const char     *path,

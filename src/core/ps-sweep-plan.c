@@ -155,7 +155,11 @@ plan_output_skip (PsSweep *s)
   g_autofree float *gram = NULL;
 
   s->h_layer = -1;
-  if (o->kind != PS_LAYER_DENSE || !s->run[m->output])
+  /* The bound is on the scores the class is the argmax of: the linear output itself, or
+   * the logits under a softmax (which keeps their order). A ReLU or any clipping output
+   * makes ties the bound does not see, so such outputs are recomputed. */
+  if (o->kind != PS_LAYER_DENSE || !s->run[m->output]
+      || (o->activation != PS_ACT_LINEAR && o->activation != PS_ACT_SOFTMAX))
     return;
   gram = g_new (float, (gsize) k * k);
   cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, k, k, h, 1.0f, o->kernel, k,

@@ -7,6 +7,7 @@
 #include "ps-h5.h"
 #include "ps-infer.h"
 #include "ps-parallel.h"
+#include "ps-repaired.h"
 
 #include <math.h>
 #include <string.h>
@@ -54,7 +55,7 @@ count_hits (PsSweep *s, SetData *d, int step)
 
   for (int i = 0; i < d->n; i++)
     {
-      int g = p[i] == b[i] ? p[i] : s->n_classes;
+      int g = ps_repaired_rule (b[i], p[i], s->n_classes);
       h[0] += p[i] == d->labels[i];
       h[1] += g == d->labels[i];
       h[2] += g == s->n_classes;
@@ -322,7 +323,7 @@ ps_sweep_g_prediction (const PsSweep *s, PsSetKind set, int step, int index)
   int b = ps_sweep_prediction (s, set, 0, index);
   int p = ps_sweep_prediction (s, set, step, index);
 
-  return b == p ? p : s->n_classes;
+  return ps_repaired_rule (b, p, s->n_classes);
 }
 
 void

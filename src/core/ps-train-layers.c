@@ -184,7 +184,6 @@ _ps_layer_backward (const PsLayer *l, int n, const float * const *in, const floa
                     const float *col, float *scratch, const float *mask, gboolean d_is_linear)
 {
   const gsize size = (gsize) n * ps_shape_size (l->out);
-  int cols = (int) ps_shape_size (l->out);
 
   switch (l->kind)
     {
@@ -207,8 +206,9 @@ _ps_layer_backward (const PsLayer *l, int n, const float * const *in, const floa
         add_into (d_in[j], d, size, NULL);
       break;
     case PS_LAYER_ACTIVATION:
+      /* as in the forward pass: softmax over the channels, at every position */
       if (!d_is_linear)
-        activation_backward (l->activation, n, cols, out, d);
+        activation_backward (l->activation, n * l->out.h * l->out.w, l->out.c, out, d);
       add_into (d_in[0], d, size, NULL);
       break;
     case PS_LAYER_DROPOUT:
