@@ -15,6 +15,7 @@ struct _PsChart {
   int        selected;
   int        hover;
   double     drop;
+  char      *message;   /* said over the empty plot while there are no rows */
 };
 
 enum { STEP_CHOSEN, N_SIGNALS };
@@ -51,6 +52,20 @@ ps_chart_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
   cr = gtk_snapshot_append_cairo (snapshot, &GRAPHENE_RECT_INIT (0, 0, width, height));
   ps_plot_draw (&plot, cr, width, height);
   cairo_destroy (cr);
+  if (self->rows->len == 0 && self->message != NULL)
+    {
+      g_autoptr (PangoLayout) layout = gtk_widget_create_pango_layout (widget, self->message);
+      int tw, th;
+
+      pango_layout_set_width (layout, MAX (1, width - 48) * PANGO_SCALE);
+      pango_layout_set_alignment (layout, PANGO_ALIGN_CENTER);
+      pango_layout_get_pixel_size (layout, &tw, &th);
+      gtk_snapshot_save (snapshot);
+      gtk_snapshot_translate (snapshot, &GRAPHENE_POINT_INIT ((width - tw) / 2.0, (height - th) / 2.0));
+      fg.alpha *= 0.7;
+      gtk_snapshot_append_layout (snapshot, layout, &fg);
+      gtk_snapshot_restore (snapshot);
+    }
 }
 
 /* The step under (x, y); Pango needs a cairo context to measure the layout. */
@@ -182,6 +197,7 @@ static void
 ps_chart_finalize (GObject *object)
 {
   g_array_unref (PS_CHART (object)->rows);
+  g_free (PS_CHART (object)->message);
   G_OBJECT_CLASS (ps_chart_parent_class)->finalize (object);
 }
 
@@ -286,4 +302,16 @@ ps_chart_get_plot (PsChart *self, PsPlot *plot)
   fill_plot (self, plot);
   plot->hover = -1;
   plot->bg[3] = 1.0;
+}
+
+void
+ps_chart_set_message (PsChart *self, const char *message)
+{
+  g_return_if_fail (PS_IS_CHART (self));
+
+  if (g_strcmp0 (self->message, message) == 0)
+    return;
+  g_free (self->message);
+  self->message = g_strdup (message);
+  gtk_widget_queue_draw (GTK_WIDGET (self));
 }

@@ -291,6 +291,14 @@ update_progress (PsWindow *self)
     }
   rows = ps_session_get_rows (self->session, &n_rows);
   ps_chart_set_rows (self->chart, rows, n_rows);
+  /* The first pass runs B on every image before the first point exists: say so. */
+  if (busy && ps_session_get_model (self->session) != NULL && fraction >= 0)
+    ps_chart_set_message (self->chart, _("Running B on every loaded image to rank the channels; the "
+                                         "curves appear when this first pass is done."));
+  else if (busy)
+    ps_chart_set_message (self->chart, _("Loading the model and the images…"));
+  else
+    ps_chart_set_message (self->chart, NULL);
   gtk_stack_set_visible_child_name (self->main_stack,
                                     ps_session_get_model (self->session) || busy || n_rows ? "sweep" : "empty");
 }
