@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 
 #include "ps-infer.h"
+#include "ps-onnx.h"
 #include "ps-repaired.h"
 #include "ps-session.h"
 #ifdef HAVE_PS_DEMO
@@ -439,6 +440,8 @@ load_folder (LoadJob *job, GFile *folder, gboolean need_model)
   static const struct { const char *path; PsSlot slot; } lab[] = {
     { "models/bd_net.h5", PS_SLOT_MODEL },
     { "models/bd_weights.h5", PS_SLOT_MODEL },
+    { "models/bd_net.onnx", PS_SLOT_MODEL },
+    { "bd_net.onnx", PS_SLOT_MODEL },
     { "data/cl/valid.h5", PS_SLOT_VALID },
     { "data/cl/test.h5", PS_SLOT_TEST },
     { "data/bd/bd_test.h5", PS_SLOT_POISONED },
@@ -724,6 +727,19 @@ save_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancella
   g_autoptr (PsRepaired) g = NULL;
   GError *error = NULL;
 
+  if (job->result->model->onnx != NULL)
+    {
+      /* a model read from ONNX gets its G as one ONNX graph */
+      const PsSweep *s = job->result->sweep;
+      PsOnnxPruning p = { ps_sweep_layer_name (s), ps_sweep_order (s), job->pruned, job->drop,
+                          ps_sweep_get_step (s, job->pruned) };
+
+      if (!ps_onnx_save_g (job->result->model, &p, FALSE, job->path, &error))
+        g_task_return_error (task, error);
+      else
+        g_task_return_boolean (task, TRUE);
+      return;
+    }
   g = ps_repaired_build (job->result->model, job->result->sweep, job->pruned, job->drop, &error);
   if (g == NULL || !ps_repaired_save (g, job->path, &error))
     g_task_return_error (task, error);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ps-plot.h"
+#include "ps-file.h"
 #include "ps-window-private.h"
 
 #define MAX_RECENT 8
@@ -120,6 +121,7 @@ open_model_action (GtkWidget *widget, const char *name, GVariant *param)
   GtkFileChooser *chooser = new_chooser (PS_WINDOW (widget), _("Open BadNet Model"), GTK_FILE_CHOOSER_ACTION_OPEN,
                                          _("_Open"), open_chosen, PS_SLOT_MODEL);
   add_h5_filters (chooser);
+  add_filter (chooser, _("ONNX models"), "*.onnx", NULL);
   show_chooser (chooser);
 }
 
@@ -219,7 +221,10 @@ save_g_action (GtkWidget *widget, const char *name, GVariant *param)
   PsWindow *self = PS_WINDOW (widget);
   GtkFileChooser *chooser = new_chooser (self, _("Save Repaired Network G"), GTK_FILE_CHOOSER_ACTION_SAVE,
                                          _("_Save"), save_chosen, 0);
-  g_autofree char *suggested = g_strdup_printf ("G-%d-pruned.h5", self->step);
+  GFile *model = ps_session_get_file (self->session, PS_SLOT_MODEL);
+  g_autofree char *base = model ? g_file_get_basename (model) : NULL;
+  g_autofree char *suggested = g_strdup_printf ("G-%d-pruned.%s", self->step,
+                                                base && g_str_has_suffix (base, ".onnx") ? "onnx" : "h5");
 
   add_h5_filters (chooser);
   gtk_file_chooser_set_current_name (chooser, suggested);
@@ -250,26 +255,30 @@ ps_window_export_plot (PsWindow *self, GFile *file, GError **error)
   return ps_plot_export (&plot, path, format, PLOT_WIDTH, PLOT_HEIGHT, error);
 }
 
+static gboolean
+write_csv (GOutputStream *out, gconstpointer sweep, GError **error)
+{
+  return ps_sweep_write_csv (sweep, out, error);
+}
+
 gboolean
 ps_window_export_csv (PsWindow *self, GFile *file, GError **error)
 {
-  g_autoptr (GFileOutputStream) out = NULL;
+  g_autofree char *path = g_file_get_path (file);
 
   if (self->shown_sweep == NULL)
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("There is no finished sweep to export"));
       return FALSE;
     }
-  /* g_file_replace writes a temporary and renames it on close. */
-  out = g_file_replace (file, NULL, FALSE, G_FILE_CREATE_NONE, NULL, error);
-  if (out == NULL || !ps_sweep_write_csv (self->shown_sweep, G_OUTPUT_STREAM (out), error)
-      || !g_output_stream_close (G_OUTPUT_STREAM (out), NULL, error))
+  if (path == NULL)
     {
       g_autofree char *where = g_file_get_parse_name (file);
-      g_prefix_error (error, "%s: ", where);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, _("%s: not a local file"), where);
       return FALSE;
     }
-  return TRUE;
+  /* The same atomic writer as every save: a failed export leaves the old file intact. */
+  return ps_file_write_stream (path, write_csv, self->shown_sweep, error);
 }
 
 /* The format chosen in the dialog wins: its extension replaces one of another plot format

@@ -6,17 +6,47 @@
 
 #include "ps-cli.h"
 #include "ps-h5.h"
+#include "ps-onnx.h"
 #include "ps-repaired.h"
+
+/* The feature maps the sweep can prune, the default one marked. */
+static void
+print_candidates (const PsModel *m)
+{
+  int dflt = ps_model_default_layer (m);
+
+  printf ("  feature maps to prune (--layer NAME, channels x height x width):\n");
+  for (int i = 0; i < m->n_layers; i++)
+    {
+      const PsLayer *l = m->layers[i];
+
+      if (i != m->input && l->rank == 4)
+        printf ("    %s  %dx%dx%d%s\n", l->name, l->out.c, l->out.h, l->out.w,
+                i == dflt ? "  (default)" : "");
+    }
+}
 
 static void
 print_model (const PsModel *m, const PsRepaired *g)
 {
-  printf ("%s: %s, %d classes, %zu parameters\n", m->path,
-          g != NULL ? "repaired network G (B' as a Keras model + prunescope group)"
-          : m->weights_only ? "Keras weights-only file (DeepID topology)" : "Keras model",
-          m->n_classes, ps_model_n_params (m));
-  printf ("  Keras %s, input scale %g%s\n", m->keras_version ? m->keras_version : "?",
-          m->input_scale, m->scale_recorded ? " (recorded in the file)" : " (default)");
+  if (m->onnx != NULL)
+    {
+      printf ("%s: %s, %d classes, %zu parameters\n", m->path,
+              g != NULL ? "repaired network G as one ONNX graph" : "ONNX model",
+              m->n_classes, ps_model_n_params (m));
+      printf ("  input %dx%dx%d (channels first), input scale %g (the graph scales its pixels itself)\n",
+              m->layers[m->input]->out.c, m->layers[m->input]->out.h, m->layers[m->input]->out.w,
+              m->input_scale);
+    }
+  else
+    {
+      printf ("%s: %s, %d classes, %zu parameters\n", m->path,
+              g != NULL ? "repaired network G (B' as a Keras model + prunescope group)"
+              : m->weights_only ? "Keras weights-only file (DeepID topology)" : "Keras model",
+              m->n_classes, ps_model_n_params (m));
+      printf ("  Keras %s, input scale %g%s\n", m->keras_version ? m->keras_version : "?",
+              m->input_scale, m->scale_recorded ? " (recorded in the file)" : " (default)");
+    }
   for (int i = 0; i < m->n_layers; i++)
     {
       const PsLayer *l = m->layers[i];
@@ -32,6 +62,8 @@ print_model (const PsModel *m, const PsRepaired *g)
         }
       printf ("\n");
     }
+  if (m->onnx != NULL && g == NULL)
+    print_candidates (m);
   if (g != NULL)
     {
       printf ("  G: class %d means backdoored; %d channels of “%s” pruned:", m->n_classes,
@@ -90,9 +122,20 @@ ps_cli_info (int argc, char **argv)
       g_autoptr (PsModel) m = NULL;
       g_autoptr (PsRepaired) g = NULL;
       g_autoptr (PsDataset) ds = NULL;
-      hid_t f = ps_h5_open (files[i], FALSE, &error);
+      hid_t f;
       gboolean is_data;
 
+      if (ps_onnx_is_onnx (files[i]))
+        {
+          if (ps_repaired_file_is_g (files[i]) && (g = ps_repaired_load (files[i], &error)) != NULL)
+            print_model (g->b_prime, g);
+          else if (error == NULL && (m = ps_model_load (files[i], &error)) != NULL)
+            print_model (m, NULL);
+          else
+            return ps_cli_fail (error);
+          continue;
+        }
+      f = ps_h5_open (files[i], FALSE, &error);
       if (f < 0)
         {
           g_prefix_error (&error, "%s: ", files[i]);

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "ps-cli.h"
+#include "ps-file.h"
+#include "ps-onnx.h"
 #include "ps-h5.h"
 #include "ps-repaired.h"
 #include "ps-sweep.h"
@@ -35,7 +37,7 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (SweepArgs, sweep_args_clear)
   { "valid", 'v', 0, G_OPTION_ARG_FILENAME, &(a).valid, "Clean validation data (chooses order and stop)", "FILE" }, \
   { "test", 't', 0, G_OPTION_ARG_FILENAME, &(a).test, "Clean test data (reported)", "FILE" }, \
   { "poisoned", 'p', 0, G_OPTION_ARG_FILENAME, &(a).poisoned, "Poisoned test data (reported)", "FILE" }, \
-  { "layer", 'l', 0, G_OPTION_ARG_STRING, &(a).layer, "Layer to prune (default: the last pooling layer)", "NAME" }, \
+  { "layer", 'l', 0, G_OPTION_ARG_STRING, &(a).layer, "Layer to prune (default: the last pooling layer; for ONNX the last feature map before pooling or flatten)", "NAME" }, \
   { "order", 0, 0, G_OPTION_ARG_STRING, &(a).order, "increasing (default) or decreasing mean activation", "ORDER" }, \
   { "input-scale", 's', 0, G_OPTION_ARG_STRING, &(a).scale, "Pixel scale: 1 (raw 0..255) or 1/255", "S" }
 
@@ -106,6 +108,12 @@ run_sweep (SweepArgs *a, PsModel **model_out, GError **error)
   return g_steal_pointer (&s);
 }
 
+static gboolean
+write_csv (GOutputStream *out, gconstpointer sweep, GError **error)
+{
+  return ps_sweep_write_csv (sweep, out, error);
+}
+
 int
 ps_cli_sweep (int argc, char **argv)
 {
@@ -124,22 +132,23 @@ ps_cli_sweep (int argc, char **argv)
   if (!ps_cli_parse ("sweep", "--model B.h5 --valid valid.h5", "the pruning sweep as CSV",
                      entries, &argc, &argv) || !check_args ("sweep", &a))
     return PS_EXIT_USAGE;
+  if (csv != NULL && csv[0] == '\0')
+    {
+      g_printerr ("prunescope-cli sweep: --csv needs a file name\n");
+      ps_cli_usage_error = TRUE;
+      return PS_EXIT_USAGE;
+    }
   s = run_sweep (&a, &m, &error);
   if (s == NULL)
     return ps_cli_fail (error);
 
+  /* A file through the atomic writer: a failed write leaves the old CSV as it was. */
   if (csv != NULL)
+    return ps_file_write_stream (csv, write_csv, s, &error) ? PS_EXIT_OK : ps_cli_fail (error);
+  out = g_unix_output_stream_new (STDOUT_FILENO, FALSE);
+  if (!ps_sweep_write_csv (s, out, &error) || !g_output_stream_close (out, NULL, &error))
     {
-      /* g_file_replace writes to a temporary and renames on close. */
-      g_autoptr (GFile) file = g_file_new_for_path (csv);
-      out = G_OUTPUT_STREAM (g_file_replace (file, NULL, FALSE, G_FILE_CREATE_NONE, NULL, &error));
-    }
-  else
-    out = g_unix_output_stream_new (STDOUT_FILENO, FALSE);
-  if (out == NULL || !ps_sweep_write_csv (s, out, &error)
-      || !g_output_stream_close (out, NULL, &error))
-    {
-      g_prefix_error (&error, "%s: ", csv ? csv : "standard output");
+      g_prefix_error (&error, "standard output: ");
       return ps_cli_fail (error);
     }
   return PS_EXIT_OK;
@@ -160,6 +169,31 @@ print_metrics (const PsSweep *s, int k)
             r->asr, r->g_asr, r->g_poisoned_flagged);
 }
 
+/* An ONNX model's G is one ONNX graph made from the model's own. */
+static int
+repair_onnx (SweepArgs *a, const PsModel *m, const PsSweep *s, int k, double drop,
+             int fine_tune, gboolean b_prime, const char *output)
+{
+  g_autoptr (GError) error = NULL;
+  PsOnnxPruning p = { ps_sweep_layer_name (s), ps_sweep_order (s), k, drop, ps_sweep_get_step (s, k) };
+
+  if (m->onnx == NULL)
+    g_set_error (&error, PS_ERROR, PS_ERROR_UNSUPPORTED,
+                 "%s: a Keras model's G is saved as HDF5 (-o G.h5), without --b-prime", a->model);
+  else if (!g_str_has_suffix (output, ".onnx"))
+    g_set_error (&error, PS_ERROR, PS_ERROR_UNSUPPORTED,
+                 "%s: an ONNX model's G is saved as ONNX (-o G.onnx)", output);
+  else if (fine_tune > 0)
+    g_set_error (&error, PS_ERROR, PS_ERROR_UNSUPPORTED,
+                 "%s: fine-tuning is for Keras models only", a->model);
+  if (error != NULL || !ps_onnx_save_g (m, &p, b_prime, output, &error))
+    return ps_cli_fail (error);
+  printf ("%s: %s saved: %d of %d channels of “%s” pruned\n", output, b_prime ? "B'" : "G", k,
+          ps_sweep_n_channels (s), ps_sweep_layer_name (s));
+  print_metrics (s, k);
+  return PS_EXIT_OK;
+}
+
 int
 ps_cli_repair (int argc, char **argv)
 {
@@ -167,6 +201,7 @@ ps_cli_repair (int argc, char **argv)
   g_autofree char *output = NULL;
   double drop = NAN, lr = NAN;
   int pruned = -1, k, fine_tune = 0;
+  gboolean b_prime = FALSE;
   g_autoptr (PsModel) m = NULL;
   g_autoptr (PsRepaired) g = NULL;
   g_autoptr (PsSweep) s = NULL;
@@ -175,7 +210,8 @@ ps_cli_repair (int argc, char **argv)
     SWEEP_ENTRIES (a),
     { "drop", 'x', 0, G_OPTION_ARG_DOUBLE, &drop, "Stop when validation accuracy has dropped X points", "X" },
     { "pruned", 'k', 0, G_OPTION_ARG_INT, &pruned, "Prune exactly K channels", "K" },
-    { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Where to save G (HDF5)", "G.h5" },
+    { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Where to save G (HDF5, or ONNX for an ONNX model)", "G.h5|G.onnx" },
+    { "b-prime", 0, 0, G_OPTION_ARG_NONE, &b_prime, "With an ONNX model: write B' alone, not G", NULL },
     { "fine-tune", 0, 0, G_OPTION_ARG_INT, &fine_tune, "Then fine-tune B' on the validation data (fine-pruning)", "EPOCHS" },
     { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &lr, "Fine-tuning learning rate (default 0.0001)", "L" },
     { NULL },
@@ -185,6 +221,12 @@ ps_cli_repair (int argc, char **argv)
                      "build the repaired network G", entries, &argc, &argv)
       || !check_args ("repair", &a))
     return PS_EXIT_USAGE;
+  if (output != NULL && output[0] == '\0')
+    {
+      g_printerr ("prunescope-cli repair: -o needs a file name\n");
+      ps_cli_usage_error = TRUE;
+      return PS_EXIT_USAGE;
+    }
   if (output == NULL || isnan (drop) == (pruned < 0) || (!isnan (drop) && !(drop >= 0)))
     {
       g_printerr ("prunescope-cli repair: need -o G.h5 and exactly one of --drop X (X >= 0) or --pruned K\n");
@@ -213,8 +255,15 @@ ps_cli_repair (int argc, char **argv)
                      a.valid, drop);
       return ps_cli_fail (error);
     }
+  if (m->onnx != NULL || b_prime || g_str_has_suffix (output, ".onnx"))
+    return repair_onnx (&a, m, s, k, drop, fine_tune, b_prime, output);
   g = ps_repaired_build (m, s, k, drop, &error);
-  if (g != NULL && fine_tune > 0)
+  if (g == NULL)
+    {
+      g_prefix_error (&error, "%s: ", a.model);
+      return ps_cli_fail (error);
+    }
+  if (fine_tune > 0)
     {
       const char *paths[PS_N_SETS] = { a.valid, a.test, a.poisoned };
 
@@ -223,7 +272,7 @@ ps_cli_repair (int argc, char **argv)
       if (!ps_cli_fine_tune (g, paths, fine_tune, lr, &error))
         return ps_cli_fail (error);
     }
-  if (g == NULL || !ps_repaired_save (g, output, &error))
+  if (!ps_repaired_save (g, output, &error))
     return ps_cli_fail (error);
 
   printf ("%s: G saved: %d of %d channels of “%s” pruned%s\n", output, k,

@@ -3,11 +3,14 @@
 
 #include "ps-dataset.h"
 #include "ps-h5.h"
+#include "ps-limits.h"
 
 #include <math.h>
 #include <string.h>
 
 #define CHUNK_IMAGES 256
+/* Floats in the conversion buffer at most (16 MB), however large the images. */
+#define CHUNK_VALUES (1 << 22)
 
 void
 ps_dataset_free (PsDataset *ds)
@@ -46,42 +49,55 @@ typedef struct {
   int      n, h, w, c;
 } Layout;
 
+/* The declared shape, checked against the limits before anything is allocated. */
 static gboolean
-read_layout (hid_t dset, Layout *lay, GError **error)
+read_layout (const PsH5Shape *shape, Layout *lay, GError **error)
 {
-  hid_t space = H5Dget_space (dset);
-  hsize_t d[8];
-  int rank = H5Sget_simple_extent_ndims (space);
+  const hsize_t *d = shape->dims;
+  g_autofree char *dims = ps_h5_shape_string (shape->rank, shape->dims);
 
-  if (rank == 4)
-    H5Sget_simple_extent_dims (space, d, NULL);
-  H5Sclose (space);
-  if (rank != 4)
+  if (shape->rank != 4)
     {
       g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
-                   "dataset “data” has rank %d, expected (N, 3, H, W)", rank);
+                   "dataset “data” has shape %s, expected (N, 3, H, W)", dims);
       return FALSE;
     }
   if (d[1] == 1 || d[1] == 3)
-    *lay = (Layout) { TRUE, (int) d[0], (int) d[2], (int) d[3], (int) d[1] };
+    *lay = (Layout) { TRUE, 0, 0, 0, (int) d[1] };
   else if (d[3] == 1 || d[3] == 3)
-    *lay = (Layout) { FALSE, (int) d[0], (int) d[1], (int) d[2], (int) d[3] };
+    *lay = (Layout) { FALSE, 0, 0, 0, (int) d[3] };
   else
     {
       g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
-                   "dataset “data” has shape (%llu, %llu, %llu, %llu): no channel axis of 1 or 3",
-                   (unsigned long long) d[0], (unsigned long long) d[1],
-                   (unsigned long long) d[2], (unsigned long long) d[3]);
+                   "dataset “data” has shape %s: no channel axis of 1 or 3", dims);
       return FALSE;
     }
+  if (d[0] == 0)
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "dataset “data” holds no images (shape %s)", dims);
+      return FALSE;
+    }
+  {
+    hsize_t h = lay->chw ? d[2] : d[1], w = lay->chw ? d[3] : d[2];
+
+    if (d[0] > PS_LIMIT_SET_IMAGES || h > PS_LIMIT_IMAGE_SIDE || w > PS_LIMIT_IMAGE_SIDE
+        || h == 0 || w == 0)
+      {
+        g_set_error (error, PS_ERROR, PS_ERROR_LIMIT,
+                     "dataset “data” has shape %s (accepted: up to %" G_GINT64_FORMAT
+                     " images, sides 1 to %d)", dims, PS_LIMIT_SET_IMAGES, PS_LIMIT_IMAGE_SIDE);
+        return FALSE;
+      }
+    lay->n = (int) d[0], lay->h = (int) h, lay->w = (int) w;
+  }
   return TRUE;
 }
 
 static int *
 read_labels (hid_t file, int n, GError **error)
 {
-  hid_t dset, space;
-  hssize_t npts;
+  PsH5Shape shape;
+  hid_t dset;
   g_autofree double *buf = NULL;
   int *labels;
 
@@ -90,22 +106,22 @@ read_labels (hid_t file, int n, GError **error)
       g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "missing dataset “label”");
       return NULL;
     }
-  dset = H5Dopen2 (file, "label", H5P_DEFAULT);
-  space = H5Dget_space (dset);
-  npts = H5Sget_simple_extent_npoints (space);
-  H5Sclose (space);
-  if (npts != n)
+  dset = ps_h5_open_dataset (file, "label", PS_LIMIT_SET_IMAGES, &shape, error);
+  if (dset < 0)
+    return NULL;
+  if (shape.n != n || shape.rank > 2 || (shape.rank == 2 && shape.dims[1] != 1))
     {
+      g_autofree char *dims = ps_h5_shape_string (shape.rank, shape.dims);
       H5Dclose (dset);
-      g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH, "%lld labels for %d images",
-                   (long long) npts, n);
+      g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH, "“label” has shape %s for %d images",
+                   dims, n);
       return NULL;
     }
   buf = g_new (double, MAX (n, 1));
   if (H5Dread (dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
     {
-      H5Dclose (dset);
       ps_h5_set_error (error, "label");
+      H5Dclose (dset);
       return NULL;
     }
   H5Dclose (dset);
@@ -124,15 +140,22 @@ read_labels (hid_t file, int n, GError **error)
 }
 
 /* Moves 8-bit storage to float when a pixel is not a whole number 0..255. */
-static void
-promote_to_float (PsDataset *ds)
+static gboolean
+promote_to_float (PsDataset *ds, GError **error)
 {
   gsize px = (gsize) ds->n * ds->h * ds->w * ds->c;
 
-  ds->f32 = g_new (float, px);
+  ds->f32 = g_try_new (float, px);
+  if (ds->f32 == NULL)
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_LIMIT,
+                   "not enough memory for %d images as floating-point values", ds->n);
+      return FALSE;
+    }
   for (gsize i = 0; i < px; i++)
     ds->f32[i] = ds->u8[i];
   g_clear_pointer (&ds->u8, g_free);
+  return TRUE;
 }
 
 static gboolean
@@ -158,8 +181,9 @@ store_chunk (PsDataset *ds, const Layout *lay, int start, int count, const float
                              "image %d has a NaN or infinite pixel", start + b);
                 return FALSE;
               }
-            if (ds->u8 != NULL && (v < 0 || v > 255 || v != floorf (v)))
-              promote_to_float (ds);
+            if (ds->u8 != NULL && (v < 0 || v > 255 || v != floorf (v))
+                && !promote_to_float (ds, error))
+              return FALSE;
             if (ds->u8 != NULL)
               ds->u8[dst] = (guint8) v;
             else
@@ -172,20 +196,22 @@ static gboolean
 read_pixels (hid_t dset, PsDataset *ds, const Layout *lay, GError **error)
 {
   const gsize img = (gsize) lay->h * lay->w * lay->c;
-  hid_t fspace = H5Dget_space (dset);
-  g_autofree float *buf = g_new (float, img * CHUNK_IMAGES);
+  const int chunk = (int) CLAMP (CHUNK_VALUES / img, 1, CHUNK_IMAGES);
+  hid_t fspace;
+  g_autofree float *buf = NULL;
   gboolean ok = TRUE;
 
   ds->u8 = g_try_malloc ((gsize) lay->n * img);
-  if (ds->u8 == NULL && lay->n > 0)
+  if (ds->u8 == NULL)
     {
-      H5Sclose (fspace);
-      g_set_error (error, PS_ERROR, PS_ERROR_FILE, "not enough memory for %d images", lay->n);
+      g_set_error (error, PS_ERROR, PS_ERROR_LIMIT, "not enough memory for %d images", lay->n);
       return FALSE;
     }
-  for (int start = 0; ok && start < lay->n; start += CHUNK_IMAGES)
+  buf = g_new (float, img * chunk);
+  fspace = H5Dget_space (dset);
+  for (int start = 0; ok && start < lay->n; start += chunk)
     {
-      int count = MIN (CHUNK_IMAGES, lay->n - start);
+      int count = MIN (chunk, lay->n - start);
       hsize_t off[4] = { start, 0, 0, 0 };
       hsize_t cnt[4] = { count, 0, 0, 0 };
       hid_t mspace;
@@ -214,6 +240,7 @@ load_from_file (hid_t file, GError **error)
 {
   g_autoptr (PsDataset) ds = g_new0 (PsDataset, 1);
   Layout lay;
+  PsH5Shape shape;
   hid_t dset;
   gboolean ok;
 
@@ -222,13 +249,10 @@ load_from_file (hid_t file, GError **error)
       g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "missing dataset “data” (not an image set)");
       return NULL;
     }
-  dset = H5Dopen2 (file, "data", H5P_DEFAULT);
+  dset = ps_h5_open_dataset (file, "data", PS_LIMIT_SET_VALUES, &shape, error);
   if (dset < 0)
-    {
-      ps_h5_set_error (error, "cannot open “data”");
-      return NULL;
-    }
-  ok = read_layout (dset, &lay, error);
+    return NULL;
+  ok = read_layout (&shape, &lay, error);
   if (ok)
     {
       ds->n = lay.n, ds->h = lay.h, ds->w = lay.w, ds->c = lay.c;
@@ -320,11 +344,12 @@ write_data (hid_t file, const PsDataset *ds, GError **error)
       H5Pset_deflate (dcpl, 1);
     }
   dset = H5Dcreate2 (file, "data", ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  if (dset < 0)
+    ps_h5_set_error (error, "cannot create “data”");
   H5Pclose (dcpl);
   if (dset < 0)
     {
       H5Sclose (space);
-      ps_h5_set_error (error, "cannot create “data”");
       return FALSE;
     }
   /* Channels-first on disk, one image at a time through a small buffer. */

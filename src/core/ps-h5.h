@@ -53,11 +53,36 @@ gboolean  ps_h5_write_attr_empty   (hid_t        loc,
                                     const char  *name,
                                     GError     **error);
 
-/* Reads a whole float dataset; @dims receives its shape (at most 8 dims). */
+#define PS_H5_MAX_RANK 8
+
+typedef struct {
+  int          rank;
+  hsize_t      dims[PS_H5_MAX_RANK];
+  gint64       n;      /* values in all */
+  H5T_class_t  cls;    /* H5T_INTEGER or H5T_FLOAT */
+} PsH5Shape;
+
+/* Opens a group or a dataset, refusing links that dangle or lead into another file and
+ * objects of the other kind. */
+hid_t     ps_h5_open_group         (hid_t        loc,
+                                    const char  *path,
+                                    GError     **error);
+/* A dataset of numbers with at most @max_values values (else PS_ERROR_LIMIT), rank at
+ * most PS_H5_MAX_RANK, stored in this file with filters this HDF5 has, and not declared
+ * without any data. Nothing is read yet. */
+hid_t     ps_h5_open_dataset       (hid_t        loc,
+                                    const char  *path,
+                                    gint64       max_values,
+                                    PsH5Shape   *shape,
+                                    GError     **error);
+/* "(3, 3, 16, 32)" */
+char     *ps_h5_shape_string       (int          rank,
+                                    const hsize_t *dims);
+/* Reads a float dataset whose shape must be exactly @want (checked before reading). */
 float    *ps_h5_read_floats        (hid_t        loc,
                                     const char  *path,
-                                    int         *rank,
-                                    hsize_t     *dims,
+                                    int          rank,
+                                    const hsize_t *want,
                                     GError     **error);
 gboolean  ps_h5_write_floats       (hid_t        loc,
                                     const char  *path,
@@ -70,13 +95,15 @@ gboolean  ps_h5_write_ints         (hid_t        loc,
                                     gsize        n,
                                     const int   *data,
                                     GError     **error);
+/* A 1-D integer dataset of at most @max values. */
 int      *ps_h5_read_ints          (hid_t        loc,
                                     const char  *path,
+                                    gint64       max,
                                     gsize       *n,
                                     GError     **error);
 
-/* Writes a new file atomically: @writer fills it under a temporary name beside @path,
- * which is renamed over @path only when everything succeeded. Errors start with @path. */
+/* Writes a new file atomically (ps_file_write_atomic): @writer fills it under a
+ * temporary name beside @path. Errors start with @path and say why (errno's words). */
 typedef gboolean (*PsH5Writer) (hid_t          file,
                                 gconstpointer  data,
                                 GError       **error);

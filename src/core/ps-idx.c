@@ -3,7 +3,8 @@
 #define G_LOG_DOMAIN "ps-idx"
 
 #include "ps-idx.h"
-#include "ps-h5.h"
+#include "ps-file.h"
+#include "ps-limits.h"
 
 #define IDX_UBYTE 0x08
 
@@ -82,9 +83,15 @@ read_header (GInputStream *in, PsIdx *idx, GCancellable *cancellable, GError **e
       if (!read_exactly (in, size, 4, "the header", cancellable, error))
         return FALSE;
       idx->dims[i] = (int) ((guint32) size[0] << 24 | (guint32) size[1] << 16 | (guint32) size[2] << 8 | size[3]);
-      if (idx->dims[i] <= 0 || idx->len > G_MAXINT32 / (gsize) idx->dims[i])
+      if (idx->dims[i] <= 0)
         {
           g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "IDX dimension %d is %d", i, idx->dims[i]);
+          return FALSE;
+        }
+      if (ps_limit_mul (idx->len, idx->dims[i], PS_LIMIT_SET_VALUES) < 0)
+        {
+          g_set_error (error, PS_ERROR, PS_ERROR_LIMIT,
+                       "IDX file declares more than %" G_GINT64_FORMAT " values", PS_LIMIT_SET_VALUES);
           return FALSE;
         }
       idx->len *= idx->dims[i];
@@ -95,11 +102,17 @@ read_header (GInputStream *in, PsIdx *idx, GCancellable *cancellable, GError **e
 PsIdx *
 ps_idx_load (const char *path, GCancellable *cancellable, GError **error)
 {
-  g_autoptr (GInputStream) in = open_stream (path, cancellable, error);
+  g_autoptr (GInputStream) in = NULL;
   g_autoptr (PsIdx) idx = g_new0 (PsIdx, 1);
   gboolean ok;
 
+  if (!ps_file_check_regular (path, error))
+    {
+      g_prefix_error (error, "%s: ", path);
+      return NULL;
+    }
   /* GIO's message for a file it cannot open already names the file. */
+  in = open_stream (path, cancellable, error);
   if (in == NULL)
     return NULL;
   ok = read_header (in, idx, cancellable, error);

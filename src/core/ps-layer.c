@@ -8,9 +8,10 @@ ps_layer_kind_name (PsLayerKind kind)
 {
   static const char *names[] = {
     "InputLayer", "Conv2D", "MaxPooling2D", "Dense", "Flatten", "Add", "Activation", "Dropout",
+    "Affine", "AveragePooling2D", "GlobalAveragePooling2D", "Unary", "Concatenate",
   };
 
-  g_return_val_if_fail (kind <= PS_LAYER_DROPOUT, "?");
+  g_return_val_if_fail (kind <= PS_LAYER_CONCAT, "?");
   return names[kind];
 }
 

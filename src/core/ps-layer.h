@@ -1,4 +1,5 @@
-/* ps-layer.h: one layer of a Keras functional graph, weights in Keras layouts */
+/* ps-layer.h: one layer of a network graph (Keras, or ONNX translated to it), weights in
+ * Keras layouts */
 #pragma once
 
 #include <glib.h>
@@ -16,7 +17,20 @@ typedef enum {
   PS_LAYER_ADD,
   PS_LAYER_ACTIVATION,
   PS_LAYER_DROPOUT,
+  /* kinds read from ONNX graphs (forward in ps-layer-ops.c) */
+  PS_LAYER_AFFINE,         /* y = x * kernel[c] + bias[c] (or x / kernel[c] + bias[c]):
+                            * BatchNormalization, arithmetic with constants */
+  PS_LAYER_AVGPOOL2D,
+  PS_LAYER_GLOBAL_AVGPOOL, /* out 1 x 1 x c */
+  PS_LAYER_UNARY,          /* elementwise, see PsUnary */
+  PS_LAYER_CONCAT,         /* along channels */
 } PsLayerKind;
+
+typedef enum {
+  PS_UNARY_LEAKY_RELU,     /* x < 0 ? alpha * x : x */
+  PS_UNARY_CLIP,           /* clamp to [lo, hi] */
+  PS_UNARY_SIGMOID,
+} PsUnary;
 
 typedef enum {
   PS_ACT_LINEAR,
@@ -47,6 +61,16 @@ typedef struct {
   gboolean      use_bias;
   gsize         kernel_len;
   gsize         bias_len;
+  /* ONNX only (zero for Keras layers, meaning 1 / symmetric / unused) */
+  int           groups;                /* conv: kernel is (kh,kw,in/groups,out) */
+  int           dh, dw;                /* conv dilations */
+  int           pad_bottom, pad_right; /* implied by the output size; kept to write back */
+  gboolean      count_pad;             /* average pool divides by the whole window */
+  gboolean      divide;                /* affine divides by kernel[c] */
+  PsUnary       unary;
+  float         alpha, lo, hi;         /* leaky relu slope, clip bounds */
+  int           rank;                  /* 4 for a feature map (N,C,H,W), 2 for (N,K) */
+  int           in_c[PS_MAX_INPUTS];   /* concat: channels of each input */
 } PsLayer;
 
 const char   *ps_layer_kind_name      (PsLayerKind      kind);

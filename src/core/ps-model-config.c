@@ -3,8 +3,10 @@
 
 #include "ps-model.h"
 #include "ps-h5.h"
+#include "ps-limits.h"
 
 #include <json-glib/json-glib.h>
+#include <string.h>
 
 static gboolean
 fail (GError **error, int code, const char *layer, const char *fmt, ...) G_GNUC_PRINTF (4, 5);
@@ -25,51 +27,122 @@ fail (GError **error, int code, const char *layer, const char *fmt, ...)
   return FALSE;
 }
 
-/* Reads a pair like "kernel_size": [3, 3] (or a single int). */
+/* Typed access to the JSON tree: a node of the wrong type is "absent" or an error of
+ * ours, never a json-glib assertion. */
+static JsonNode *
+member (JsonObject *obj, const char *key)
+{
+  return obj != NULL ? json_object_get_member (obj, key) : NULL;
+}
+
+static JsonArray *
+as_array (JsonNode *node)
+{
+  return node != NULL && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
+}
+
+static JsonObject *
+as_object (JsonNode *node)
+{
+  return node != NULL && JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+}
+
+static const char *
+as_string (JsonNode *node)
+{
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node)
+      || json_node_get_value_type (node) != G_TYPE_STRING)
+    return NULL;
+  return json_node_get_string (node);
+}
+
+static gboolean
+as_int (JsonNode *node, gint64 *v)
+{
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node)
+      || json_node_get_value_type (node) != G_TYPE_INT64)
+    return FALSE;
+  *v = json_node_get_int (node);
+  return TRUE;
+}
+
+static JsonNode *
+element (JsonArray *arr, guint i)
+{
+  return arr != NULL && i < json_array_get_length (arr) ? json_array_get_element (arr, i) : NULL;
+}
+
+/* An integer member in [lo, hi], @dflt when absent or null; FALSE on anything else. */
+static gboolean
+get_int (JsonObject *obj, const char *key, gint64 lo, gint64 hi, gint64 dflt, int *out)
+{
+  JsonNode *node = member (obj, key);
+  gint64 v = dflt;
+
+  if (node != NULL && !JSON_NODE_HOLDS_NULL (node) && !as_int (node, &v))
+    return FALSE;
+  if (v < lo || v > hi)
+    return FALSE;
+  *out = (int) v;
+  return TRUE;
+}
+
+/* Reads a pair like "kernel_size": [3, 3] (or a single int), each in 1..limit. */
 static gboolean
 get_pair (JsonObject *cfg, const char *key, int *a, int *b, int dflt)
 {
-  JsonNode *node = json_object_get_member (cfg, key);
+  JsonNode *node = member (cfg, key);
+  JsonArray *arr = as_array (node);
+  gint64 x, y;
 
   if (node == NULL || JSON_NODE_HOLDS_NULL (node))
     {
       *a = *b = dflt;
       return dflt > 0;
     }
-  if (JSON_NODE_HOLDS_VALUE (node))
+  if (arr != NULL)
     {
-      *a = *b = (int) json_node_get_int (node);
-      return *a > 0;
-    }
-  if (JSON_NODE_HOLDS_ARRAY (node))
-    {
-      JsonArray *arr = json_node_get_array (node);
-      if (json_array_get_length (arr) != 2)
+      if (json_array_get_length (arr) != 2 || !as_int (element (arr, 0), &x)
+          || !as_int (element (arr, 1), &y))
         return FALSE;
-      *a = (int) json_array_get_int_element (arr, 0);
-      *b = (int) json_array_get_int_element (arr, 1);
-      return *a > 0 && *b > 0;
     }
-  return FALSE;
+  else if (!as_int (node, &x))
+    return FALSE;
+  else
+    y = x;
+  if (x < 1 || y < 1 || x > PS_LIMIT_IMAGE_SIDE || y > PS_LIMIT_IMAGE_SIDE)
+    return FALSE;
+  *a = (int) x;
+  *b = (int) y;
+  return TRUE;
 }
 
 static const char *
 get_string (JsonObject *obj, const char *key, const char *dflt)
 {
-  JsonNode *node = obj ? json_object_get_member (obj, key) : NULL;
+  const char *s = as_string (member (obj, key));
 
-  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node)
-      || json_node_get_value_type (node) != G_TYPE_STRING)
+  return s != NULL ? s : dflt;
+}
+
+/* A string option: @dflt when absent or null, NULL when present with another type. */
+static const char *
+get_option (JsonObject *obj, const char *key, const char *dflt)
+{
+  JsonNode *node = member (obj, key);
+
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
     return dflt;
-  return json_node_get_string (node);
+  return as_string (node);
 }
 
 static gboolean
 get_bool (JsonObject *obj, const char *key, gboolean dflt)
 {
-  JsonNode *node = json_object_get_member (obj, key);
+  JsonNode *node = member (obj, key);
 
-  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node))
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node)
+      || json_node_get_value_type (node) != G_TYPE_BOOLEAN)
     return dflt;
   return json_node_get_boolean (node);
 }
@@ -77,8 +150,10 @@ get_bool (JsonObject *obj, const char *key, gboolean dflt)
 static gboolean
 parse_padding (JsonObject *cfg, PsLayer *l, GError **error)
 {
-  const char *pad = get_string (cfg, "padding", "valid");
+  const char *pad = get_option (cfg, "padding", "valid");
 
+  if (pad == NULL)
+    return fail (error, PS_ERROR_FORMAT, l->name, "padding is not a string");
   if (g_str_equal (pad, "valid"))
     l->same = FALSE;
   else if (g_str_equal (pad, "same"))
@@ -91,8 +166,10 @@ parse_padding (JsonObject *cfg, PsLayer *l, GError **error)
 static gboolean
 check_channels_last (JsonObject *cfg, PsLayer *l, GError **error)
 {
-  const char *fmt = get_string (cfg, "data_format", "channels_last");
+  const char *fmt = get_option (cfg, "data_format", "channels_last");
 
+  if (fmt == NULL)
+    return fail (error, PS_ERROR_FORMAT, l->name, "data_format is not a string");
   if (!g_str_equal (fmt, "channels_last"))
     return fail (error, PS_ERROR_UNSUPPORTED, l->name, "data_format “%s” is not supported", fmt);
   return TRUE;
@@ -101,8 +178,10 @@ check_channels_last (JsonObject *cfg, PsLayer *l, GError **error)
 static gboolean
 parse_activation (JsonObject *cfg, PsLayer *l, GError **error)
 {
-  const char *act = get_string (cfg, "activation", "linear");
+  const char *act = get_option (cfg, "activation", "linear");
 
+  if (act == NULL)
+    return fail (error, PS_ERROR_FORMAT, l->name, "activation is not a string");
   if (!ps_activation_from_name (act, &l->activation))
     return fail (error, PS_ERROR_UNSUPPORTED, l->name, "activation “%s” is not supported", act);
   return TRUE;
@@ -113,13 +192,14 @@ parse_conv (JsonObject *cfg, PsLayer *l, GError **error)
 {
   int d1, d2, groups;
 
-  l->out.c = (int) json_object_get_int_member_with_default (cfg, "filters", 0);
-  if (l->out.c <= 0 || !get_pair (cfg, "kernel_size", &l->kh, &l->kw, 0))
-    return fail (error, PS_ERROR_FORMAT, l->name, "bad filters or kernel_size");
+  if (!get_int (cfg, "filters", 1, PS_LIMIT_CHANNELS, 0, &l->out.c))
+    return fail (error, PS_ERROR_FORMAT, l->name, "bad filters (1 to %d)", PS_LIMIT_CHANNELS);
+  if (!get_pair (cfg, "kernel_size", &l->kh, &l->kw, 0))
+    return fail (error, PS_ERROR_FORMAT, l->name, "bad kernel_size (1 to %d)", PS_LIMIT_IMAGE_SIDE);
   if (!get_pair (cfg, "strides", &l->sh, &l->sw, 1))
-    return fail (error, PS_ERROR_FORMAT, l->name, "bad strides");
-  get_pair (cfg, "dilation_rate", &d1, &d2, 1);
-  groups = (int) json_object_get_int_member_with_default (cfg, "groups", 1);
+    return fail (error, PS_ERROR_FORMAT, l->name, "bad strides (1 to %d)", PS_LIMIT_IMAGE_SIDE);
+  if (!get_pair (cfg, "dilation_rate", &d1, &d2, 1) || !get_int (cfg, "groups", 1, G_MAXINT, 1, &groups))
+    return fail (error, PS_ERROR_FORMAT, l->name, "bad dilation_rate or groups");
   if (d1 != 1 || d2 != 1 || groups != 1)
     return fail (error, PS_ERROR_UNSUPPORTED, l->name, "dilated or grouped convolution is not supported");
   l->use_bias = get_bool (cfg, "use_bias", TRUE);
@@ -130,13 +210,17 @@ parse_conv (JsonObject *cfg, PsLayer *l, GError **error)
 static gboolean
 parse_pool (JsonObject *cfg, PsLayer *l, GError **error)
 {
+  JsonNode *strides = member (cfg, "strides");
+
   if (!get_pair (cfg, "pool_size", &l->kh, &l->kw, 2))
-    return fail (error, PS_ERROR_FORMAT, l->name, "bad pool_size");
-  if (!get_pair (cfg, "strides", &l->sh, &l->sw, 0))
+    return fail (error, PS_ERROR_FORMAT, l->name, "bad pool_size (1 to %d)", PS_LIMIT_IMAGE_SIDE);
+  if (strides == NULL || JSON_NODE_HOLDS_NULL (strides))
     {
       l->sh = l->kh;
       l->sw = l->kw;
     }
+  else if (!get_pair (cfg, "strides", &l->sh, &l->sw, 0))
+    return fail (error, PS_ERROR_FORMAT, l->name, "bad strides (1 to %d)", PS_LIMIT_IMAGE_SIDE);
   return parse_padding (cfg, l, error) && check_channels_last (cfg, l, error);
 }
 
@@ -144,9 +228,8 @@ static gboolean
 parse_dense (JsonObject *cfg, PsLayer *l, GError **error)
 {
   l->out.h = l->out.w = 1;
-  l->out.c = (int) json_object_get_int_member_with_default (cfg, "units", 0);
-  if (l->out.c <= 0)
-    return fail (error, PS_ERROR_FORMAT, l->name, "bad units");
+  if (!get_int (cfg, "units", 1, PS_LIMIT_CHANNELS, 0, &l->out.c))
+    return fail (error, PS_ERROR_FORMAT, l->name, "bad units (1 to %d)", PS_LIMIT_CHANNELS);
   l->use_bias = get_bool (cfg, "use_bias", TRUE);
   return parse_activation (cfg, l, error);
 }
@@ -154,19 +237,25 @@ parse_dense (JsonObject *cfg, PsLayer *l, GError **error)
 static gboolean
 parse_input (JsonObject *cfg, PsLayer *l, GError **error)
 {
-  JsonArray *shape = NULL;
+  JsonArray *shape = as_array (member (cfg, "batch_input_shape"));
+  gint64 h, w, c;
 
-  if (json_object_has_member (cfg, "batch_input_shape"))
-    shape = json_object_get_array_member (cfg, "batch_input_shape");
-  else if (json_object_has_member (cfg, "batch_shape"))
-    shape = json_object_get_array_member (cfg, "batch_shape");
+  if (shape == NULL)
+    shape = as_array (member (cfg, "batch_shape"));
   if (shape == NULL || json_array_get_length (shape) != 4)
     return fail (error, PS_ERROR_UNSUPPORTED, l->name, "input must be an image (batch, h, w, c)");
-  l->out.h = (int) json_array_get_int_element (shape, 1);
-  l->out.w = (int) json_array_get_int_element (shape, 2);
-  l->out.c = (int) json_array_get_int_element (shape, 3);
-  if (l->out.h <= 0 || l->out.w <= 0 || l->out.c <= 0)
+  if (!as_int (element (shape, 1), &h) || !as_int (element (shape, 2), &w)
+      || !as_int (element (shape, 3), &c) || h <= 0 || w <= 0 || c <= 0)
     return fail (error, PS_ERROR_FORMAT, l->name, "bad input shape");
+  if (h > PS_LIMIT_IMAGE_SIDE || w > PS_LIMIT_IMAGE_SIDE || c > PS_LIMIT_CHANNELS
+      || ps_limit_mul (h * w, c, PS_LIMIT_TENSOR) < 0)
+    return fail (error, PS_ERROR_LIMIT, l->name,
+                 "input %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                 " is larger than accepted (sides up to %d, %" G_GINT64_FORMAT " values)",
+                 h, w, c, PS_LIMIT_IMAGE_SIDE, PS_LIMIT_TENSOR);
+  l->out.h = (int) h;
+  l->out.w = (int) w;
+  l->out.c = (int) c;
   return TRUE;
 }
 
@@ -215,22 +304,80 @@ parse_layer_config (const char *class_name, JsonObject *cfg, PsLayer *l, GError 
     }
   if (g_str_equal (class_name, "Dropout"))
     {
+      JsonNode *rate = member (cfg, "rate");
+
       l->kind = PS_LAYER_DROPOUT;
-      l->rate = json_object_get_double_member_with_default (cfg, "rate", 0.0);
+      l->rate = rate != NULL && JSON_NODE_HOLDS_VALUE (rate) ? json_node_get_double (rate) : 0.0;
       return TRUE;
     }
   return fail (error, PS_ERROR_UNSUPPORTED, l->name, "layer type “%s” is not supported", class_name);
 }
 
-/* Padding before the first row/column, as TensorFlow places "same" padding. */
-static int
-same_pad (int in, int k, int s, int *out)
+/* Padding before the first row/column, as TensorFlow places "same" padding. Every value
+ * is at most PS_LIMIT_IMAGE_SIDE, so 64 bits never overflow. */
+static gint64
+same_pad (gint64 in, gint64 k, gint64 s, gint64 *out)
 {
-  int total;
+  gint64 total;
 
   *out = (in + s - 1) / s;
   total = MAX ((*out - 1) * s + k - in, 0);
   return total / 2;
+}
+
+/* Output size of a window sliding over @in, 0 when the window does not fit. */
+static gint64
+window_out (const PsLayer *l, gint64 in, gint64 k, gint64 s, int *pad)
+{
+  gint64 out;
+
+  if (l->same)
+    {
+      *pad = (int) same_pad (in, k, s, &out);
+      return out;
+    }
+  *pad = 0;
+  return in >= k ? (in - k) / s + 1 : 0;
+}
+
+static gboolean
+infer_window (PsLayer *l, PsShape in, GError **error)
+{
+  int pad_top, pad_left;
+  gint64 oh = window_out (l, in.h, l->kh, l->sh, &pad_top);
+  gint64 ow = window_out (l, in.w, l->kw, l->sw, &pad_left);
+  gint64 oc = l->kind == PS_LAYER_MAXPOOL2D ? in.c : l->out.c;
+  gint64 window = (gint64) l->kh * l->kw * in.c;
+
+  if (oh <= 0 || ow <= 0)
+    return fail (error, PS_ERROR_MISMATCH, l->name, "input %dx%d is smaller than the window",
+                 in.h, in.w);
+  /* "same" padding never needs a window wider than twice the input: beyond, it only
+   * reads padding (and a huge one would take forever). */
+  if (l->kh > 2 * (gint64) in.h + 1 || l->kw > 2 * (gint64) in.w + 1)
+    return fail (error, PS_ERROR_LIMIT, l->name, "window %dx%d is far larger than its input %dx%d",
+                 l->kh, l->kw, in.h, in.w);
+  if (ps_limit_mul (oh * ow, oc, PS_LIMIT_TENSOR) < 0
+      || ps_limit_mul (oh * ow, window, PS_LIMIT_LAYER_WORK) < 0)
+    return fail (error, PS_ERROR_LIMIT, l->name,
+                 "output %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                 " from a %dx%dx%d window is larger than accepted",
+                 oh, ow, oc, l->kh, l->kw, in.c);
+  l->out.h = (int) oh;
+  l->out.w = (int) ow;
+  l->out.c = (int) oc;
+  l->pad_top = pad_top;
+  l->pad_left = pad_left;
+  if (l->kind == PS_LAYER_CONV2D)
+    {
+      if (ps_limit_mul (window, l->out.c, PS_LIMIT_LAYER_WEIGHTS) < 0)
+        return fail (error, PS_ERROR_LIMIT, l->name,
+                     "a %dx%dx%dx%d kernel has more than %" G_GINT64_FORMAT " weights",
+                     l->kh, l->kw, in.c, l->out.c, PS_LIMIT_LAYER_WEIGHTS);
+      l->kernel_len = (gsize) window * l->out.c;
+      l->bias_len = l->out.c;
+    }
+  return TRUE;
 }
 
 static gboolean
@@ -250,36 +397,21 @@ infer_shape (PsModel *m, PsLayer *l, GError **error)
     {
     case PS_LAYER_CONV2D:
     case PS_LAYER_MAXPOOL2D:
-      if (l->same)
-        {
-          l->pad_top = same_pad (in.h, l->kh, l->sh, &l->out.h);
-          l->pad_left = same_pad (in.w, l->kw, l->sw, &l->out.w);
-        }
-      else
-        {
-          l->out.h = in.h >= l->kh ? (in.h - l->kh) / l->sh + 1 : 0;
-          l->out.w = in.w >= l->kw ? (in.w - l->kw) / l->sw + 1 : 0;
-        }
-      if (l->kind == PS_LAYER_MAXPOOL2D)
-        l->out.c = in.c;
-      if (l->out.h <= 0 || l->out.w <= 0)
-        return fail (error, PS_ERROR_MISMATCH, l->name, "input %dx%d is smaller than the window",
-                     in.h, in.w);
-      if (l->kind == PS_LAYER_CONV2D)
-        {
-          l->kernel_len = (gsize) l->kh * l->kw * in.c * l->out.c;
-          l->bias_len = l->out.c;
-        }
-      break;
+      return infer_window (l, in, error);
     case PS_LAYER_DENSE:
       if (in.h != 1 || in.w != 1)
         return fail (error, PS_ERROR_UNSUPPORTED, l->name, "Dense on a %dx%dx%d tensor needs a Flatten",
                      in.h, in.w, in.c);
+      if (ps_limit_mul (in.c, l->out.c, PS_LIMIT_LAYER_WEIGHTS) < 0)
+        return fail (error, PS_ERROR_LIMIT, l->name,
+                     "a %dx%d kernel has more than %" G_GINT64_FORMAT " weights",
+                     in.c, l->out.c, PS_LIMIT_LAYER_WEIGHTS);
       l->kernel_len = (gsize) in.c * l->out.c;
       l->bias_len = l->out.c;
       break;
     case PS_LAYER_FLATTEN:
-      l->out = (PsShape) { 1, 1, in.h * in.w * in.c };
+      /* in is within PS_LIMIT_TENSOR, so is its product */
+      l->out = (PsShape) { 1, 1, (int) ps_shape_size (in) };
       break;
     case PS_LAYER_ADD:
       for (int i = 1; i < l->n_inputs; i++)
@@ -304,22 +436,23 @@ infer_shape (PsModel *m, PsLayer *l, GError **error)
 static gboolean
 parse_inbound (JsonObject *lobj, GHashTable *index, PsLayer *l, GError **error)
 {
-  JsonArray *nodes, *node;
+  JsonNode *nodes_node = member (lobj, "inbound_nodes");
+  JsonArray *nodes = as_array (nodes_node), *node;
 
-  if (!json_object_has_member (lobj, "inbound_nodes"))
+  if (nodes_node == NULL || JSON_NODE_HOLDS_NULL (nodes_node))
     return TRUE;
-  nodes = json_object_get_array_member (lobj, "inbound_nodes");
-  if (nodes == NULL || json_array_get_length (nodes) == 0)
+  if (nodes == NULL)
+    return fail (error, PS_ERROR_FORMAT, l->name, "inbound_nodes is not a list");
+  if (json_array_get_length (nodes) == 0)
     return TRUE;
   if (json_array_get_length (nodes) > 1)
     return fail (error, PS_ERROR_UNSUPPORTED, l->name, "shared layers are not supported");
-  node = json_array_get_array_element (nodes, 0);
+  node = as_array (element (nodes, 0));
   if (node == NULL || json_array_get_length (node) > PS_MAX_INPUTS)
     return fail (error, PS_ERROR_FORMAT, l->name, "bad inbound_nodes");
   for (guint i = 0; i < json_array_get_length (node); i++)
     {
-      JsonArray *ref = json_array_get_array_element (node, i);
-      const char *src = ref ? json_array_get_string_element (ref, 0) : NULL;
+      const char *src = as_string (element (as_array (element (node, i)), 0));
       gpointer idx;
 
       if (src == NULL || !g_hash_table_lookup_extended (index, src, NULL, &idx))
@@ -336,11 +469,13 @@ parse_layers (PsModel *m, JsonArray *layers, gboolean sequential, GError **error
   g_autoptr (GHashTable) index = g_hash_table_new (g_str_hash, g_str_equal);
   guint n = json_array_get_length (layers);
 
+  if (n > PS_LIMIT_LAYERS)
+    return fail (error, PS_ERROR_LIMIT, NULL, "%u layers (limit %d)", n, PS_LIMIT_LAYERS);
   m->layers = g_new0 (PsLayer *, n + 1);
   for (guint i = 0; i < n; i++)
     {
-      JsonObject *lobj = json_array_get_object_element (layers, i);
-      JsonObject *cfg = lobj ? json_object_get_object_member (lobj, "config") : NULL;
+      JsonObject *lobj = as_object (element (layers, i));
+      JsonObject *cfg = as_object (member (lobj, "config"));
       const char *cls = get_string (lobj, "class_name", NULL);
       const char *name = get_string (lobj, "name", get_string (cfg, "name", NULL));
       PsLayer *l;
@@ -381,20 +516,19 @@ parse_layers (PsModel *m, JsonArray *layers, gboolean sequential, GError **error
 static int
 endpoint (PsModel *m, JsonObject *config, const char *key, GError **error)
 {
-  JsonArray *arr, *ref;
+  JsonNode *node = member (config, key);
+  JsonArray *arr = as_array (node);
   const char *name;
   int idx;
 
-  if (!json_object_has_member (config, key))
+  if (node == NULL)
     return -1;
-  arr = json_object_get_array_member (config, key);
   if (arr == NULL || json_array_get_length (arr) != 1)
     {
       fail (error, PS_ERROR_UNSUPPORTED, NULL, "exactly one %s is supported", key);
       return -2;
     }
-  ref = json_array_get_array_element (arr, 0);
-  name = ref ? json_array_get_string_element (ref, 0) : NULL;
+  name = as_string (element (as_array (element (arr, 0)), 0));
   idx = name ? ps_model_find_layer (m, name) : -1;
   if (idx < 0)
     {
@@ -402,6 +536,71 @@ endpoint (PsModel *m, JsonObject *config, const char *key, GError **error)
       return -2;
     }
   return idx;
+}
+
+/* json-glib's parser recurses once per level: a file nested 10^5 deep would overflow the
+ * stack, so the depth of the raw text is measured first. */
+static int
+json_depth (const char *text)
+{
+  int depth = 0, deepest = 0;
+  gboolean in_string = FALSE;
+
+  for (const char *p = text; *p != '\0'; p++)
+    {
+      if (in_string)
+        {
+          if (*p == '\\' && p[1] != '\0')
+            p++;
+          else if (*p == '"')
+            in_string = FALSE;
+        }
+      else if (*p == '"')
+        in_string = TRUE;
+      else if (*p == '[' || *p == '{')
+        deepest = MAX (deepest, ++depth);
+      else if (*p == ']' || *p == '}')
+        depth--;
+    }
+  return deepest;
+}
+
+/* Every tensor and the largest unrolled patches of one image, and all weights. */
+static gboolean
+check_totals (PsModel *m, GError **error)
+{
+  gint64 activations = 0, work = 0, weights = 0;
+
+  for (int i = 0; i < m->n_layers; i++)
+    {
+      const PsLayer *l = m->layers[i];
+
+      activations += ps_shape_size (l->out);
+      if (l->kind == PS_LAYER_CONV2D)
+        work = MAX (work, (gint64) l->out.h * l->out.w * l->kh * l->kw * l->in.c);
+      weights += l->kernel_len + l->bias_len;
+    }
+  if (activations + work > PS_LIMIT_ACTIVATIONS)
+    return fail (error, PS_ERROR_LIMIT, NULL,
+                 "one image needs %" G_GINT64_FORMAT " values of activations (limit %" G_GINT64_FORMAT ")",
+                 activations + work, PS_LIMIT_ACTIVATIONS);
+  if (weights > PS_LIMIT_MODEL_WEIGHTS)
+    return fail (error, PS_ERROR_LIMIT, NULL,
+                 "%" G_GINT64_FORMAT " weights (limit %" G_GINT64_FORMAT ")",
+                 weights, PS_LIMIT_MODEL_WEIGHTS);
+  return TRUE;
+}
+
+/* One input only: a layer fed by a second InputLayer would read memory nobody fills. */
+static gboolean
+check_single_input (PsModel *m, GError **error)
+{
+  for (int i = 0; i < m->n_layers; i++)
+    if (i != m->input && m->layers[i]->kind == PS_LAYER_INPUT)
+      return fail (error, PS_ERROR_UNSUPPORTED, m->layers[i]->name,
+                   "a second InputLayer (only one input, “%s”, is supported)",
+                   m->layers[m->input]->name);
+  return TRUE;
 }
 
 PsModel *
@@ -417,6 +616,16 @@ ps_model_new_from_config (const char *config_json, GError **error)
   PsLayer *out;
 
   m->input_scale = 1.0;
+  if (strlen (config_json) > PS_LIMIT_CONFIG_BYTES)
+    {
+      fail (error, PS_ERROR_LIMIT, NULL, "longer than %d bytes", PS_LIMIT_CONFIG_BYTES);
+      return NULL;
+    }
+  if (json_depth (config_json) > PS_LIMIT_JSON_DEPTH)
+    {
+      fail (error, PS_ERROR_LIMIT, NULL, "JSON nested deeper than %d levels", PS_LIMIT_JSON_DEPTH);
+      return NULL;
+    }
   m->config_json = g_strdup (config_json);
   root = json_from_string (config_json, &local);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
@@ -433,18 +642,10 @@ ps_model_new_from_config (const char *config_json, GError **error)
       fail (error, PS_ERROR_UNSUPPORTED, NULL, "model class “%s” is not supported", cls);
       return NULL;
     }
-  if (json_object_has_member (obj, "config"))
-    {
-      JsonNode *cn = json_object_get_member (obj, "config");
-      if (JSON_NODE_HOLDS_ARRAY (cn)) /* old Sequential: a bare list of layers */
-        layers = json_node_get_array (cn);
-      else if (JSON_NODE_HOLDS_OBJECT (cn))
-        {
-          config = json_node_get_object (cn);
-          if (json_object_has_member (config, "layers"))
-            layers = json_object_get_array_member (config, "layers");
-        }
-    }
+  /* old Sequential: a bare list of layers */
+  layers = as_array (member (obj, "config"));
+  if (layers == NULL && (config = as_object (member (obj, "config"))) != NULL)
+    layers = as_array (member (config, "layers"));
   if (layers == NULL || json_array_get_length (layers) == 0)
     {
       fail (error, PS_ERROR_FORMAT, NULL, "no layers");
@@ -466,6 +667,8 @@ ps_model_new_from_config (const char *config_json, GError **error)
       fail (error, PS_ERROR_FORMAT, NULL, "the model input is not an InputLayer");
       return NULL;
     }
+  if (!check_single_input (m, error) || !check_totals (m, error))
+    return NULL;
   out = m->layers[m->output];
   if (out->out.h != 1 || out->out.w != 1 || out->out.c < 2)
     {

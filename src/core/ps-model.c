@@ -3,6 +3,8 @@
 
 #include "ps-model.h"
 #include "ps-h5.h"
+#include "ps-limits.h"
+#include "ps-onnx.h"
 #include "ps-probe.h"
 
 #include <math.h>
@@ -20,6 +22,8 @@ ps_model_free (PsModel *m)
   g_free (m->keras_version);
   g_free (m->backend);
   g_free (m->path);
+  g_clear_pointer (&m->onnx, g_bytes_unref);
+  g_strfreev (m->aliases);
   g_free (m);
 }
 
@@ -41,6 +45,8 @@ ps_model_copy (const PsModel *src)
   m->keras_version = g_strdup (src->keras_version);
   m->backend = g_strdup (src->backend);
   m->path = g_strdup (src->path);
+  m->onnx = src->onnx ? g_bytes_ref (src->onnx) : NULL;
+  m->aliases = g_strdupv (src->aliases);
   return m;
 }
 
@@ -50,6 +56,29 @@ ps_model_find_layer (const PsModel *m, const char *name)
   for (int i = 0; i < m->n_layers; i++)
     if (g_str_equal (m->layers[i]->name, name))
       return i;
+  for (int i = 0; m->aliases != NULL && m->aliases[i] != NULL && m->aliases[i + 1] != NULL; i += 2)
+    if (g_str_equal (m->aliases[i], name))
+      return ps_model_find_layer (m, m->aliases[i + 1]);
+  return -1;
+}
+
+int
+ps_model_default_layer (const PsModel *m)
+{
+  if (m->onnx == NULL)
+    return ps_model_last_pool (m);
+  /* the input of the last layer that turns a feature map into a vector */
+  for (int i = m->n_layers - 1; i >= 0; i--)
+    {
+      const PsLayer *l = m->layers[i];
+      const PsLayer *in = l->n_inputs == 1 ? m->layers[l->inputs[0]] : NULL;
+
+      /* a flatten of a 1x1 map (after global pooling) is not the place */
+      if (in != NULL && in->rank == 4 && in->kind != PS_LAYER_INPUT
+          && (l->kind == PS_LAYER_GLOBAL_AVGPOOL
+              || (l->kind == PS_LAYER_FLATTEN && in->out.h * in->out.w > 1)))
+        return l->inputs[0];
+    }
   return -1;
 }
 
@@ -99,27 +128,10 @@ read_weight (hid_t group, PsLayer *l, const char *wname, int rank, const hsize_t
              GError **error)
 {
   g_autofree char *path = g_strdup_printf ("%s/%s", l->name, wname);
-  hsize_t dims[8];
-  int r;
-  float *data = ps_h5_read_floats (group, path, &r, dims, error);
+  float *data = ps_h5_read_floats (group, path, rank, want, error);
 
   if (data == NULL)
-    return NULL;
-  if (r != rank || memcmp (dims, want, rank * sizeof (hsize_t)) != 0)
-    {
-      g_autoptr (GString) got = g_string_new (NULL);
-      g_autoptr (GString) exp = g_string_new (NULL);
-
-      for (int i = 0; i < r; i++)
-        g_string_append_printf (got, "%s%llu", i ? "," : "", (unsigned long long) dims[i]);
-      for (int i = 0; i < rank; i++)
-        g_string_append_printf (exp, "%s%llu", i ? "," : "", (unsigned long long) want[i]);
-      g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH,
-                   "layer “%s”: weight “%s” has shape (%s), expected (%s)",
-                   l->name, wname, got->str, exp->str);
-      g_free (data);
-      return NULL;
-    }
+    g_prefix_error (error, "layer “%s”: ", l->name);
   return data;
 }
 
@@ -130,17 +142,19 @@ load_layer_weights (hid_t group, PsLayer *l, GError **error)
   hsize_t kdims[4], bdims[1] = { l->bias_len };
   int krank;
   guint want = l->use_bias ? 2 : 1;
+  hid_t lg;
 
   if (!ps_h5_exists (group, l->name))
     {
       g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "no weights for layer “%s”", l->name);
       return FALSE;
     }
-  {
-    hid_t lg = H5Gopen2 (group, l->name, H5P_DEFAULT);
-    names = ps_h5_read_attr_strings (lg, "weight_names", error);
-    H5Gclose (lg);
-  }
+  lg = ps_h5_open_group (group, l->name, error);
+  if (lg >= 0)
+    {
+      names = ps_h5_read_attr_strings (lg, "weight_names", error);
+      H5Gclose (lg);
+    }
   if (names == NULL)
     {
       g_prefix_error (error, "layer “%s”: ", l->name);
@@ -178,9 +192,9 @@ deepid_config_for (hid_t file, GError **error)
 {
   static const char *needed[] = { "conv_1", "conv_2", "conv_3", "conv_4", "fc_1", "fc_2", "output" };
   g_auto (GStrv) names = ps_h5_read_attr_strings (file, "layer_names", error);
-  hsize_t dims[8];
-  int rank;
-  g_autofree float *bias = NULL;
+  g_autoptr (GError) local = NULL;
+  PsH5Shape shape;
+  hid_t bias;
 
   if (names == NULL)
     return NULL;
@@ -191,14 +205,18 @@ deepid_config_for (hid_t file, GError **error)
                      "weights-only file without the DeepID topology (no layer “%s”)", needed[i]);
         return NULL;
       }
-  bias = ps_h5_read_floats (file, "output/output/bias:0", &rank, dims, NULL);
-  if (bias == NULL || rank != 1 || dims[0] < 2)
+  /* Only the class count is needed here: the weights are read with the layers. */
+  bias = ps_h5_open_dataset (file, "output/output/bias:0", PS_LIMIT_CHANNELS, &shape, &local);
+  if (bias >= 0)
+    H5Dclose (bias);
+  if (bias < 0 || shape.rank != 1 || shape.dims[0] < 2)
     {
-      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
-                   "weights-only file without a readable output/output/bias:0");
+      g_set_error (error, local ? local->domain : PS_ERROR, local ? local->code : PS_ERROR_FORMAT,
+                   "weights-only file without a readable output/output/bias:0%s%s",
+                   local ? ": " : "", local ? local->message : "");
       return NULL;
     }
-  return ps_deepid_config ((int) dims[0]);
+  return ps_deepid_config ((int) shape.dims[0]);
 }
 
 /* Files Prunescope writes record the scale their model is used with. */
@@ -210,12 +228,14 @@ read_input_scale (hid_t file, PsModel *m, GError **error)
 
   if (!ps_h5_exists (file, "prunescope"))
     return TRUE;
-  pg = H5Gopen2 (file, "prunescope", H5P_DEFAULT);
+  pg = ps_h5_open_group (file, "prunescope", error);
   if (pg < 0)
-    return TRUE;
+    return FALSE;
   if (ps_h5_has_attr (pg, "input_scale"))
     {
       ok = ps_h5_read_attr_double (pg, "input_scale", &m->input_scale, error);
+      if (!ok)
+        g_prefix_error (error, "prunescope: ");
       if (ok && !(m->input_scale > 0 && isfinite (m->input_scale)))
         {
           g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
@@ -259,12 +279,14 @@ load_from_file (hid_t file, GError **error)
   if (weights_only)
     wgroup = H5Gopen2 (file, "/", H5P_DEFAULT);
   else if (ps_h5_exists (file, "model_weights"))
-    wgroup = H5Gopen2 (file, "model_weights", H5P_DEFAULT);
+    wgroup = ps_h5_open_group (file, "model_weights", error);
   else
     {
       g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "model file without model_weights");
       return NULL;
     }
+  if (wgroup < 0)
+    return NULL;
   for (int i = 0; i < m->n_layers; i++)
     if (ps_layer_has_weights (m->layers[i]) && !load_layer_weights (wgroup, m->layers[i], error))
       {
@@ -284,6 +306,9 @@ ps_model_load (const char *path, GError **error)
 {
   PsModel *m = NULL;
   hid_t file;
+
+  if (ps_onnx_is_onnx (path))
+    return ps_onnx_load (path, error);
 
   if (!ps_probe_model_file (path, error))
     return NULL;

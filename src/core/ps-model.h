@@ -1,4 +1,4 @@
-/* ps-model.h: a Keras model (functional graph + weights) read from HDF5 */
+/* ps-model.h: a network (functional graph + weights) read from Keras HDF5 or ONNX */
 #pragma once
 
 #include "ps-layer.h"
@@ -18,6 +18,8 @@ typedef struct _PsModel {
   char         *backend;
   char         *path;
   gboolean      weights_only; /* topology came from the built-in DeepID */
+  GBytes       *onnx;         /* the ONNX file it was read from (G is written from it) */
+  char        **aliases;      /* NULL-terminated pairs (name, layer name): ONNX node names */
 } PsModel;
 
 PsModel  *ps_model_load             (const char     *path,
@@ -29,6 +31,9 @@ void      ps_model_free             (PsModel        *model);
 int       ps_model_find_layer       (const PsModel  *model,
                                      const char     *name);
 int       ps_model_last_pool        (const PsModel  *model);
+/* The layer the sweep prunes by default: the last pooling layer of a Keras model, the last
+ * feature map before global pooling / flatten of an ONNX one. */
+int       ps_model_default_layer    (const PsModel  *model);
 gsize     ps_model_n_params         (const PsModel  *model);
 gboolean  ps_model_check_weights    (const PsModel  *model,
                                      GError        **error);

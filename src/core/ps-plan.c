@@ -2,6 +2,7 @@
 #define G_LOG_DOMAIN "ps-plan"
 
 #include "ps-plan.h"
+#include "ps-layer-ops.h"
 
 #include <cblas.h>
 #include <float.h>
@@ -230,6 +231,8 @@ ps_layer_forward (const PsLayer *l, int n, const float * const *inputs,
   switch (l->kind)
     {
     case PS_LAYER_CONV2D:
+      if (ps_layer_ops_conv (l, n, inputs[0], lin, output, scratch))
+        break;
       {
         int rows = n * l->out.h * l->out.w;
         int k = l->kh * l->kw * l->in.c;
@@ -266,6 +269,13 @@ ps_layer_forward (const PsLayer *l, int n, const float * const *inputs,
     case PS_LAYER_DROPOUT: /* identity at inference */
       if (output != inputs[0])
         memcpy (output, inputs[0], size * sizeof (float));
+      break;
+    case PS_LAYER_AFFINE:
+    case PS_LAYER_AVGPOOL2D:
+    case PS_LAYER_GLOBAL_AVGPOOL:
+    case PS_LAYER_UNARY:
+    case PS_LAYER_CONCAT:
+      ps_layer_ops_forward (l, n, inputs, output);
       break;
     case PS_LAYER_INPUT:
     default:

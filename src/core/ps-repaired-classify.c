@@ -75,20 +75,50 @@ keeps_zero_channels (const PsLayer *l)
              && (l->activation == PS_ACT_LINEAR || l->activation == PS_ACT_RELU));
 }
 
+/* TRUE when B' has B's layers, one for one (an ONNX G's B' has a mask layer of its own, and
+ * parameters outside kernel columns, such as an affine layer's, are not compared). */
+static gboolean
+same_structure (const PsModel *b, const PsModel *bp)
+{
+  if (b->n_layers != bp->n_layers || b->input != bp->input)
+    return FALSE;
+  for (int i = 0; i < b->n_layers; i++)
+    {
+      const PsLayer *lb = b->layers[i], *lp = bp->layers[i];
+
+      if (lb->kind != lp->kind || lb->n_inputs != lp->n_inputs
+          || memcmp (lb->inputs, lp->inputs, sizeof (int) * lp->n_inputs) != 0
+          || lb->kernel_len != lp->kernel_len || lb->bias_len != lp->bias_len
+          || (!ps_layer_has_weights (lp) && lp->kernel_len > 0
+              && !(same_floats (lb->kernel, lp->kernel, lp->kernel_len)
+                   && same_floats (lb->bias, lp->bias, lp->bias_len))))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 static void
 plan_layers (Job *job)
 {
   const PsModel *b = job->g->b, *bp = job->g->b_prime;
-  int n = bp->n_layers;
+  gsize n = (gsize) MAX (bp->n_layers, 0);
 
   job->max_c = 1;
-  for (int i = 0; i < n; i++)
+  for (gsize i = 0; i < n; i++)
     job->max_c = MAX (job->max_c, bp->layers[i]->out.c);
   job->state = g_new (LayerState, n);
   job->run = g_new0 (gboolean, n);
   job->copy = g_new0 (gboolean, n);
-  job->zero = g_new0 (gboolean, (gsize) n * job->max_c);
-  for (int i = 0; i < n; i++)
+  job->zero = g_new0 (gboolean, n * (gsize) job->max_c);
+  if (!same_structure (b, bp))
+    {
+      /* B' runs whole, from B's input */
+      for (int i = 0; i < (int) n; i++)
+        job->run[i] = (job->state[i] = i == bp->input ? LAYER_SAME : LAYER_RUN) == LAYER_RUN;
+      job->copy[bp->input] = TRUE;
+      return;
+    }
+  for (int i = 0; i < (int) n; i++)
     {
       const PsLayer *lb = b->layers[i], *lp = bp->layers[i];
       gboolean inputs_same = TRUE, one_masked_input = lp->n_inputs == 1;

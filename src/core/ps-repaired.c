@@ -4,7 +4,9 @@
 #define G_LOG_DOMAIN "ps-repaired"
 
 #include "ps-repaired.h"
+#include "ps-onnx.h"
 #include "ps-h5.h"
+#include "ps-limits.h"
 #include "ps-probe.h"
 
 #include <math.h>
@@ -226,12 +228,15 @@ ps_repaired_save (const PsRepaired *g, const char *path, GError **error)
 
 /* Loading */
 
-static double
-attr_or (hid_t loc, const char *name, double dflt)
+/* An optional number: @dflt when absent; an error when present but not one number. */
+static gboolean
+attr_or (hid_t loc, const char *name, double dflt, double *out, GError **error)
 {
-  double v;
-
-  return ps_h5_has_attr (loc, name) && ps_h5_read_attr_double (loc, name, &v, NULL) ? v : dflt;
+  *out = dflt;
+  if (!ps_h5_has_attr (loc, name) || ps_h5_read_attr_double (loc, name, out, error))
+    return TRUE;
+  g_prefix_error (error, "prunescope: ");
+  return FALSE;
 }
 
 /* B: B' with the weights the file keeps under prunescope/original. */
@@ -239,13 +244,15 @@ static gboolean
 read_original (hid_t pg, PsRepaired *g, GError **error)
 {
   g_autoptr (PsModel) b = ps_model_copy (g->b_prime);
-  hid_t og = ps_h5_exists (pg, "original") ? H5Gopen2 (pg, "original", H5P_DEFAULT) : -1;
+  hid_t og = ps_h5_exists (pg, "original") ? ps_h5_open_group (pg, "original", error) : -1;
   g_auto (GStrv) names = og >= 0 ? ps_h5_read_attr_strings (og, "layers", error) : NULL;
 
   if (names == NULL)
     {
       if (og >= 0)
         H5Gclose (og);
+      if (error != NULL && *error != NULL)
+        g_prefix_error (error, "prunescope/original: ");
       else
         g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "G without prunescope/original");
       return FALSE;
@@ -255,8 +262,7 @@ read_original (hid_t pg, PsRepaired *g, GError **error)
       int idx = ps_model_find_layer (b, names[i]);
       g_autofree char *kp = g_strdup_printf ("%s/kernel", names[i]);
       g_autofree char *bp = g_strdup_printf ("%s/bias", names[i]);
-      hsize_t kd[8], bd[8];
-      int kr, br;
+      hsize_t kd[1], bd[1];
       float *k, *bias;
       PsLayer *l;
 
@@ -268,14 +274,14 @@ read_original (hid_t pg, PsRepaired *g, GError **error)
           return FALSE;
         }
       l = b->layers[idx];
-      k = ps_h5_read_floats (og, kp, &kr, kd, error);
-      bias = k ? ps_h5_read_floats (og, bp, &br, bd, error) : NULL;
-      if (bias == NULL || kr != 1 || br != 1 || kd[0] != l->kernel_len || bd[0] != l->bias_len)
+      /* Exactly the layer's sizes, checked before anything is read. */
+      kd[0] = l->kernel_len, bd[0] = l->bias_len;
+      k = ps_h5_read_floats (og, kp, 1, kd, error);
+      bias = k ? ps_h5_read_floats (og, bp, 1, bd, error) : NULL;
+      if (bias == NULL)
         {
-          if (bias != NULL)
-            g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH, "prunescope/original/%s has the wrong size", names[i]);
+          g_prefix_error (error, "prunescope/original/");
           g_free (k);
-          g_free (bias);
           H5Gclose (og);
           return FALSE;
         }
@@ -295,6 +301,7 @@ static gboolean
 read_channels (hid_t pg, PsRepaired *g, GError **error)
 {
   int layer = ps_model_find_layer (g->b_prime, g->layer);
+  g_autoptr (GHashTable) seen = g_hash_table_new (NULL, NULL);
   gsize n = 0;
 
   if (layer < 0)
@@ -302,9 +309,12 @@ read_channels (hid_t pg, PsRepaired *g, GError **error)
       g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "pruned layer “%s” is not in the model", g->layer);
       return FALSE;
     }
-  g->channels = ps_h5_read_ints (pg, "channels", &n, error);
+  g->channels = ps_h5_read_ints (pg, "channels", PS_LIMIT_CHANNELS, &n, error);
   if (g->channels == NULL)
-    return FALSE;
+    {
+      g_prefix_error (error, "prunescope/");
+      return FALSE;
+    }
   g->layer_channels = g->b_prime->layers[layer]->out.c;
   if (n > (gsize) g->layer_channels)
     {
@@ -320,23 +330,52 @@ read_channels (hid_t pg, PsRepaired *g, GError **error)
                      g->channels[i], g->layer);
         return FALSE;
       }
+    else if (!g_hash_table_add (seen, GINT_TO_POINTER (g->channels[i] + 1)))
+      {
+        g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "prunescope/channels: channel %d is listed twice",
+                     g->channels[i]);
+        return FALSE;
+      }
   return TRUE;
 }
 
-static void
-read_metrics (hid_t pg, PsRepaired *g)
+static gboolean
+read_metrics (hid_t pg, PsRepaired *g, GError **error)
 {
+  gboolean ok = TRUE;
   hid_t mg;
 
   for (guint i = 0; i < G_N_ELEMENTS (metric_fields); i++)
     METRIC (&g->metrics, i) = NAN;
   g->metrics.pruned = g->n_channels;
   g->metrics.channel = g->n_channels > 0 ? g->channels[g->n_channels - 1] : -1;
-  if (!ps_h5_exists (pg, "metrics") || (mg = H5Gopen2 (pg, "metrics", H5P_DEFAULT)) < 0)
-    return;
-  for (guint i = 0; i < G_N_ELEMENTS (metric_fields); i++)
-    METRIC (&g->metrics, i) = attr_or (mg, metric_fields[i].name, NAN);
+  if (!ps_h5_exists (pg, "metrics"))
+    return TRUE;
+  if ((mg = ps_h5_open_group (pg, "metrics", error)) < 0)
+    return FALSE;
+  for (guint i = 0; ok && i < G_N_ELEMENTS (metric_fields); i++)
+    ok = attr_or (mg, metric_fields[i].name, NAN, &METRIC (&g->metrics, i), error);
   H5Gclose (mg);
+  return ok;
+}
+
+static gboolean
+read_settings (hid_t pg, PsRepaired *g, GError **error)
+{
+  double tuned, epochs;
+
+  if (!attr_or (pg, "drop", NAN, &g->drop, error) || !attr_or (pg, "fine_tuned", 0, &tuned, error)
+      || !attr_or (pg, "fine_tune_epochs", 0, &epochs, error)
+      || !attr_or (pg, "fine_tune_lr", 0, &g->ft_lr, error))
+    return FALSE;
+  if (!(epochs >= 0 && epochs <= G_MAXINT))
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "prunescope: fine_tune_epochs is %g", epochs);
+      return FALSE;
+    }
+  g->fine_tuned = tuned != 0;
+  g->ft_epochs = (int) epochs;
+  return TRUE;
 }
 
 static gboolean
@@ -345,21 +384,22 @@ read_prunescope (hid_t file, PsRepaired *g, GError **error)
   hid_t pg;
   gboolean ok;
 
-  if (!ps_h5_exists (file, "prunescope") || (pg = H5Gopen2 (file, "prunescope", H5P_DEFAULT)) < 0
-      || !ps_h5_has_attr (pg, "layer"))
+  if (!ps_h5_exists (file, "prunescope"))
+    pg = -1;
+  else if ((pg = ps_h5_open_group (file, "prunescope", error)) < 0)
+    return FALSE;
+  if (pg < 0 || !ps_h5_has_attr (pg, "layer"))
     {
+      if (pg >= 0)
+        H5Gclose (pg);
       g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "not a repaired network G (no prunescope/layer)");
       return FALSE;
     }
   g->layer = ps_h5_read_attr_string (pg, "layer", error);
-  ok = g->layer != NULL && read_channels (pg, g, error);
-  g->drop = attr_or (pg, "drop", NAN);
-  g->fine_tuned = attr_or (pg, "fine_tuned", 0) != 0;
-  g->ft_epochs = CLAMP (attr_or (pg, "fine_tune_epochs", 0), 0, G_MAXINT);
-  g->ft_lr = attr_or (pg, "fine_tune_lr", 0);
-  if (ok)
-    read_metrics (pg, g);
-  ok = ok && read_original (pg, g, error);
+  if (g->layer == NULL)
+    g_prefix_error (error, "prunescope: ");
+  ok = g->layer != NULL && read_channels (pg, g, error) && read_settings (pg, g, error)
+       && read_metrics (pg, g, error) && read_original (pg, g, error);
   H5Gclose (pg);
   return ok;
 }
@@ -367,12 +407,15 @@ read_prunescope (hid_t file, PsRepaired *g, GError **error)
 PsRepaired *
 ps_repaired_load (const char *path, GError **error)
 {
-  g_autoptr (PsRepaired) g = g_new0 (PsRepaired, 1);
+  g_autoptr (PsRepaired) g = NULL;
   hid_t file;
   gboolean ok;
 
+  if (ps_onnx_is_onnx (path))
+    return ps_onnx_load_g (path, error);
   if (!ps_probe_model_file (path, error))
     return NULL;
+  g = g_new0 (PsRepaired, 1);
   ps_h5_lock ();
   g->b_prime = ps_model_load (path, error); /* prefixes its errors with @path */
   if (g->b_prime == NULL)
@@ -403,6 +446,8 @@ ps_repaired_file_is_g (const char *path)
   gboolean is_g = FALSE;
   hid_t file, pg;
 
+  if (ps_onnx_is_onnx (path))
+    return ps_onnx_file_is_g (path);
   if (!ps_probe_model_file (path, NULL))
     return FALSE; /* the reader that follows says what is wrong */
   ps_h5_lock ();

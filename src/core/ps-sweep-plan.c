@@ -8,6 +8,7 @@
 
 #include "ps-sweep-private.h"
 #include "ps-h5.h"
+#include "ps-layer-ops.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -54,7 +55,7 @@ find_linear_fronts (PsSweep *s)
 
       if (u->n_inputs != 1)
         return FALSE;
-      if (u->kind == PS_LAYER_CONV2D)
+      if (u->kind == PS_LAYER_CONV2D && !ps_layer_ops_conv_is_general (u))
         {
           if (!add_front (s, FRONT_CONV, cons[i]))
             return FALSE;

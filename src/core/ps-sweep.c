@@ -108,7 +108,7 @@ ps_sweep_new (const PsModel *model, const PsSweepOptions *opt, GError **error)
 
   s->model = model;
   s->decreasing = opt && opt->decreasing;
-  s->layer = opt && opt->layer ? ps_model_find_layer (model, opt->layer) : ps_model_last_pool (model);
+  s->layer = opt && opt->layer ? ps_model_find_layer (model, opt->layer) : ps_model_default_layer (model);
   if (s->layer < 0)
     {
       g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH, "the model has no layer “%s”",
