@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ps-dataset.h"
+#include "ps-h5.h"
 #include "ps-test-util.h"
 
 /* A whole number 0..255 that differs along every axis. */
@@ -443,6 +444,40 @@ check_round_trip (const PsDataset *ds, const char *name)
   assert_same_dataset (ds, back);
 }
 
+static gpointer
+take_h5_lock (gpointer data)
+{
+  ps_h5_lock ();
+  ps_h5_unlock ();
+  return GINT_TO_POINTER (1);
+}
+
+/* A cancelled load stops between chunks, says so, and leaves HDF5 free for every thread. */
+static void
+test_load_cancelled (void)
+{
+  g_autoptr (PsModel) m = ps_test_small_model (1, 4);
+  g_autoptr (PsDataset) ds = ps_test_random_data (m, 600, 8);
+  g_autofree char *dir = fresh_dir ("cancel");
+  g_autofree char *path = g_build_filename (dir, "set.h5", NULL);
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsDataset) back = NULL;
+  GThread *thread;
+
+  g_assert_true (ps_dataset_save (ds, path, &error));
+  g_cancellable_cancel (cancellable);
+  back = ps_dataset_load_cancellable (path, cancellable, &error);
+  g_assert_null (back);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  thread = g_thread_new ("h5-lock", take_h5_lock, NULL);
+  g_assert_cmpint (GPOINTER_TO_INT (g_thread_join (thread)), ==, 1);
+  g_clear_error (&error);
+  back = ps_dataset_load_cancellable (path, NULL, &error);
+  g_assert_no_error (error);
+  assert_same_dataset (ds, back);
+}
+
 static void
 test_save_round_trip_u8 (void)
 {
@@ -664,6 +699,7 @@ main (int argc, char **argv)
   g_test_add_func ("/dataset/load/float32-whole", test_float32_whole);
   g_test_add_func ("/dataset/load/float32-fraction", test_float32_fraction);
   g_test_add_func ("/dataset/load/uint8", test_uint8);
+  g_test_add_func ("/dataset/load/cancelled", test_load_cancelled);
   g_test_add_func ("/dataset/load/out-of-range", test_out_of_range);
   g_test_add_func ("/dataset/load/transpose", test_transpose);
   g_test_add_func ("/dataset/load/grayscale", test_grayscale);

@@ -1071,6 +1071,7 @@ test_paths (void)
 {
   g_autofree char *dir = tmp ("a-directory.h5");
   g_autofree char *fifo = tmp ("a-fifo.h5");
+  g_autofree char *onnx_fifo = tmp ("a-fifo.onnx");
   g_autofree char *empty = tmp ("empty.h5");
   g_autofree char *half = tmp ("half.h5");
   g_autofree char *data = NULL;
@@ -1078,12 +1079,14 @@ test_paths (void)
 
   g_assert_cmpint (g_mkdir (dir, 0755), ==, 0);
   g_assert_cmpint (mkfifo (fifo, 0644), ==, 0);
+  g_assert_cmpint (mkfifo (onnx_fifo, 0644), ==, 0);
   g_assert_true (g_file_set_contents (empty, "", 0, NULL));
   g_assert_true (g_file_get_contents (model, &data, &len, NULL));
   g_assert_true (g_file_set_contents (half, data, len / 8, NULL));
 
   refused_model (dir, "is a directory");
   refused_model (fifo, "is a FIFO");
+  refused_model (onnx_fifo, "is a FIFO");
   refused_model ("/dev/null", "is a device");
   refused_model (empty, "not a readable HDF5 file");
   refused_model (half, "the file is truncated");

@@ -193,7 +193,8 @@ store_chunk (PsDataset *ds, const Layout *lay, int start, int count, const float
 }
 
 static gboolean
-read_pixels (hid_t dset, PsDataset *ds, const Layout *lay, GError **error)
+read_pixels (hid_t dset, PsDataset *ds, const Layout *lay, GCancellable *cancellable,
+             GError **error)
 {
   const gsize img = (gsize) lay->h * lay->w * lay->c;
   const int chunk = (int) CLAMP (CHUNK_VALUES / img, 1, CHUNK_IMAGES);
@@ -230,13 +231,17 @@ read_pixels (hid_t dset, PsDataset *ds, const Layout *lay, GError **error)
         }
       H5Sclose (mspace);
       ok = ok && store_chunk (ds, lay, start, count, buf, error);
+      /* Between chunks other threads may use HDF5, and a cancelled load stops. */
+      ps_h5_unlock ();
+      ok = ok && !g_cancellable_set_error_if_cancelled (cancellable, error);
+      ps_h5_lock ();
     }
   H5Sclose (fspace);
   return ok;
 }
 
 static PsDataset *
-load_from_file (hid_t file, GError **error)
+load_from_file (hid_t file, GCancellable *cancellable, GError **error)
 {
   g_autoptr (PsDataset) ds = g_new0 (PsDataset, 1);
   Layout lay;
@@ -257,7 +262,7 @@ load_from_file (hid_t file, GError **error)
     {
       ds->n = lay.n, ds->h = lay.h, ds->w = lay.w, ds->c = lay.c;
       ds->labels = read_labels (file, lay.n, error);
-      ok = ds->labels != NULL && read_pixels (dset, ds, &lay, error);
+      ok = ds->labels != NULL && read_pixels (dset, ds, &lay, cancellable, error);
     }
   H5Dclose (dset);
   return ok ? g_steal_pointer (&ds) : NULL;
@@ -266,6 +271,12 @@ load_from_file (hid_t file, GError **error)
 PsDataset *
 ps_dataset_load (const char *path, GError **error)
 {
+  return ps_dataset_load_cancellable (path, NULL, error);
+}
+
+PsDataset *
+ps_dataset_load_cancellable (const char *path, GCancellable *cancellable, GError **error)
+{
   PsDataset *ds = NULL;
   hid_t file;
 
@@ -273,14 +284,15 @@ ps_dataset_load (const char *path, GError **error)
   file = ps_h5_open (path, FALSE, error);
   if (file >= 0)
     {
-      ds = load_from_file (file, error);
+      ds = load_from_file (file, cancellable, error);
       H5Fclose (file);
       H5Eclear2 (H5E_DEFAULT);
     }
   ps_h5_unlock ();
   if (ds == NULL)
     {
-      g_prefix_error (error, "%s: ", path);
+      if (error == NULL || !g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_prefix_error (error, "%s: ", path);
       return NULL;
     }
   ds->path = g_strdup (path);

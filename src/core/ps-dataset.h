@@ -1,7 +1,7 @@
 /* ps-dataset.h: an image set in the lab's layout (data (N,3,H,W) + label (N,)), kept compact */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 G_BEGIN_DECLS
 
@@ -16,6 +16,11 @@ typedef struct _PsDataset {
 
 PsDataset *ps_dataset_load         (const char       *path,
                                     GError          **error);
+/* The same, stopping with G_IO_ERROR_CANCELLED between chunks once @cancellable is
+ * cancelled; other threads may read or write HDF5 files between the chunks. */
+PsDataset *ps_dataset_load_cancellable (const char    *path,
+                                        GCancellable  *cancellable,
+                                        GError       **error);
 /* Builds a dataset from NHWC uint8 pixels (takes copies). */
 PsDataset *ps_dataset_new_u8       (int               n,
                                     int               h,

@@ -5,6 +5,7 @@
 #define G_LOG_DOMAIN "ps-onnx"
 
 #include "ps-onnx.h"
+#include "ps-file.h"
 #include "ps-error.h"
 #include "ps-repaired.h"
 #include "onnx.pb-c.h"
@@ -102,6 +103,9 @@ ps_onnx_is_onnx (const char *path)
 
   if (g_str_has_suffix (path, ".onnx") || g_str_has_suffix (path, ".ONNX"))
     return TRUE;
+  /* Only a regular file is looked into: opening a FIFO would block. */
+  if (!ps_file_check_regular (path, NULL))
+    return FALSE;
   /* HDF5 files start with their signature; an ONNX file with ir_version (field 1). */
   file = g_file_new_for_path (path);
   in = g_file_read (file, NULL, NULL);
@@ -1392,6 +1396,11 @@ read_file (const char *path, GError **error)
   g_autoptr (GFileInfo) finfo = g_file_query_info (file, G_FILE_ATTRIBUTE_STANDARD_SIZE,
                                                    G_FILE_QUERY_INFO_NONE, NULL, NULL);
 
+  if (!ps_file_check_regular (path, error))
+    {
+      g_prefix_error (error, "%s: ", path);
+      return NULL;
+    }
   if (finfo != NULL && (gsize) g_file_info_get_size (finfo) > PS_ONNX_MAX_FILE)
     {
       g_set_error (error, PS_ERROR, PS_ERROR_LIMIT, "%s: file larger than %zu bytes", path,
