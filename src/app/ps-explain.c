@@ -52,10 +52,21 @@ ps_explain_error (const GError *error)
   g_autofree char *name = file_name (m);
   const char *file = name ? name : _("The file");
   gint64 eof = number_after (m, "eof"), stored = number_after (m, "stored_eof");
+  const char *cut, *of;
 
   if (strstr (m, "truncated") != NULL && eof >= 0 && stored > eof)
     {
       g_autofree char *have = g_format_size (eof), *want = g_format_size (stored);
+      return g_strdup_printf (_("%s is truncated: it has %s of %s. Copy or download it again."),
+                              file, have, want);
+    }
+  /* The reader's own figures: "the file is truncated: 200.0 kB of 1.6 MB". */
+  if ((cut = strstr (m, "truncated: ")) != NULL && (of = strstr (cut, " of ")) != NULL)
+    {
+      g_autofree char *have = g_strndup (cut + strlen ("truncated: "), of - cut - strlen ("truncated: "));
+      g_autofree char *want = g_strdup (of + strlen (" of "));
+
+      g_strstrip (want);
       return g_strdup_printf (_("%s is truncated: it has %s of %s. Copy or download it again."),
                               file, have, want);
     }
