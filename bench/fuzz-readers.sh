@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-"model-keras model-weights g model-config dataset image idx"}
+targets=${*:-"model-keras model-weights g model-config dataset image idx onnx"}
 build=${PS_FUZZ_BUILD:-build-fuzz}
 
 if [ ! -f "$build/build.ninja" ]; then

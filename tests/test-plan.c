@@ -1,11 +1,13 @@
 /* test-plan.c: every forward op of the plan against a naive second path (plain loops in
- * double), then a whole network, then argmax and its margin */
+ * double), through the direct kernels and through im2col + sgemm, then a whole network,
+ * then argmax and its margin */
 #define G_LOG_DOMAIN "test-plan"
 
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
+#include "ps-conv.h"
 #include "ps-plan.h"
 #include "ps-test-util.h"
 
@@ -418,11 +420,18 @@ check_conv (const ConvCase *cc)
   ps_plan_free (plan);
 }
 
+/* Every case through the direct kernels (where the CPU has them) and through im2col + sgemm. */
 static void
 check_conv_cases (const ConvCase *cases, gsize n)
 {
-  for (gsize i = 0; i < n; i++)
-    check_conv (&cases[i]);
+  for (int gemm = 0; gemm < 2; gemm++)
+    {
+      if (gemm)
+        g_setenv ("PRUNESCOPE_CONV", "gemm", TRUE);
+      for (gsize i = 0; i < n; i++)
+        check_conv (&cases[i]);
+      g_unsetenv ("PRUNESCOPE_CONV");
+    }
 }
 
 static void
@@ -515,6 +524,174 @@ test_conv_softmax (void)
     { 5, 6, 3, 4, 3, 3, 1, 1, TRUE, "softmax" },
   };
   check_conv_cases (cases, G_N_ELEMENTS (cases));
+}
+
+/* ---- the direct kernels: tiles, remainders, fused max-pool ---- */
+
+static void
+test_conv_direct_tiles (void)
+{
+  /* output channels around the 16-wide vectors and the 6-vector blocks (5 … 113);
+   * output planes smaller than a tile, so that tiles span images (1, 4, 12 pixels) */
+  const ConvCase cases[] = {
+    { 55, 47, 3, 20, 4, 4, 1, 1, FALSE, "relu" },   /* DeepID conv_1 */
+    { 12, 10, 40, 60, 3, 3, 1, 1, FALSE, "relu" },  /* conv_3 */
+    { 5, 4, 60, 80, 2, 2, 1, 1, FALSE, "relu" },    /* conv_4: 12 pixels */
+    { 3, 3, 7, 5, 2, 2, 1, 1, FALSE, "linear" },    /* 4 pixels */
+    { 2, 2, 9, 16, 2, 2, 1, 1, FALSE, "relu" },     /* 1 pixel */
+    { 6, 7, 4, 100, 3, 3, 1, 1, FALSE, "linear" },  /* blocks of 6 + 1 vectors */
+    { 4, 5, 3, 113, 2, 3, 1, 1, FALSE, "relu" },
+    { 9, 8, 5, 40, 3, 2, 2, 1, FALSE, "relu" },     /* strides */
+    { 11, 11, 2, 33, 3, 3, 3, 2, FALSE, "linear" },
+  };
+  check_conv_cases (cases, G_N_ELEMENTS (cases));
+  if (!ps_conv_available ())
+    g_test_message ("no direct kernels on this CPU: im2col + sgemm checked twice");
+}
+
+static void
+test_dense_direct (void)
+{
+  /* output Dense layers of 2 … 113 units (softmax) after a hidden one of 37 */
+  const int units[] = { 2, 16, 20, 97, 113 };
+
+  for (int gemm = 0; gemm < 2; gemm++)
+    {
+      if (gemm)
+        g_setenv ("PRUNESCOPE_CONV", "gemm", TRUE);
+      for (guint u = 0; u < G_N_ELEMENTS (units); u++)
+        {
+          GString *json = model_begin (3, 5, 7);
+          g_autoptr (PsModel) m = NULL;
+          PsPlan *plan;
+
+          add_layer (json, "Flatten", "flat", NULL, "input");
+          add_layer (json, "Dense", "hidden", "\"units\": 37, \"activation\": \"relu\"", "flat");
+          m = model_end (json, "hidden", units[u], 40 + u);
+          plan = ps_plan_new (m, 9);
+          {
+            g_autoptr (Tensor) x = random_input (m, plan, 9, -1, 1, 77 + u);
+            Tensor **want = NULL;
+
+            ps_plan_forward (plan, 9);
+            want = naive_network (m, x);
+            for (int i = 1; i < m->n_layers; i++)
+              {
+                g_autoptr (Tensor) got = plan_tensor (m, plan, i, 9);
+                assert_close (got, want[i], RTOL);
+              }
+            naive_network_free (m, want);
+          }
+          ps_plan_free (plan);
+        }
+      g_unsetenv ("PRUNESCOPE_CONV");
+    }
+}
+
+/* The sweep's rank-one update: the same bits as the plain loop (product, then difference). */
+static void
+test_sub_scaled (void)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (9);
+  const int sizes[] = { 1, 5, 15, 16, 17, 80, 160, 161 };
+
+  for (guint k = 0; k < G_N_ELEMENTS (sizes); k++)
+    {
+      int n = sizes[k];
+      g_autofree float *w = g_new (float, n + 1);
+      g_autofree float *y = g_new (float, n + 1);
+      g_autofree float *want = g_new (float, n + 1);
+      float v = (float) g_rand_double_range (rand, -2, 2);
+
+      for (int j = 0; j <= n; j++)
+        {
+          w[j] = (float) g_rand_double_range (rand, -3, 3);
+          y[j] = want[j] = (float) g_rand_double_range (rand, -3, 3);
+        }
+      for (int j = 0; j < n; j++)
+        want[j] -= v * w[j];
+      ps_conv_sub_scaled (n, v, w, y);
+      /* and nothing past the end */
+      g_assert_cmpmem (y, sizeof (float) * (n + 1), want, sizeof (float) * (n + 1));
+    }
+}
+
+typedef struct {
+  int h, w, cin, cout, kh, kw;  /* a valid stride-1 convolution */
+  int ph, pw, psh, psw;         /* then a valid max-pool */
+  const char *activation;
+} FusedCase;
+
+/* conv -> max-pool in a fused plan: the pool and everything after it match the plain
+ * loops; asking for the conv's own output fills it again. */
+static void
+check_fused (const FusedCase *fc, int n)
+{
+  g_autofree char *conv_cfg = g_strdup_printf (
+    "\"filters\": %d, \"kernel_size\": [%d, %d], \"activation\": \"%s\"",
+    fc->cout, fc->kh, fc->kw, fc->activation);
+  g_autofree char *pool_cfg = g_strdup_printf ("\"pool_size\": [%d, %d], \"strides\": [%d, %d]",
+                                               fc->ph, fc->pw, fc->psh, fc->psw);
+
+  for (int keep = 0; keep < 2; keep++)
+    {
+      GString *json = model_begin (fc->h, fc->w, fc->cin);
+      g_autoptr (PsModel) m = NULL;
+      PsPlan *plan;
+      int conv, pool;
+
+      add_layer (json, "Conv2D", "conv", conv_cfg, "input");
+      add_layer (json, "MaxPooling2D", "pool", pool_cfg, "conv");
+      m = model_end (json, "pool", 7, fc->cout + fc->h);
+      conv = ps_model_find_layer (m, "conv");
+      pool = ps_model_find_layer (m, "pool");
+      plan = ps_plan_new (m, n + 1);
+      ps_plan_set_fused (plan, TRUE);
+      if (keep)
+        ps_plan_keep_output (plan, conv);
+      {
+        g_autoptr (Tensor) x = random_input (m, plan, n, -1, 1, fc->h * 7 + fc->cout);
+        Tensor **want = NULL;
+
+        /* a conv output that is never written must not be read: poison it */
+        memset (ps_plan_output (plan, conv), 0xff,
+                sizeof (float) * n * ps_shape_size (m->layers[conv]->out));
+        ps_plan_forward (plan, n);
+        want = naive_network (m, x);
+        for (int i = pool; i < m->n_layers; i++)
+          {
+            g_autoptr (Tensor) got = plan_tensor (m, plan, i, n);
+            assert_close (got, want[i], RTOL);
+          }
+        if (keep)
+          {
+            g_autoptr (Tensor) got = plan_tensor (m, plan, conv, n);
+            assert_close (got, want[conv], RTOL);
+          }
+        naive_network_free (m, want);
+      }
+      ps_plan_free (plan);
+    }
+}
+
+static void
+test_conv_fused_pool (void)
+{
+  const FusedCase cases[] = {
+    { 55, 47, 3, 20, 4, 4, 2, 2, 2, 2, "relu" },   /* DeepID conv_1 + pool_1 */
+    { 26, 22, 20, 40, 3, 3, 2, 2, 2, 2, "relu" },  /* conv_2 + pool_2 */
+    { 12, 10, 40, 60, 3, 3, 2, 2, 2, 2, "relu" },  /* conv_3 + pool_3 */
+    { 9, 10, 3, 5, 2, 2, 2, 2, 2, 2, "linear" },   /* odd conv rows and columns left out */
+    { 11, 9, 2, 17, 3, 3, 3, 3, 2, 2, "relu" },    /* overlapping windows */
+    { 7, 30, 3, 6, 2, 3, 1, 2, 1, 1, "linear" },   /* 1-row windows, stride 1 */
+    { 4, 4, 3, 100, 2, 2, 3, 3, 3, 3, "relu" },    /* one window per image */
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      check_fused (&cases[i], 3);
+      check_fused (&cases[i], 1);
+    }
 }
 
 /* ---- MaxPooling2D ---- */
@@ -948,6 +1125,10 @@ main (int argc, char **argv)
   g_test_add_func ("/plan/conv/channels", test_conv_channels);
   g_test_add_func ("/plan/conv/1x1", test_conv_1x1);
   g_test_add_func ("/plan/conv/softmax", test_conv_softmax);
+  g_test_add_func ("/plan/conv/direct-tiles", test_conv_direct_tiles);
+  g_test_add_func ("/plan/conv/fused-pool", test_conv_fused_pool);
+  g_test_add_func ("/plan/dense/direct", test_dense_direct);
+  g_test_add_func ("/plan/sub-scaled", test_sub_scaled);
   g_test_add_func ("/plan/pool/valid", test_pool_valid);
   g_test_add_func ("/plan/pool/same", test_pool_same);
   g_test_add_func ("/plan/pool/default-strides", test_pool_default_strides);

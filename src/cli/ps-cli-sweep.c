@@ -70,8 +70,26 @@ on_progress (const PsSweepStep *step, double done, gpointer user_data)
     g_printerr ("\r%3.0f%%  running B on the data…   ", 100 * done);
 }
 
+typedef struct {
+  const char *path;
+  PsDataset  *ds;
+  GError     *error;
+} Load;
+
+static gpointer
+load_thread (gpointer data)
+{
+  Load *l = data;
+
+  /* HDF5 prints its error stack unless told not to, in each thread */
+  H5Eset_auto2 (H5E_DEFAULT, NULL, NULL);
+  l->ds = ps_dataset_load (l->path, &l->error);
+  return NULL;
+}
+
 /* Loads B, then each set in turn: its first pass runs and its images are freed before
- * the next is read, so memory holds one set of images at a time. */
+ * the next but one is read, so memory holds at most two sets of images. The next set is
+ * read while the current one runs, which keeps both cores busy. */
 static PsSweep *
 run_sweep (SweepArgs *a, PsModel **model_out, GError **error)
 {
@@ -87,16 +105,41 @@ run_sweep (SweepArgs *a, PsModel **model_out, GError **error)
         g_prefix_error (error, "%s: ", a->model);
       return NULL;
     }
-  for (int k = 0; k < PS_N_SETS; k++)
-    {
-      g_autoptr (PsDataset) ds = NULL;
+  {
+    Load loads[PS_N_SETS] = { { 0 } };
+    GThread *next = NULL;
+    gboolean ok = TRUE;
+    int k = 0;
 
-      if (paths[k] == NULL)
-        continue;
-      if ((ds = ps_dataset_load (paths[k], error)) == NULL
-          || !ps_sweep_add_set (s, k, ds, progress, NULL, NULL, error))
-        return NULL;
-    }
+    for (int j = 0; j < PS_N_SETS; j++)
+      loads[j].path = paths[j];
+    while (k < PS_N_SETS && paths[k] == NULL)
+      k++;
+    if (k < PS_N_SETS)
+      load_thread (&loads[k]);
+    while (k < PS_N_SETS)
+      {
+        int after = k + 1;
+
+        while (after < PS_N_SETS && paths[after] == NULL)
+          after++;
+        if (ok && loads[k].ds == NULL)
+          {
+            g_propagate_error (error, g_steal_pointer (&loads[k].error));
+            ok = FALSE;
+          }
+        if (ok && after < PS_N_SETS)
+          next = g_thread_new ("ps-load", load_thread, &loads[after]);
+        ok = ok && ps_sweep_add_set (s, k, loads[k].ds, progress, NULL, NULL, error);
+        g_clear_pointer (&loads[k].ds, ps_dataset_free);
+        g_clear_error (&loads[k].error);
+        if (next != NULL)
+          g_thread_join (g_steal_pointer (&next));
+        k = after;
+      }
+    if (!ok)
+      return NULL;
+  }
   if (!ps_sweep_finish (s, progress, NULL, NULL, error))
     {
       g_prefix_error (error, "%s: ", a->model);

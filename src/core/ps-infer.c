@@ -54,6 +54,7 @@ run_batch (int worker, int task, gpointer data)
     {
       plan = job->plans[worker] = ps_plan_new (job->model, PS_INFER_BATCH);
       ps_plan_set_logits (plan, TRUE);
+      ps_plan_set_fused (plan, TRUE);
     }
   g_assert (in.h == job->ds->h);
   ps_dataset_get_batch (job->ds, start, count, job->model->input_scale,

@@ -1,7 +1,9 @@
-/* ps-plan.c: batched forward pass; convolution as im2col + OpenBLAS sgemm */
+/* ps-plan.c: batched forward pass; Conv2D and Dense through the direct kernels of
+ * ps-conv.c where the CPU has them, else as im2col + OpenBLAS sgemm */
 #define G_LOG_DOMAIN "ps-plan"
 
 #include "ps-plan.h"
+#include "ps-conv.h"
 #include "ps-layer-ops.h"
 
 #include <cblas.h>
@@ -17,6 +19,11 @@ struct _PsPlan {
   gboolean      *owned;
   float         *scratch;
   gboolean       logits;   /* leave the output layer's softmax out */
+  PsConvPack   **packs;    /* per layer, where the direct kernels apply */
+  int           *pool_of;  /* per conv: the max-pool it can be fused with, else -1 */
+  gboolean      *keep_out; /* outputs the caller reads */
+  gboolean      *skip;     /* pools already computed by their conv, during one run */
+  gboolean       fused;
 };
 
 static gboolean
@@ -33,6 +40,23 @@ ps_layer_scratch_size (const PsLayer *l, int n)
     return 0;
   /* 1x1 stride-1 unpadded convolutions read their input directly */
   return (gsize) n * l->out.h * l->out.w * l->kh * l->kw * l->in.c;
+}
+
+/* The one layer reading @layer, or -1. */
+static int
+single_consumer (const PsModel *m, int layer)
+{
+  int found = -1;
+
+  for (int i = layer + 1; i < m->n_layers; i++)
+    for (int j = 0; j < m->layers[i]->n_inputs; j++)
+      if (m->layers[i]->inputs[j] == layer)
+        {
+          if (found >= 0 || m->layers[i]->n_inputs != 1)
+            return -1;
+          found = i;
+        }
+  return found;
 }
 
 PsPlan *
@@ -59,6 +83,24 @@ ps_plan_new (const PsModel *model, int max_batch)
         }
       scratch = MAX (scratch, ps_layer_scratch_size (l, max_batch));
     }
+  p->packs = g_new0 (PsConvPack *, model->n_layers);
+  p->pool_of = g_new (int, model->n_layers);
+  p->keep_out = g_new0 (gboolean, model->n_layers);
+  p->skip = g_new0 (gboolean, model->n_layers);
+  for (int i = 0; i < model->n_layers; i++)
+    {
+      int j = single_consumer (model, i);
+
+      p->packs[i] = ps_conv_pack_new (model->layers[i]);
+      p->pool_of[i] = -1;
+      if (p->packs[i] != NULL && model->layers[i]->kind == PS_LAYER_CONV2D && j >= 0
+          && i != model->output && model->layers[i]->activation != PS_ACT_SOFTMAX
+          && ps_conv_can_pool (p->packs[i], model->layers[j]))
+        {
+          p->pool_of[i] = j;
+          scratch = MAX (scratch, ps_conv_pool_scratch_size (p->packs[i], model->layers[j]));
+        }
+    }
   p->scratch = g_new (float, MAX (scratch, 1));
   return p;
 }
@@ -73,7 +115,12 @@ ps_plan_free (PsPlan *p)
       if (p->owned[i])
         g_free (p->out[i]);
       g_free (p->linear[i]);
+      ps_conv_pack_free (p->packs[i]);
     }
+  g_free (p->packs);
+  g_free (p->pool_of);
+  g_free (p->keep_out);
+  g_free (p->skip);
   g_free (p->out);
   g_free (p->linear);
   g_free (p->owned);
@@ -283,8 +330,29 @@ ps_layer_forward (const PsLayer *l, int n, const float * const *inputs,
     }
 }
 
+/* Conv2D / Dense through the direct kernels; into the max-pool @pool when >= 0. */
 static void
-run_layer (PsPlan *p, int i, int n)
+run_packed (PsPlan *p, const PsLayer *l, int i, int n, const float *in, int pool)
+{
+  const PsConvPack *pack = p->packs[i];
+  gboolean relu = l->activation == PS_ACT_RELU;
+
+  if (pool >= 0)
+    ps_conv_forward_pool (pack, p->model->layers[pool], n, in, relu, p->out[pool], p->scratch);
+  else if (l->activation == PS_ACT_SOFTMAX)
+    {
+      float *lin = p->linear[i] ? p->linear[i] : p->out[i];
+
+      ps_conv_forward (pack, n, in, FALSE, NULL, lin);
+      ps_activation_apply (l->activation, n * l->out.h * l->out.w, l->out.c, lin, p->out[i]);
+    }
+  else
+    ps_conv_forward (pack, n, in, relu, p->linear[i], p->out[i]);
+}
+
+/* @fuse: the max-pool that may be computed with this layer (-1: none). */
+static void
+run_layer (PsPlan *p, int i, int n, int fuse)
 {
   const PsLayer *l = p->model->layers[i];
   const float *ins[PS_MAX_INPUTS];
@@ -301,7 +369,44 @@ run_layer (PsPlan *p, int i, int n)
       linear.activation = PS_ACT_LINEAR;
       l = &linear;
     }
-  ps_layer_forward (l, n, ins, p->linear[i], p->out[i], p->scratch);
+  if (p->packs[i] != NULL)
+    run_packed (p, l, i, n, ins[0], fuse);
+  else
+    ps_layer_forward (l, n, ins, p->linear[i], p->out[i], p->scratch);
+}
+
+/* Runs the layers with run[i] set (all when @run is NULL), fusing each conv with the
+ * max-pool reading it when the plan may and nobody reads the conv's own output. */
+static void
+run_all (PsPlan *p, int n, const gboolean *run)
+{
+  const PsModel *m = p->model;
+
+  memset (p->skip, 0, sizeof (gboolean) * m->n_layers);
+  for (int i = 0; i < m->n_layers; i++)
+    {
+      int j = p->pool_of[i];
+
+      if ((run != NULL && !run[i]) || p->skip[i])
+        continue;
+      if (!p->fused || j < 0 || p->linear[i] != NULL || p->keep_out[i] || (run != NULL && !run[j]))
+        j = -1;
+      run_layer (p, i, n, j);
+      if (j >= 0)
+        p->skip[j] = TRUE;
+    }
+}
+
+void
+ps_plan_set_fused (PsPlan *p, gboolean fused)
+{
+  p->fused = fused;
+}
+
+void
+ps_plan_keep_output (PsPlan *p, int layer)
+{
+  p->keep_out[layer] = TRUE;
 }
 
 void
@@ -314,24 +419,21 @@ void
 ps_plan_run_layer (PsPlan *p, int layer, int n)
 {
   g_return_if_fail (n <= p->max_batch);
-  run_layer (p, layer, n);
+  run_layer (p, layer, n, -1);
 }
 
 void
 ps_plan_forward (PsPlan *p, int n)
 {
   g_return_if_fail (n <= p->max_batch);
-  for (int i = 0; i < p->model->n_layers; i++)
-    run_layer (p, i, n);
+  run_all (p, n, NULL);
 }
 
 void
 ps_plan_run_layers (PsPlan *p, int n, const gboolean *run)
 {
   g_return_if_fail (n <= p->max_batch);
-  for (int i = 0; i < p->model->n_layers; i++)
-    if (run[i])
-      run_layer (p, i, n);
+  run_all (p, n, run);
 }
 
 void

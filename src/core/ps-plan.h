@@ -23,6 +23,12 @@ float    *ps_plan_linear         (PsPlan        *plan,
 void      ps_plan_activate       (PsPlan        *plan,
                                   int            layer,
                                   int            n);
+/* Lets a convolution compute the max-pool reading it directly: its own output buffer is
+ * then not filled, unless ps_plan_keep_output() asked for it. Off by default. */
+void      ps_plan_set_fused      (PsPlan        *plan,
+                                  gboolean       fused);
+void      ps_plan_keep_output    (PsPlan        *plan,
+                                  int            layer);
 /* Leave the output layer's softmax out (classes are the same, and come cheaper). */
 void      ps_plan_set_logits     (PsPlan        *plan,
                                   gboolean       logits);

@@ -34,6 +34,7 @@ typedef struct {
   guint16         *preds;   /* n_steps x n */
   int             *affected;
   int              n_affected;
+  guint64         *active;  /* n: bit c set when channel c is active (<= 64 channels) */
   double          *sums;    /* workers x channels, for the channel means */
   double          *means;   /* channels */
   gboolean         present;

@@ -5,6 +5,7 @@
 #define G_LOG_DOMAIN "ps-sweep"
 
 #include "ps-sweep-private.h"
+#include "ps-conv.h"
 #include "ps-h5.h"
 #include "ps-parallel.h"
 
@@ -23,6 +24,11 @@ worker_plan (PsSweep *s, int worker)
     {
       s->plans[worker] = ps_plan_new (s->model, PS_SWEEP_BATCH);
       ps_plan_set_logits (s->plans[worker], TRUE);
+      /* the layers the sweep reads back must be filled */
+      ps_plan_set_fused (s->plans[worker], TRUE);
+      ps_plan_keep_output (s->plans[worker], s->layer);
+      if (s->h_layer >= 0)
+        ps_plan_keep_output (s->plans[worker], s->h_layer);
       for (int f = 0; f < s->n_fronts; f++)
         if (s->fronts[f].kind != FRONT_MASK)
           ps_plan_keep_linear (s->plans[worker], s->fronts[f].layer);
@@ -71,6 +77,16 @@ first_pass_batch (int worker, int task, gpointer data)
     {
       float *st = d->state + (gsize) (start + b) * s->state_size;
 
+      if (d->active != NULL)
+        {
+          const float *a = act + (gsize) b * asz;
+          guint64 bits = 0;
+
+          for (gsize i = 0; i < asz; i++)
+            if (a[i] != 0.0f)
+              bits |= G_GUINT64_CONSTANT (1) << (i % s->n_channels);
+          d->active[start + b] = bits;
+        }
       d->preds[start + b] = (guint16) classes[b];
       for (int f = 0; f < s->n_fronts && d->state != d->act; f++)
         {
@@ -110,6 +126,9 @@ alloc_set (PsSweep *s, SetData *d, GError **error)
     }
   d->preds = g_new (guint16, n * s->n_steps);
   d->affected = g_new (int, n);
+  /* which channels each image has active, so that a step finds its images quickly */
+  if (s->n_channels <= 64)
+    d->active = g_new (guint64, n);
   d->sums = g_new0 (double, (gsize) s->n_workers * s->n_channels);
   d->means = g_new0 (double, s->n_channels);
   d->hits = g_new0 (int, (gsize) s->n_steps * 3);
@@ -171,8 +190,7 @@ remove_channel (PsSweep *s, float *act, float *state, int c)
             if (fr->kind == FRONT_DENSE)
               {
                 const float *w = u->kernel + (((gsize) y * L.w + x) * L.c + c) * u->out.c;
-                for (int j = 0; j < u->out.c; j++)
-                  st[j] -= v * w[j];
+                ps_conv_sub_scaled (u->out.c, v, w, st);
                 continue;
               }
             /* Every conv output position whose window covers (y, x). */
@@ -190,8 +208,7 @@ remove_channel (PsSweep *s, float *act, float *state, int c)
                     continue;
                   w = u->kernel + (((gsize) ky * u->kw + kx) * L.c + c) * u->out.c;
                   o = st + ((gsize) oy * u->out.w + ox) * u->out.c;
-                  for (int j = 0; j < u->out.c; j++)
-                    o[j] -= v * w[j];
+                  ps_conv_sub_scaled (u->out.c, v, w, o);
                 }
           }
     }
@@ -285,15 +302,24 @@ _ps_sweep_run_step (PsSweep *s, SetData *d, int step, int channel)
           sizeof (guint16) * d->n);
   /* Only images where the channel is active can change. */
   d->n_affected = 0;
-  for (int i = 0; i < d->n; i++)
+  if (d->active != NULL)
     {
-      const float *a = d->act + (gsize) i * asz;
-      for (int p = 0; p < L.h * L.w; p++)
-        if (a[(gsize) p * L.c + channel] != 0.0f)
-          {
-            d->affected[d->n_affected++] = i;
-            break;
-          }
+      guint64 bit = G_GUINT64_CONSTANT (1) << channel;
+
+      for (int i = 0; i < d->n; i++)
+        if (d->active[i] & bit)
+          d->affected[d->n_affected++] = i;
     }
+  else
+    for (int i = 0; i < d->n; i++)
+      {
+        const float *a = d->act + (gsize) i * asz;
+        for (int p = 0; p < L.h * L.w; p++)
+          if (a[(gsize) p * L.c + channel] != 0.0f)
+            {
+              d->affected[d->n_affected++] = i;
+              break;
+            }
+      }
   ps_parallel_for ((d->n_affected + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH, step_batch, &job);
 }

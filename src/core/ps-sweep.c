@@ -28,6 +28,7 @@ ps_sweep_free (PsSweep *s)
       g_free (d->margin);
       g_free (d->preds);
       g_free (d->affected);
+      g_free (d->active);
       g_free (d->sums);
       g_free (d->means);
       g_free (d->hits);
@@ -178,6 +179,7 @@ release_caches (PsSweep *s)
       g_clear_pointer (&d->href, g_free);
       g_clear_pointer (&d->margin, g_free);
       g_clear_pointer (&d->affected, g_free);
+      g_clear_pointer (&d->active, g_free);
       g_clear_pointer (&d->labels, g_free);
     }
   for (int i = 0; i < s->n_workers; i++)

@@ -1,0 +1,368 @@
+/* ps-conv.c: direct Conv2D / Dense kernels. DeepID's convolutions have few channels
+ * (K = 48…360, 20…80 outputs), so im2col + sgemm spends more time copying and packing than
+ * multiplying. Here the weights are packed once ((kh, kw, in) x outputs rounded up to 16),
+ * and each tile of R output pixels x NV vectors of 16 output channels is accumulated in
+ * registers straight from the NHWC input: one weight load per vector and one broadcast per
+ * pixel feed R x NV fused multiply-adds. Bias, ReLU and a following max-pool are applied
+ * as the tile is stored. */
+#define G_LOG_DOMAIN "ps-conv"
+
+#include "ps-conv.h"
+
+#include <float.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_AVX512_KERNELS 1
+#include <immintrin.h>
+#define TARGET __attribute__ ((target ("avx512f")))
+#endif
+
+#define VEC    16  /* floats per AVX-512 vector */
+#define MAX_NV 6   /* vectors of output channels per tile */
+#define MAX_R  12  /* output pixels per tile */
+
+struct _PsConvPack {
+  int    H, W, C;       /* input */
+  int    OH, OW, OC;    /* output */
+  int    sh, sw;
+  int    K;             /* kh * kw * C */
+  int    OCP;           /* OC rounded up to VEC */
+  float *w;             /* K x OCP, zero beyond OC */
+  float *bias;          /* OCP */
+  int   *koff;          /* K: offset of each (ky, kx, c) from a window's first input */
+};
+
+gboolean
+ps_conv_available (void)
+{
+#ifdef HAVE_AVX512_KERNELS
+  const char *env = g_getenv ("PRUNESCOPE_CONV");
+
+  if (env != NULL && g_str_equal (env, "gemm"))
+    return FALSE;
+  __builtin_cpu_init ();
+  return __builtin_cpu_supports ("avx512f");
+#else
+  return FALSE;
+#endif
+}
+
+PsConvPack *
+ps_conv_pack_new (const PsLayer *l)
+{
+  PsConvPack *p;
+  int kh, kw;
+
+  if (!ps_conv_available ())
+    return NULL;
+  if (l->kind == PS_LAYER_CONV2D)
+    {
+      /* The kernels read whole windows inside the input (no padding), one group, no
+       * dilation. */
+      if (l->groups > 1 || l->dh > 1 || l->dw > 1 || l->pad_top != 0 || l->pad_left != 0
+          || (l->out.h - 1) * l->sh + l->kh > l->in.h || (l->out.w - 1) * l->sw + l->kw > l->in.w)
+        return NULL;
+      kh = l->kh, kw = l->kw;
+    }
+  else if (l->kind == PS_LAYER_DENSE)
+    kh = kw = 1;
+  else
+    return NULL;
+  if (l->activation != PS_ACT_RELU && l->activation != PS_ACT_LINEAR
+      && l->activation != PS_ACT_SOFTMAX)
+    return NULL;
+
+  p = g_new0 (PsConvPack, 1);
+  if (l->kind == PS_LAYER_CONV2D)
+    {
+      p->H = l->in.h, p->W = l->in.w, p->C = l->in.c;
+      p->OH = l->out.h, p->OW = l->out.w;
+      p->sh = l->sh, p->sw = l->sw;
+    }
+  else
+    {
+      p->H = p->W = p->OH = p->OW = p->sh = p->sw = 1;
+      p->C = l->in.c; /* a Dense layer reads its input flattened */
+    }
+  p->OC = l->out.c;
+  p->K = kh * kw * p->C;
+  p->OCP = (p->OC + VEC - 1) / VEC * VEC;
+  p->w = g_aligned_alloc0 ((gsize) p->K * p->OCP, sizeof (float), 64);
+  p->bias = g_aligned_alloc0 (p->OCP, sizeof (float), 64);
+  p->koff = g_new (int, p->K);
+  for (int k = 0; k < p->K; k++)
+    memcpy (p->w + (gsize) k * p->OCP, l->kernel + (gsize) k * p->OC, sizeof (float) * p->OC);
+  memcpy (p->bias, l->bias, sizeof (float) * p->OC);
+  for (int ky = 0, k = 0; ky < kh; ky++)
+    for (int kx = 0; kx < kw; kx++)
+      for (int c = 0; c < p->C; c++, k++)
+        p->koff[k] = (ky * p->W + kx) * p->C + c;
+  return p;
+}
+
+void
+ps_conv_pack_free (PsConvPack *p)
+{
+  if (p == NULL)
+    return;
+  g_aligned_free (p->w);
+  g_aligned_free (p->bias);
+  g_free (p->koff);
+  g_free (p);
+}
+
+gboolean
+ps_conv_can_pool (const PsConvPack *p, const PsLayer *pool)
+{
+  return p != NULL && pool->kind == PS_LAYER_MAXPOOL2D && pool->pad_top == 0
+         && pool->pad_left == 0 && pool->in.h == p->OH && pool->in.w == p->OW
+         && pool->in.c == p->OC && pool->out.h >= 1 && pool->out.w >= 1
+         && (pool->out.h - 1) * pool->sh + pool->kh <= p->OH
+         && (pool->out.w - 1) * pool->sw + pool->kw <= p->OW;
+}
+
+/* Rows of pool windows computed together: bands of a few hundred conv pixels keep the
+ * tiles full and the band in the first-level cache. */
+static int
+band_rows (const PsConvPack *p, const PsLayer *pool)
+{
+  int rows = (256 + pool->sh * p->OW - 1) / (pool->sh * p->OW);
+
+  return CLAMP (rows, 1, pool->out.h);
+}
+
+/* Conv rows under @rows rows of pool windows. */
+static int
+band_conv_rows (const PsLayer *pool, int rows)
+{
+  return (rows - 1) * pool->sh + pool->kh;
+}
+
+gsize
+ps_conv_pool_scratch_size (const PsConvPack *p, const PsLayer *pool)
+{
+  return (gsize) band_conv_rows (pool, band_rows (p, pool)) * p->OW * p->OC;
+}
+
+#ifdef HAVE_AVX512_KERNELS
+
+/* One tile: R output pixels (inputs at xs[r], outputs at lin[r], out[r]) x NV vectors of
+ * output channels from channel 16 * ob; @last masks the final vector's channels. Inlined
+ * with constant R and NV so that the accumulators live in registers. */
+static inline __attribute__ ((always_inline)) TARGET void
+tile (const PsConvPack *p, int ob, const int NV, const int R, const float *const *xs,
+      float *const *lin, float *const *out, gboolean relu, __mmask16 last)
+{
+  __m512 acc[MAX_NV][MAX_R];
+  const float *w = p->w + (gsize) ob * VEC;
+  const __m512 zero = _mm512_setzero_ps ();
+
+#pragma GCC unroll 6
+  for (int v = 0; v < NV; v++)
+    {
+      __m512 b = _mm512_load_ps (p->bias + (gsize) (ob + v) * VEC);
+#pragma GCC unroll 12
+      for (int r = 0; r < R; r++)
+        acc[v][r] = b;
+    }
+  for (int k = 0; k < p->K; k++)
+    {
+      const int o = p->koff[k];
+      const float *wk = w + (gsize) k * p->OCP;
+      __m512 wv[MAX_NV];
+
+#pragma GCC unroll 6
+      for (int v = 0; v < NV; v++)
+        wv[v] = _mm512_load_ps (wk + v * VEC);
+#pragma GCC unroll 12
+      for (int r = 0; r < R; r++)
+        {
+          __m512 a = _mm512_set1_ps (xs[r][o]);
+#pragma GCC unroll 6
+          for (int v = 0; v < NV; v++)
+            acc[v][r] = _mm512_fmadd_ps (a, wv[v], acc[v][r]);
+        }
+    }
+#pragma GCC unroll 12
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 6
+    for (int v = 0; v < NV; v++)
+      {
+        __mmask16 m = v == NV - 1 ? last : 0xffff;
+        gsize at = (gsize) (ob + v) * VEC;
+
+        if (lin != NULL)
+          _mm512_mask_storeu_ps (lin[r] + at, m, acc[v][r]);
+        /* max (x, 0) gives 0 for NaN, as the plain ReLU does */
+        _mm512_mask_storeu_ps (out[r] + at, m, relu ? _mm512_max_ps (acc[v][r], zero) : acc[v][r]);
+      }
+}
+
+static const int tile_rows[MAX_NV + 1] = { 0, 8, 12, 8, 6, 5, 4 };
+
+#define TILE_CASE(NV) \
+  case NV: \
+    if (R == 1) \
+      tile (p, ob, NV, 1, xs, lpp, op, relu, last); \
+    else \
+      tile (p, ob, NV, tile_rows[NV], xs, lpp, op, relu, last); \
+    break;
+
+/* Output pixels g0 .. g1-1 (counted over all images, row-major) into lin/out, which hold
+ * pixel g at (g - g0) * OC. */
+static TARGET void
+conv_range (const PsConvPack *p, const float *x, gsize g0, gsize g1, gboolean relu,
+            float *lin, float *out)
+{
+  const gsize plane = (gsize) p->OH * p->OW, img = (gsize) p->H * p->W * p->C;
+  const int nvec = p->OCP / VEC;
+
+  for (int ob = 0; ob < nvec; ob += MAX_NV)
+    {
+      const int nv = MIN (MAX_NV, nvec - ob);
+      const int rmax = tile_rows[nv];
+      const int tail = p->OC - (ob + nv - 1) * VEC; /* channels in the last vector */
+      const __mmask16 last = tail >= VEC ? 0xffff : (__mmask16) ((1u << tail) - 1);
+
+      for (gsize g = g0; g < g1;)
+        {
+          const float *xs[MAX_R];
+          float *lp[MAX_R], *op[MAX_R];
+          gsize start = g;
+          int R = rmax;
+
+          /* The last tile overlaps the one before rather than running short. */
+          if (g + R > g1)
+            {
+              if (g1 - g0 >= (gsize) R)
+                start = g1 - R;
+              else
+                R = 1;
+            }
+          for (int r = 0; r < R; r++)
+            {
+              gsize q = start + r, b = q / plane, rem = q % plane;
+              int oy = (int) (rem / p->OW), ox = (int) (rem % p->OW);
+
+              xs[r] = x + b * img + ((gsize) oy * p->sh * p->W + (gsize) ox * p->sw) * p->C;
+              lp[r] = lin ? lin + (q - g0) * p->OC : NULL;
+              op[r] = out + (q - g0) * p->OC;
+            }
+          {
+            float *const *lpp = lin ? lp : NULL;
+
+            switch (nv)
+              {
+                TILE_CASE (1)
+                TILE_CASE (2)
+                TILE_CASE (3)
+                TILE_CASE (4)
+                TILE_CASE (5)
+                TILE_CASE (6)
+              default:
+                g_assert_not_reached ();
+              }
+          }
+          g = start + R;
+        }
+    }
+}
+
+/* @rows rows of max-pool windows over a band of conv rows; max_ps (a, b) is a > b ? a : b,
+ * as MAX () is. */
+static TARGET void
+pool_band (const PsConvPack *p, const PsLayer *pool, const float *band, int rows, float *d)
+{
+  const int C = p->OC;
+
+  for (int py = 0; py < rows; py++, band += (gsize) pool->sh * p->OW * C)
+    for (int px = 0; px < pool->out.w; px++, d += C)
+    for (int c = 0; c < C; c += VEC)
+      {
+        __mmask16 m = C - c >= VEC ? 0xffff : (__mmask16) ((1u << (C - c)) - 1);
+        __m512 acc = _mm512_set1_ps (-FLT_MAX);
+
+        for (int ky = 0; ky < pool->kh; ky++)
+          for (int kx = 0; kx < pool->kw; kx++)
+            acc = _mm512_max_ps (acc, _mm512_maskz_loadu_ps (
+              m, band + ((gsize) ky * p->OW + px * pool->sw + kx) * C + c));
+        _mm512_mask_storeu_ps (d + c, m, acc);
+      }
+}
+
+static TARGET void
+sub_scaled_avx512 (int n, float v, const float *w, float *y)
+{
+  const __m512 vv = _mm512_set1_ps (v);
+  int j = 0;
+
+  for (; j + VEC <= n; j += VEC)
+    _mm512_storeu_ps (y + j, _mm512_sub_ps (_mm512_loadu_ps (y + j),
+                                            _mm512_mul_ps (vv, _mm512_loadu_ps (w + j))));
+  if (j < n)
+    {
+      __mmask16 m = (__mmask16) ((1u << (n - j)) - 1);
+      _mm512_mask_storeu_ps (y + j, m, _mm512_sub_ps (_mm512_maskz_loadu_ps (m, y + j),
+                                                      _mm512_mul_ps (vv, _mm512_maskz_loadu_ps (m, w + j))));
+    }
+}
+
+#endif /* HAVE_AVX512_KERNELS */
+
+void
+ps_conv_sub_scaled (int n, float v, const float *w, float *y)
+{
+#ifdef HAVE_AVX512_KERNELS
+  static gsize avx512 = 0;
+
+  if (g_once_init_enter (&avx512))
+    {
+      __builtin_cpu_init ();
+      g_once_init_leave (&avx512, __builtin_cpu_supports ("avx512f") ? 2 : 1);
+    }
+  if (avx512 == 2)
+    {
+      sub_scaled_avx512 (n, v, w, y);
+      return;
+    }
+#endif
+  for (int j = 0; j < n; j++)
+    y[j] -= v * w[j];
+}
+
+void
+ps_conv_forward (const PsConvPack *p, int n, const float *x, gboolean relu, float *linear,
+                 float *out)
+{
+#ifdef HAVE_AVX512_KERNELS
+  conv_range (p, x, 0, (gsize) n * p->OH * p->OW, relu, linear, out);
+#else
+  g_assert_not_reached ();
+#endif
+}
+
+void
+ps_conv_forward_pool (const PsConvPack *p, const PsLayer *pool, int n, const float *x,
+                      gboolean relu, float *out, float *scratch)
+{
+#ifdef HAVE_AVX512_KERNELS
+  const gsize plane = (gsize) p->OH * p->OW;
+  const int C = p->OC, POH = pool->out.h, POW = pool->out.w;
+  const int band = band_rows (p, pool);
+
+  for (int b = 0; b < n; b++)
+    for (int py = 0; py < POH; py += band)
+      {
+        /* the conv rows under these rows of windows, in scratch */
+        int rows = MIN (band, POH - py);
+        gsize g0 = b * plane + (gsize) py * pool->sh * p->OW;
+        float *d = out + (((gsize) b * POH + py) * POW) * C;
+
+        conv_range (p, x, g0, g0 + (gsize) band_conv_rows (pool, rows) * p->OW, relu, NULL, scratch);
+        pool_band (p, pool, scratch, rows, d);
+      }
+#else
+  g_assert_not_reached ();
+#endif
+}

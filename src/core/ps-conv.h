@@ -1,0 +1,51 @@
+/* ps-conv.h: direct Conv2D and Dense kernels on weights packed once per plan, with the
+ * bias and ReLU (and a following max-pool) fused into the output loop. They use AVX-512
+ * when the CPU has it; elsewhere ps_conv_pack_new() says no and the plan keeps im2col +
+ * sgemm. */
+#pragma once
+
+#include "ps-layer.h"
+
+G_BEGIN_DECLS
+
+typedef struct _PsConvPack PsConvPack;
+
+/* TRUE when the CPU runs the kernels and $PRUNESCOPE_CONV is not "gemm" (read on every
+ * call, so tests can compare both paths). */
+gboolean     ps_conv_available          (void);
+/* The layer's weights in the kernels' layout, or NULL when the kernels do not apply (not
+ * available, padding, not a Conv2D/Dense layer). The pack copies the weights: a plan
+ * made before the weights change computes with the old ones. */
+PsConvPack  *ps_conv_pack_new           (const PsLayer    *layer);
+void         ps_conv_pack_free          (PsConvPack       *pack);
+/* linear (may be NULL) = x * W + bias, out = ReLU of it when @relu, else the same values. */
+void         ps_conv_forward            (const PsConvPack *pack,
+                                         int               n,
+                                         const float      *x,
+                                         gboolean          relu,
+                                         float            *linear,
+                                         float            *out);
+/* Whether ps_conv_forward_pool() can do @pool on this convolution's output. */
+gboolean     ps_conv_can_pool           (const PsConvPack *pack,
+                                         const PsLayer    *pool);
+/* Floats of scratch ps_conv_forward_pool() needs. */
+gsize        ps_conv_pool_scratch_size  (const PsConvPack *pack,
+                                         const PsLayer    *pool);
+/* out = @pool (a max-pool) of the convolution's output (ReLU'd when @relu), computed a
+ * band of rows at a time in @scratch: the full-size convolution output is never written. */
+void         ps_conv_forward_pool       (const PsConvPack *pack,
+                                         const PsLayer    *pool,
+                                         int               n,
+                                         const float      *x,
+                                         gboolean          relu,
+                                         float            *out,
+                                         float            *scratch);
+
+/* y[j] -= v * w[j] for j < n, rounded as written (a product, then a difference: the
+ * same bits with or without the vector unit). */
+void         ps_conv_sub_scaled         (int               n,
+                                         float             v,
+                                         const float      *w,
+                                         float            *y);
+
+G_END_DECLS
