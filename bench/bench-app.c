@@ -7,7 +7,9 @@
  *    data loads and the sweep runs (everything it does: idles, layout, drawing);
  *  - for slider moves after the sweep: the time in the value-changed handler (stats panel,
  *    gallery, channel view, chart selection) plus the work of the frame that shows it.
- * Run under a display, e.g. xvfb-run -a -s "-screen 0 1600x1000x24" bench-app [FIXTURES] */
+ *  - the process's peak resident memory (VmHWM).
+ * "bench-app --demo" measures instead the time from launch to the demo's finished curve.
+ * Run under a display, e.g. xvfb-run -a -s "-screen 0 1600x1000x24" bench-app [FIXTURES|--demo] */
 #define G_LOG_DOMAIN "bench-app"
 
 #include "config.h"
@@ -103,7 +105,8 @@ write_set (const char *path, guint8 **faces, const int *labels, int n_faces, int
 static char *
 make_lab (const char *fixtures)
 {
-  char *dir = g_dir_make_tmp ("ps-bench-app-XXXXXX", NULL);
+  const char *keep = g_getenv ("BENCH_LAB");
+  char *dir = keep ? g_strdup (keep) : g_dir_make_tmp ("ps-bench-app-XXXXXX", NULL);
   g_autofree char *models = g_build_filename (dir, "models", NULL);
   g_autofree char *link = g_build_filename (models, "bd_weights.h5", NULL);
   g_autofree char *weights = g_build_filename (fixtures, "weights", "lab3_bd_weights.h5", NULL);
@@ -138,6 +141,82 @@ make_lab (const char *fixtures)
   for (int i = 0; i < nb; i++)
     g_free (bd[i]);
   return dir;
+}
+
+/* The process's peak resident memory so far (VmHWM), in MB. */
+static double
+peak_rss_mb (void)
+{
+  g_autofree char *status = NULL;
+  const char *line;
+
+  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL)
+      || (line = strstr (status, "VmHWM:")) == NULL)
+    return -1;
+  return g_ascii_strtod (line + 6, NULL) / 1024;
+}
+
+static double
+rss_mb (void)
+{
+  g_autofree char *status = NULL;
+  const char *line;
+
+  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL)
+      || (line = strstr (status, "VmRSS:")) == NULL)
+    return -1;
+  return g_ascii_strtod (line + 6, NULL) / 1024;
+}
+
+/* Highest resident memory seen in each phase the session reports (loading, running B,
+ * pruning), sampled from a thread every 20 ms, so the report says where the peak is. */
+typedef struct {
+  PsWindow   *window;
+  GMutex      mutex;
+  char       *activity;  /* set by the UI thread */
+  GHashTable *peaks;     /* activity -> max MB, as gdouble* */
+  gboolean    stop;
+} Sampler;
+
+static gpointer
+sampler_thread (gpointer data)
+{
+  Sampler *s = data;
+
+  while (!g_atomic_int_get (&s->stop))
+    {
+      double mb = rss_mb ();
+      double *peak;
+
+      g_mutex_lock (&s->mutex);
+      if (s->activity != NULL)
+        {
+          peak = g_hash_table_lookup (s->peaks, s->activity);
+          if (peak == NULL)
+            {
+              peak = g_new0 (double, 1);
+              g_hash_table_insert (s->peaks, g_strdup (s->activity), peak);
+            }
+          *peak = MAX (*peak, mb);
+        }
+      g_mutex_unlock (&s->mutex);
+      g_usleep (20000);
+    }
+  return NULL;
+}
+
+static void
+sampler_note (Sampler *s)
+{
+  const char *a = ps_session_get_activity (s->window->session);
+
+  g_mutex_lock (&s->mutex);
+  if (g_strcmp0 (a, s->activity) != 0)
+    {
+      g_free (s->activity);
+      s->activity = g_strdup (a ? a : "idle");
+    }
+  g_mutex_unlock (&s->mutex);
 }
 
 static gint64 paint_start, paint_end;
@@ -184,9 +263,39 @@ slider_moves (PsWindow *w)
           worst_handler / 1e3, sum_total / 1e3 / moves, worst_total / 1e3);
 }
 
+/* From the start of the process to the demo's complete curve in a new window (the demo's
+ * data already made, as after the first start). */
+static int
+demo_curve (gint64 launch)
+{
+  g_autoptr (PsApplication) app = ps_application_new (G_APPLICATION_NON_UNIQUE);
+  PsWindow *w;
+  gint64 shown = 0;
+
+  g_application_register (G_APPLICATION (app), NULL, NULL);
+  w = ps_window_new (GTK_APPLICATION (app));
+  gtk_window_present (GTK_WINDOW (w));
+  ps_window_open_demo (w);
+  while (ps_session_get_busy (w->session) || ps_session_get_sweep (w->session) == NULL)
+    {
+      int n;
+      g_main_context_iteration (NULL, TRUE);
+      if (shown == 0 && ps_session_get_rows (w->session, &n) && n > 0)
+        shown = g_get_monotonic_time ();
+    }
+  printf ("launch -> first point of the demo's curve: %.1f s; -> finished curve: %.1f s\n",
+          (shown - launch) / 1e6, (g_get_monotonic_time () - launch) / 1e6);
+  printf ("peak resident memory (VmHWM): %.0f MB\n", peak_rss_mb ());
+  gtk_window_destroy (GTK_WINDOW (w));
+  for (int i = 0; i < 100; i++)
+    g_main_context_iteration (NULL, FALSE);
+  return 0;
+}
+
 int
 main (int argc, char *argv[])
 {
+  gint64 launch = g_get_monotonic_time ();
   const char *fixtures = argc > 1 ? argv[1] : "../shared/fixtures/csaw";
   g_autofree char *lab = NULL;
   g_autoptr (PsApplication) app = NULL;
@@ -196,9 +305,17 @@ main (int argc, char *argv[])
   int n_rows;
 
   gtk_init ();
-  printf ("writing a lab-sized folder…\n");
-  fflush (stdout);
-  lab = make_lab (fixtures);
+  if (g_str_equal (fixtures, "--demo"))
+    return demo_curve (launch);
+  /* BENCH_LAB names a folder made by an earlier run (kept, not removed). */
+  if (g_getenv ("BENCH_LAB") != NULL && g_file_test (g_getenv ("BENCH_LAB"), G_FILE_TEST_IS_DIR))
+    lab = g_strdup (g_getenv ("BENCH_LAB"));
+  else
+    {
+      printf ("writing a lab-sized folder…\n");
+      fflush (stdout);
+      lab = make_lab (fixtures);
+    }
   folder = g_file_new_for_path (lab);
 
   app = ps_application_new (G_APPLICATION_NON_UNIQUE);
@@ -213,9 +330,31 @@ main (int argc, char *argv[])
   g_main_context_set_poll_func (NULL, timed_poll);
   measuring = TRUE;
   t0 = g_get_monotonic_time ();
-  ps_window_open_files (w, &folder, 1);
-  while (ps_session_get_busy (w->session) || ps_session_get_sweep (w->session) == NULL)
-    g_main_context_iteration (NULL, TRUE);
+  {
+    Sampler sampler = { w };
+    GThread *thread;
+    GHashTableIter iter;
+    gpointer key, value;
+
+    g_mutex_init (&sampler.mutex);
+    sampler.peaks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+    thread = g_thread_new ("rss", sampler_thread, &sampler);
+    ps_window_open_files (w, &folder, 1);
+    while (ps_session_get_busy (w->session) || ps_session_get_sweep (w->session) == NULL)
+      {
+        sampler_note (&sampler);
+        g_main_context_iteration (NULL, TRUE);
+      }
+    sampler_note (&sampler);
+    g_atomic_int_set (&sampler.stop, TRUE);
+    g_thread_join (thread);
+    g_hash_table_iter_init (&iter, sampler.peaks);
+    while (g_hash_table_iter_next (&iter, &key, &value))
+      printf ("  highest resident memory while “%s”: %.0f MB\n", (char *) key, *(double *) value);
+    g_hash_table_unref (sampler.peaks);
+    g_free (sampler.activity);
+    g_mutex_clear (&sampler.mutex);
+  }
   measuring = FALSE;
   ps_session_get_rows (w->session, &n_rows);
   printf ("load + sweep of %d + %d + %d images, %d steps: %.1f s\n",
@@ -225,11 +364,14 @@ main (int argc, char *argv[])
           (g_get_monotonic_time () - t0) / 1e6);
   printf ("longest UI-thread stall during load and sweep: %.2f ms (UI thread busy %.1f %% of the time)\n",
           busy_max / 1e3, 100.0 * busy_total / (g_get_monotonic_time () - t0));
+  printf ("resident memory after the sweep: %.0f MB; peak (VmHWM) so far: %.0f MB\n", rss_mb (), peak_rss_mb ());
 
   slider_moves (w);
+  printf ("peak resident memory (VmHWM): %.0f MB (target <= 700 MB)\n", peak_rss_mb ());
   gtk_window_destroy (GTK_WINDOW (w));
   for (int i = 0; i < 100; i++)
     g_main_context_iteration (NULL, FALSE);
+  if (g_getenv ("BENCH_LAB") == NULL)
   {
     g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", lab);
     if (system (cmd) != 0)

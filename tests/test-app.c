@@ -15,10 +15,13 @@
 #include "ps-session.h"
 #include "ps-stats-panel.h"
 #include "ps-test-util.h"
+#include "ps-test-window.h"
+#include "ps-verdict.h"
 #include "ps-window-private.h"
 
 static PsApplication *app;
 static char *lab;        /* a lab folder with a small BadNet and its data */
+static char *lab_mismatch; /* the same BadNet with clean labels it never gives */
 static char *lab_big;    /* the same model with more data, for a sweep that takes a while */
 
 /* ---- data ---- */
@@ -64,8 +67,10 @@ deepid_model (guint32 seed, int classes)
   return m;
 }
 
+/* @mismatched: every clean label is one class off B's own answer, so B is right on none of
+ * them (a model and data that do not belong together). */
 static char *
-make_lab (const char *name, int n)
+make_lab_full (const char *name, int n, gboolean mismatched)
 {
   g_autoptr (PsModel) m = deepid_model (11, 12);
   g_autoptr (PsDataset) valid = labelled_data (m, n, 21, FALSE);
@@ -76,12 +81,28 @@ make_lab (const char *name, int n)
   g_autofree char *model = g_build_filename (models, "bd_net.h5", NULL);
   g_autoptr (GError) error = NULL;
 
+  if (mismatched)
+    {
+      g_assert_true (ps_infer_classes (m, valid, valid->labels, NULL, &error));
+      g_assert_true (ps_infer_classes (m, test, test->labels, NULL, &error));
+      for (int i = 0; i < n; i++)
+        {
+          valid->labels[i] = (valid->labels[i] + 1) % m->n_classes;
+          test->labels[i] = (test->labels[i] + 1) % m->n_classes;
+        }
+    }
   g_mkdir_with_parents (models, 0755);
   g_assert_true (ps_model_save (m, model, &error));
   save_set (valid, dir, "data/cl/valid.h5");
   save_set (test, dir, "data/cl/test.h5");
   save_set (bd, dir, "data/bd/bd_test.h5");
   return dir;
+}
+
+static char *
+make_lab (const char *name, int n)
+{
+  return make_lab_full (name, n, FALSE);
 }
 
 static char *
@@ -92,20 +113,6 @@ lab_file (const char *dir, const char *relative)
 
 /* ---- driving the main loop ---- */
 
-static gboolean
-wait_until (gboolean (*done) (gpointer), gpointer data, double seconds)
-{
-  gint64 end = g_get_monotonic_time () + (gint64) (seconds * G_USEC_PER_SEC);
-
-  while (!done (data))
-    {
-      if (g_get_monotonic_time () > end)
-        return FALSE;
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (500);
-    }
-  return TRUE;
-}
 
 static gboolean
 sweep_finished (gpointer data)
@@ -121,17 +128,16 @@ file_exists (gpointer data)
 }
 
 static gboolean
-info_bar_revealed (gpointer data)
+notice_shown (gpointer data)
 {
-  return gtk_info_bar_get_revealed (data);
+  return PS_WINDOW (data)->last_notice != NULL;
 }
 
-static void
-drain (void)
-{
-  for (int i = 0; i < 50; i++)
-    g_main_context_iteration (NULL, FALSE);
-}
+
+
+
+
+
 
 static PsWindow *
 open_lab (const char *dir)
@@ -142,8 +148,8 @@ open_lab (const char *dir)
   gtk_window_set_default_size (GTK_WINDOW (w), 1280, 860);
   gtk_window_present (GTK_WINDOW (w));
   ps_window_open_files (w, &folder, 1);
-  g_assert_true (wait_until (sweep_finished, w, 60));
-  drain ();
+  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+  ps_test_drain ();
   return w;
 }
 
@@ -238,6 +244,8 @@ test_sweep_and_slider (void)
       g_assert_cmpint (ps_chart_get_selected (w->chart), ==, expect);
       check_panel (w, csv, steps[i]);
     }
+  /* The Recent submenu lists the folder just opened. */
+  g_assert_cmpint (g_menu_model_get_n_items (G_MENU_MODEL (w->recent_menu)), >=, 1);
   g_assert_cmpint (steps[0], <=, steps[1]);
   g_assert_cmpint (steps[1], <=, steps[2]);
 
@@ -247,7 +255,7 @@ test_sweep_and_slider (void)
   g_assert_true (isnan (ps_window_get_drop (w)));
   check_panel (w, csv, 3);
   gtk_window_destroy (GTK_WINDOW (w));
-  drain ();
+  ps_test_drain ();
 }
 
 static void
@@ -308,6 +316,29 @@ test_exports (void)
         g_assert_true (g_str_has_prefix (data, "%PDF"));
     }
 
+  /* The format chosen in the dialog wins over the name's extension, and its file comes out. */
+  {
+    g_autofree char *png = g_build_filename (ps_test_tmpdir (), "chosen.png", NULL);
+    g_autoptr (GFile) typed = g_file_new_for_path (png);
+    g_autoptr (GFile) svg = _ps_window_plot_file (typed, ".svg");
+    g_autoptr (GFile) bare = g_file_new_for_path ("/tmp/figure");
+    g_autoptr (GFile) pdf = _ps_window_plot_file (bare, ".pdf");
+    g_autoptr (GFile) same = _ps_window_plot_file (typed, ".png");
+    g_autofree char *svg_path = g_file_get_path (svg);
+    g_autofree char *pdf_path = g_file_get_path (pdf);
+    g_autofree char *same_path = g_file_get_path (same);
+    g_autofree char *data = NULL;
+
+    g_assert_true (g_str_has_suffix (svg_path, "/chosen.svg"));
+    g_assert_cmpstr (pdf_path, ==, "/tmp/figure.pdf");
+    g_assert_cmpstr (same_path, ==, png);
+    g_assert_true (ps_window_export_plot (w, svg, &error));
+    g_assert_no_error (error);
+    g_assert_true (g_file_get_contents (svg_path, &data, NULL, NULL));
+    g_assert_nonnull (strstr (data, "<svg"));
+    g_assert_false (g_file_test (png, G_FILE_TEST_EXISTS));
+  }
+
   /* A name the plot cannot take is an error, not a crash. */
   {
     g_autoptr (GFile) bad = g_file_new_for_path ("/tmp/plot.bmp");
@@ -316,7 +347,7 @@ test_exports (void)
     g_clear_error (&error);
   }
   gtk_window_destroy (GTK_WINDOW (w));
-  drain ();
+  ps_test_drain ();
 }
 
 static void
@@ -337,10 +368,12 @@ test_save_g (void)
   step = ps_window_get_step (w);
   g_assert_cmpint (step, >, 0);
   ps_window_save_g (w, file);
-  g_assert_true (wait_until (file_exists, path, 30));
-  /* The file is renamed into place before the save task reports back to the window. */
-  g_assert_true (wait_until (info_bar_revealed, w->error_bar, 30));
-  g_assert_cmpint (gtk_info_bar_get_message_type (w->error_bar), ==, GTK_MESSAGE_INFO);
+  g_assert_true (ps_test_wait_until (file_exists, path, 30));
+  /* The file is renamed into place before the save task reports back to the window, which
+   * says so in a transient notice (not in the error bar). */
+  g_assert_true (ps_test_wait_until (notice_shown, w, 30));
+  g_assert_cmpstr (w->last_notice, ==, "G saved as G.h5");
+  g_assert_false (gtk_info_bar_get_revealed (w->error_bar));
 
   g = ps_repaired_load (path, &error);
   g_assert_no_error (error);
@@ -355,7 +388,7 @@ test_save_g (void)
   for (int i = 0; i < test->n; i++)
     g_assert_cmpint (classes[i], ==, ps_sweep_g_prediction (sweep, PS_SET_TEST, step, i));
   gtk_window_destroy (GTK_WINDOW (w));
-  drain ();
+  ps_test_drain ();
 }
 
 static gboolean
@@ -366,41 +399,117 @@ error_shown (gpointer data)
 }
 
 static void
+assert_contains (const char *text, const char *part)
+{
+  if (strstr (text, part) == NULL)
+    g_error ("“%s” is not in “%s”", part, text);
+}
+
+/* Check first, then swap: a bad file leaves the loaded ones and their sweep in place, says
+ * what is wrong in a sentence with the technical detail behind it, and the banner goes once
+ * a good file loads. */
+static void
 test_errors (void)
 {
   PsWindow *w = open_lab (lab);
   g_autofree char *junk = g_build_filename (ps_test_tmpdir (), "junk.h5", NULL);
   g_autofree char *small = g_build_filename (ps_test_tmpdir (), "tiny-test.h5", NULL);
+  g_autofree char *cut = g_build_filename (ps_test_tmpdir (), "cut-model.h5", NULL);
+  g_autofree char *model = lab_file (lab, "models/bd_net.h5");
   g_autoptr (GFile) junk_file = g_file_new_for_path (junk);
   g_autoptr (GFile) small_file = g_file_new_for_path (small);
+  g_autoptr (GFile) cut_file = g_file_new_for_path (cut);
   const PsSweep *before = ps_session_get_sweep (w->session);
+  GFile *model_before = ps_session_get_file (w->session, PS_SLOT_MODEL);
+  GFile *test_before = ps_session_get_file (w->session, PS_SLOT_TEST);
   guint8 pixels[4 * 4 * 3] = { 0 };
   int labels[1] = { 0 };
   g_autoptr (PsDataset) tiny = ps_dataset_new_u8 (1, 4, 4, 3, pixels, labels);
+  g_autofree char *bytes = NULL;
+  gsize size;
 
-  /* Not HDF5 at all: a readable message naming the file; the sweep stays. */
+  /* Not HDF5 at all. */
   g_assert_true (g_file_set_contents (junk, "not a model", -1, NULL));
   ps_window_open_files (w, &junk_file, 1);
-  g_assert_true (wait_until (error_shown, w, 20));
-  g_assert_nonnull (strstr (gtk_label_get_text (w->error_label), "junk.h5"));
+  g_assert_true (ps_test_wait_until (error_shown, w, 20));
+  g_assert_cmpstr (gtk_label_get_text (w->error_label), ==, "junk.h5 is not an HDF5 file.");
+  assert_contains (gtk_label_get_text (w->error_detail_label), junk);
   g_assert_true (ps_session_get_sweep (w->session) == before);
+  g_assert_true (ps_session_get_file (w->session, PS_SLOT_MODEL) == model_before);
 
-  /* Data of the wrong shape: the sweep reports it with the file's name. */
+  /* A model cut short: the sentence gives the sizes, the details HDF5's own words. */
+  gtk_info_bar_set_revealed (w->error_bar, FALSE);
+  g_assert_true (g_file_get_contents (model, &bytes, &size, NULL));
+  g_assert_cmpuint (size, >, 200000);
+  g_assert_true (g_file_set_contents (cut, bytes, 200000, NULL));
+  ps_window_open_files (w, &cut_file, 1);
+  g_assert_true (ps_test_wait_until (error_shown, w, 20));
+  assert_contains (gtk_label_get_text (w->error_label), "cut-model.h5 is truncated: it has 200.0\u00a0kB of ");
+  assert_contains (gtk_label_get_text (w->error_detail_label), "truncated");
+  assert_contains (gtk_label_get_text (w->error_detail_label), cut);
+  g_assert_true (ps_session_get_sweep (w->session) == before);
+  g_assert_true (ps_session_get_file (w->session, PS_SLOT_MODEL) == model_before);
+  gtk_expander_set_expanded (w->error_expander, TRUE);
+  ps_test_wait_for_frames (w);
+  ps_test_save_screenshot (w, "app-error.png");
+
+  /* Images of the wrong size: refused before they replace the test set; nothing re-runs. */
   gtk_info_bar_set_revealed (w->error_bar, FALSE);
   g_assert_true (ps_dataset_save (tiny, small, NULL));
   ps_window_open_files (w, &small_file, 1);
-  g_assert_true (wait_until (error_shown, w, 20));
-  g_assert_nonnull (strstr (gtk_label_get_text (w->error_label), "tiny-test.h5"));
+  g_assert_true (ps_test_wait_until (error_shown, w, 20));
+  assert_contains (gtk_label_get_text (w->error_label), "tiny-test.h5 does not fit the model");
+  assert_contains (gtk_label_get_text (w->error_detail_label), "images are 4x4x3");
+  g_assert_true (ps_session_get_file (w->session, PS_SLOT_TEST) == test_before);
+  g_assert_true (ps_session_get_sweep (w->session) == before);
+  g_assert_true (ps_session_get_sweep_current (w->session));
+  g_assert_cmpint (ps_window_get_step (w), >=, 0);
 
-  /* The window still works: the right data again gives a finished sweep. */
+  /* The problem is gone once good data loads: the banner goes with it. */
   {
     g_autofree char *test = lab_file (lab, "data/cl/test.h5");
     g_autoptr (GFile) file = g_file_new_for_path (test);
-    ps_window_open_files (w, &file, 1);
-    g_assert_true (wait_until (sweep_finished, w, 60));
+    ps_session_open (w->session, &file, 1, PS_SLOT_TEST);
+    g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+    g_assert_false (gtk_info_bar_get_revealed (w->error_bar));
   }
   gtk_window_destroy (GTK_WINDOW (w));
-  drain ();
+  ps_test_drain ();
+}
+
+/* Data whose labels the model never gives: the verdict says the inputs do not fit, says
+ * nothing false about X, and Save G is not the highlighted action. The slider keeps X in
+ * its track. */
+static void
+test_mismatch (void)
+{
+  PsWindow *w = open_lab (lab_mismatch);
+  const PsSweepStep *r0 = ps_sweep_get_step (ps_session_get_sweep (w->session), 0);
+
+  gtk_adjustment_set_value (w->drop_adjustment, 4.0);
+  g_assert_cmpfloat (r0->valid_acc, ==, 0);
+  g_assert_nonnull (w->verdict);
+  g_assert_true (w->verdict->warnings & PS_VERDICT_WARN_NEAR_CHANCE);
+  g_assert_true (w->verdict->warnings & PS_VERDICT_WARN_UNREACHED);
+  g_assert_cmpstr (gtk_label_get_text (ps_test_panel_label (w, "headline_label")), ==,
+                   "Check the inputs: these numbers cannot be trusted");
+  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (ps_test_panel_label (w, "notes_label"))));
+  assert_contains (gtk_label_get_text (ps_test_panel_label (w, "notes_label")), "guessing among 12 classes");
+  g_assert_null (strstr (gtk_label_get_text (ps_test_panel_label (w, "rule_label")), "it is"));
+  g_assert_false (gtk_widget_has_css_class (w->save_button, "suggested-action"));
+
+  /* X = 4 is out of reach (B's accuracy cannot drop): it stays in the track, and Left
+   * moves it by a tenth. */
+  g_assert_cmpfloat (gtk_adjustment_get_value (w->drop_adjustment), ==, 4.0);
+  g_assert_cmpfloat (gtk_adjustment_get_upper (w->drop_adjustment), >=, 4.0);
+  g_signal_emit_by_name (w->drop_scale, "move-slider", GTK_SCROLL_STEP_LEFT);
+  g_signal_emit_by_name (w->drop_scale, "move-slider", GTK_SCROLL_STEP_LEFT);
+  g_assert_cmpfloat_with_epsilon (gtk_adjustment_get_value (w->drop_adjustment), 3.8, 1e-9);
+  gtk_adjustment_set_value (w->drop_adjustment, 4.0);
+  ps_test_wait_for_frames (w);
+  ps_test_save_screenshot (w, "app-mismatch.png");
+  gtk_window_destroy (GTK_WINDOW (w));
+  ps_test_drain ();
 }
 
 static void
@@ -414,10 +523,10 @@ test_input_scale (void)
   gtk_drop_down_set_selected (w->scale_dropdown, 0);
   g_assert_cmpfloat (ps_session_get_input_scale (w->session), ==, 1.0);
   g_assert_true (ps_session_get_busy (w->session));
-  g_assert_true (wait_until (sweep_finished, w, 60));
+  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
   g_assert_cmpfloat (ps_session_get_sweep_model (w->session)->input_scale, ==, 1.0);
   gtk_window_destroy (GTK_WINDOW (w));
-  drain ();
+  ps_test_drain ();
 }
 
 static gboolean
@@ -434,30 +543,47 @@ static void
 test_interruptions (void)
 {
   PsWindow *w = ps_window_new (GTK_APPLICATION (app));
-  g_autoptr (GFile) big = g_file_new_for_path (lab_big);
+  g_autoptr (GFile) big = NULL;
   g_autoptr (GFile) small = g_file_new_for_path (lab);
   int n;
 
+  /* Made here: only this test needs a sweep that takes a while. */
+  lab_big = make_lab ("lab-big", 2400);
+  big = g_file_new_for_path (lab_big);
   gtk_window_present (GTK_WINDOW (w));
   /* Another lab opened while the first one sweeps: only the last one's result shows. */
   ps_window_open_files (w, &big, 1);
-  g_assert_true (wait_until (has_rows, w, 60));
+  g_assert_true (ps_test_wait_until (has_rows, w, 60));
   ps_window_open_files (w, &small, 1);
-  g_assert_true (wait_until (sweep_finished, w, 60));
+  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
   g_assert_cmpint (ps_session_get_sweep_data (w->session, PS_SET_VALID)->n, ==, 240);
 
-  /* Cancel keeps the rows so far and stops. */
+  /* Run Again with nothing changed recomputes nothing. */
+  {
+    const PsSweep *done = ps_session_get_sweep (w->session);
+    gtk_widget_activate_action (GTK_WIDGET (w), "win.run", NULL);
+    g_assert_false (ps_session_get_busy (w->session));
+    g_assert_true (ps_session_get_sweep (w->session) == done);
+  }
+
+  /* Cancelling a re-run keeps the last complete results, marked as such, in every view. */
   ps_window_open_files (w, &big, 1);
-  g_assert_true (wait_until (has_rows, w, 60));
+  g_assert_true (ps_test_wait_until (has_rows, w, 60));
   gtk_widget_activate_action (GTK_WIDGET (w), "win.cancel", NULL);
   g_assert_false (ps_session_get_busy (w->session));
-  g_assert_null (ps_session_get_sweep (w->session));
+  g_assert_nonnull (ps_session_get_sweep (w->session));
+  g_assert_cmpint (ps_session_get_sweep_data (w->session, PS_SET_VALID)->n, ==, 240);
+  g_assert_false (ps_session_get_sweep_current (w->session));
   ps_session_get_rows (w->session, &n);
-  g_assert_cmpint (n, >=, 2);
+  g_assert_cmpint (n, ==, ps_sweep_n_steps (ps_session_get_sweep (w->session)));
+  g_assert_true (w->shown_sweep == ps_session_get_sweep (w->session));
+  g_assert_cmpint (ps_window_get_step (w), >=, 0);
+  g_assert_cmpint (ps_channel_view_get_n_channels (w->channel_view), ==, ps_sweep_n_channels (w->shown_sweep));
+  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (ps_test_panel_label (w, "stale_label"))));
 
   /* Closing the window mid-sweep: the thread finishes on its own, nothing is left behind. */
   gtk_widget_activate_action (GTK_WIDGET (w), "win.run", NULL);
-  g_assert_true (wait_until (has_rows, w, 60));
+  g_assert_true (ps_test_wait_until (has_rows, w, 60));
   {
     g_autoptr (PsSession) session = g_object_ref (w->session);
     gtk_window_close (GTK_WINDOW (w));
@@ -468,7 +594,94 @@ test_interruptions (void)
       }
     g_assert_cmpint (G_OBJECT (session)->ref_count, ==, 1);
   }
-  drain ();
+  ps_test_drain ();
+}
+
+static gboolean
+flap_revealed (gpointer data)
+{
+  return adw_flap_get_reveal_progress (data) >= 1.0;
+}
+
+static gboolean
+is_ellipsized (GtkLabel *label)
+{
+  return pango_layout_is_ellipsized (gtk_label_get_layout (label));
+}
+
+/* Widget allocations at 900x600, or at 1366x768 with GDK_SCALE=2 (683x384 logical, where
+ * the test runs with that scale): the chart keeps its minimum height and y labels that
+ * stand apart, the verdict stays in view, the numbers are beside the chart or one button
+ * away, no source name is cut, and the window fits the screen. */
+static void
+test_layout (void)
+{
+  const char *scale = g_getenv ("GDK_SCALE");
+  gboolean hidpi = scale != NULL && g_str_equal (scale, "2");
+  PsWindow *w = ps_window_new (GTK_APPLICATION (app));
+  g_autoptr (GFile) folder = g_file_new_for_path (lab);
+  GListModel *monitors = gdk_display_get_monitors (gdk_display_get_default ());
+  g_autoptr (GdkMonitor) monitor = g_list_model_get_item (monitors, 0);
+  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, 1, 1);
+  cairo_t *cr = cairo_create (surface);
+  GdkRectangle screen;
+  graphene_rect_t bounds;
+  double spacing, label_h, area_h;
+  PsPlot plot;
+
+  int min_w, min_h;
+
+  gdk_monitor_get_geometry (monitor, &screen);
+  gtk_window_set_default_size (GTK_WINDOW (w), hidpi ? 683 : 900, hidpi ? 384 : 600);
+  gtk_window_present (GTK_WINDOW (w));
+  ps_window_open_files (w, &folder, 1);
+  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+  gtk_adjustment_set_value (w->drop_adjustment, 2.0);
+  ps_test_wait_for_frames (w);
+
+  g_test_message ("window %dx%d on a %dx%d screen (scale %d)", gtk_widget_get_width (GTK_WIDGET (w)),
+                  gtk_widget_get_height (GTK_WIDGET (w)), screen.width, screen.height,
+                  gtk_widget_get_scale_factor (GTK_WIDGET (w)));
+  /* Nothing in the window asks for more than the target size. */
+  gtk_widget_measure (GTK_WIDGET (w), GTK_ORIENTATION_HORIZONTAL, -1, &min_w, NULL, NULL, NULL);
+  gtk_widget_measure (GTK_WIDGET (w), GTK_ORIENTATION_VERTICAL, min_w, &min_h, NULL, NULL, NULL);
+  g_test_message ("smallest window now: %dx%d", min_w, min_h);
+  g_assert_cmpint (min_w, <=, hidpi ? 683 : 900);
+  g_assert_cmpint (min_h, <=, hidpi ? 384 : 600);
+  g_assert_cmpint (gtk_widget_get_width (GTK_WIDGET (w)), <=, screen.width);
+  g_assert_cmpint (gtk_widget_get_height (GTK_WIDGET (w)), <=, screen.height);
+  g_assert_cmpint (gtk_widget_get_height (GTK_WIDGET (w->chart)), >=, 220);
+
+  ps_chart_get_plot (w->chart, &plot);
+  spacing = ps_plot_y_tick_spacing (&plot, cr, gtk_widget_get_width (GTK_WIDGET (w->chart)),
+                                    gtk_widget_get_height (GTK_WIDGET (w->chart)), &label_h, &area_h);
+  g_assert_cmpfloat (spacing, >=, 1.5 * label_h);
+  g_assert_cmpfloat (area_h, >=, PS_CHART_MIN_AREA - 1);
+
+  if (adw_flap_get_folded (w->flap))
+    {
+      /* The verdict stays in view above the chart; the numbers are one button away. */
+      g_assert_true (hidpi);
+      g_assert_true (gtk_widget_get_mapped (GTK_WIDGET (w->verdict_bar)));
+      g_assert_true (gtk_widget_compute_bounds (GTK_WIDGET (w->verdict_bar), GTK_WIDGET (w), &bounds));
+      g_assert_cmpfloat (bounds.origin.x + bounds.size.width, <=, gtk_widget_get_width (GTK_WIDGET (w)));
+      adw_flap_set_reveal_flap (w->flap, TRUE);
+      g_assert_true (ps_test_wait_until (flap_revealed, w->flap, 10));
+      ps_test_wait_for_frames (w);
+    }
+  g_assert_true (gtk_widget_compute_bounds (GTK_WIDGET (w->stats_panel), GTK_WIDGET (w), &bounds));
+  g_assert_cmpfloat (bounds.size.width, >=, 300);
+  g_assert_cmpfloat (bounds.origin.x + bounds.size.width, <=, gtk_widget_get_width (GTK_WIDGET (w)) + 0.5);
+
+  g_assert_false (is_ellipsized (w->model_label));
+  g_assert_false (is_ellipsized (w->valid_label));
+  g_assert_false (is_ellipsized (w->test_label));
+  g_assert_false (is_ellipsized (w->poisoned_label));
+  ps_test_save_screenshot (w, hidpi ? "app-scale2.png" : "app-900x600.png");
+  cairo_destroy (cr);
+  cairo_surface_destroy (surface);
+  gtk_window_destroy (GTK_WINDOW (w));
+  ps_test_drain ();
 }
 
 /* Saves a picture of the window after a finished sweep, for people to look at. */
@@ -487,7 +700,7 @@ test_screenshot (void)
   gtk_adjustment_set_value (w->drop_adjustment, MIN (4.0, gtk_adjustment_get_upper (w->drop_adjustment)));
   for (int i = 0; i < 20; i++)
     {
-      drain ();
+      ps_test_drain ();
       g_usleep (10000);
     }
   width = gtk_widget_get_width (GTK_WIDGET (w));
@@ -502,7 +715,7 @@ test_screenshot (void)
   g_assert_true (gdk_texture_save_to_png (texture, path));
   g_test_message ("screenshot: %s", path);
   gtk_window_destroy (GTK_WINDOW (w));
-  drain ();
+  ps_test_drain ();
 }
 
 int
@@ -514,7 +727,7 @@ main (int argc, char *argv[])
   g_setenv ("GSETTINGS_BACKEND", "memory", TRUE);
   gtk_test_init (&argc, &argv, NULL);
   lab = make_lab ("lab", 240);
-  lab_big = make_lab ("lab-big", 2400);
+  lab_mismatch = make_lab_full ("lab-mismatch", 240, TRUE);
 
   app = ps_application_new (G_APPLICATION_NON_UNIQUE);
   g_assert_true (g_application_register (G_APPLICATION (app), NULL, &error));
@@ -524,12 +737,15 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/window/exports", test_exports);
   g_test_add_func ("/app/window/save-g", test_save_g);
   g_test_add_func ("/app/window/errors", test_errors);
+  g_test_add_func ("/app/window/mismatch", test_mismatch);
   g_test_add_func ("/app/window/input-scale", test_input_scale);
   g_test_add_func ("/app/window/interruptions", test_interruptions);
+  g_test_add_func ("/app/window/layout", test_layout);
   g_test_add_func ("/app/window/screenshot", test_screenshot);
   status = g_test_run ();
   g_clear_object (&app);
   g_free (lab);
   g_free (lab_big);
+  g_free (lab_mismatch);
   return status;
 }

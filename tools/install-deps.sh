@@ -3,7 +3,7 @@
 set -eu
 packages="build-essential pkg-config meson ninja-build gettext
   libglib2.0-dev libjson-glib-dev libhdf5-dev libopenblas-dev libgdk-pixbuf-2.0-dev
-  libgtk-4-dev libprotobuf-c-dev protobuf-c-compiler python3-onnx desktop-file-utils appstream xvfb xauth dataset-fashion-mnist"
+  libgtk-4-dev libadwaita-1-dev libprotobuf-c-dev protobuf-c-compiler python3-onnx desktop-file-utils appstream xvfb xauth dataset-fashion-mnist"
 
 missing=""
 for p in $packages; do

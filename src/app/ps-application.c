@@ -3,6 +3,7 @@
 
 #include "config.h"
 
+#include <adwaita.h>
 #include <glib/gi18n.h>
 
 #include "ps-application.h"
@@ -65,17 +66,21 @@ static void
 about_action (GSimpleAction *action, GVariant *param, gpointer data)
 {
   static const char *developers[] = { "The Prunescope developers", NULL };
+  GtkWindow *parent = gtk_application_get_active_window (GTK_APPLICATION (data));
+  GtkWidget *about = adw_about_window_new ();
 
-  gtk_show_about_dialog (gtk_application_get_active_window (GTK_APPLICATION (data)),
-                         "program-name", _("Prunescope"),
-                         "logo-icon-name", APPLICATION_ID,
-                         "version", PACKAGE_VERSION,
-                         "comments", _("See whether pruning disarms a backdoored neural network, "
-                                       "and save the repaired network G."),
-                         "license-type", GTK_LICENSE_GPL_3_0,
-                         "authors", developers,
-                         "translator-credits", _("translator-credits"),
-                         NULL);
+  g_object_set (about,
+                "transient-for", parent,
+                "application-name", _("Prunescope"),
+                "application-icon", APPLICATION_ID,
+                "version", PACKAGE_VERSION,
+                "comments", _("See whether pruning disarms a backdoored neural network, "
+                              "and save the repaired network G."),
+                "license-type", GTK_LICENSE_GPL_3_0,
+                "developers", developers,
+                "translator-credits", _("translator-credits"),
+                NULL);
+  gtk_window_present (GTK_WINDOW (about));
 }
 
 static const GActionEntry app_actions[] = {
@@ -106,6 +111,8 @@ ps_application_startup (GApplication *app)
   };
 
   G_APPLICATION_CLASS (ps_application_parent_class)->startup (app);
+  /* Toasts, the adaptive layout and the about window; the style sheet follows libadwaita's. */
+  adw_init ();
 
   g_action_map_add_action_entries (G_ACTION_MAP (app), app_actions, G_N_ELEMENTS (app_actions), app);
   for (guint i = 0; i < G_N_ELEMENTS (accels); i++)

@@ -291,3 +291,10 @@ ps_channel_view_set_pruned (PsChannelView *self, int pruned)
   self->pruned = pruned;
   gtk_widget_queue_draw (GTK_WIDGET (self));
 }
+
+int
+ps_channel_view_get_n_channels (PsChannelView *self)
+{
+  g_return_val_if_fail (PS_IS_CHANNEL_VIEW (self), 0);
+  return self->n_channels;
+}

@@ -15,6 +15,8 @@ GtkWidget *ps_channel_view_new        (void);
 /* Copies what it shows from @sweep (may be NULL). */
 void       ps_channel_view_set_sweep  (PsChannelView *self,
                                        const PsSweep *sweep);
+/* Channels shown; 0 while there is no sweep. */
+int        ps_channel_view_get_n_channels (PsChannelView *self);
 void       ps_channel_view_set_pruned (PsChannelView *self,
                                        int            pruned);
 

@@ -15,6 +15,7 @@ struct _PsChart {
   int        selected;
   int        hover;
   double     drop;
+  char      *message;   /* said over the empty plot while there are no rows */
 };
 
 enum { STEP_CHOSEN, N_SIGNALS };
@@ -51,6 +52,20 @@ ps_chart_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
   cr = gtk_snapshot_append_cairo (snapshot, &GRAPHENE_RECT_INIT (0, 0, width, height));
   ps_plot_draw (&plot, cr, width, height);
   cairo_destroy (cr);
+  if (self->rows->len == 0 && self->message != NULL)
+    {
+      g_autoptr (PangoLayout) layout = gtk_widget_create_pango_layout (widget, self->message);
+      int tw, th;
+
+      pango_layout_set_width (layout, MAX (1, width - 48) * PANGO_SCALE);
+      pango_layout_set_alignment (layout, PANGO_ALIGN_CENTER);
+      pango_layout_get_pixel_size (layout, &tw, &th);
+      gtk_snapshot_save (snapshot);
+      gtk_snapshot_translate (snapshot, &GRAPHENE_POINT_INIT ((width - tw) / 2.0, (height - th) / 2.0));
+      fg.alpha *= 0.7;
+      gtk_snapshot_append_layout (snapshot, layout, &fg);
+      gtk_snapshot_restore (snapshot);
+    }
 }
 
 /* The step under (x, y); Pango needs a cairo context to measure the layout. */
@@ -146,18 +161,43 @@ on_query_tooltip (GtkWidget *widget, int x, int y, gboolean keyboard, GtkTooltip
   return TRUE;
 }
 
+/* The plot area keeps PS_CHART_MIN_AREA pixels of height whatever the legend takes. */
 static void
 ps_chart_measure (GtkWidget *widget, GtkOrientation orientation, int for_size,
                   int *minimum, int *natural, int *min_baseline, int *nat_baseline)
 {
-  *minimum = orientation == GTK_ORIENTATION_HORIZONTAL ? 320 : 220;
-  *natural = orientation == GTK_ORIENTATION_HORIZONTAL ? 720 : 360;
+  cairo_surface_t *surface;
+  cairo_t *cr;
+  PsPlot plot;
+  double width;
+
+  if (orientation == GTK_ORIENTATION_HORIZONTAL)
+    {
+      *minimum = 320;
+      *natural = 720;
+      return;
+    }
+  width = for_size > 0 ? for_size : 720;
+  surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, 1, 1);
+  cr = cairo_create (surface);
+  fill_plot (PS_CHART (widget), &plot);
+  *minimum = (int) ceil (ps_plot_height_for (&plot, cr, width, PS_CHART_MIN_AREA));
+  *natural = MAX (*minimum, (int) ceil (ps_plot_height_for (&plot, cr, width, 300)));
+  cairo_destroy (cr);
+  cairo_surface_destroy (surface);
+}
+
+static GtkSizeRequestMode
+ps_chart_get_request_mode (GtkWidget *widget)
+{
+  return GTK_SIZE_REQUEST_HEIGHT_FOR_WIDTH;
 }
 
 static void
 ps_chart_finalize (GObject *object)
 {
   g_array_unref (PS_CHART (object)->rows);
+  g_free (PS_CHART (object)->message);
   G_OBJECT_CLASS (ps_chart_parent_class)->finalize (object);
 }
 
@@ -170,6 +210,7 @@ ps_chart_class_init (PsChartClass *klass)
   object_class->finalize = ps_chart_finalize;
   widget_class->snapshot = ps_chart_snapshot;
   widget_class->measure = ps_chart_measure;
+  widget_class->get_request_mode = ps_chart_get_request_mode;
 
   /* The user chose a step by pointer or keyboard. */
   signals[STEP_CHOSEN] = g_signal_new ("step-chosen", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
@@ -216,6 +257,10 @@ ps_chart_set_rows (PsChart *self, const PsSweepStep *rows, int n_rows)
 {
   g_return_if_fail (PS_IS_CHART (self));
 
+  /* The legend (and so the height the chart needs) changes with the curves present:
+   * when the first rows come and when the sweep is complete. */
+  if (self->rows->len == 0 || n_rows <= 1 || n_rows != (int) self->rows->len + 1)
+    gtk_widget_queue_resize (GTK_WIDGET (self));
   g_array_set_size (self->rows, 0);
   g_array_append_vals (self->rows, rows, n_rows);
   if (self->selected >= n_rows)
@@ -257,4 +302,16 @@ ps_chart_get_plot (PsChart *self, PsPlot *plot)
   fill_plot (self, plot);
   plot->hover = -1;
   plot->bg[3] = 1.0;
+}
+
+void
+ps_chart_set_message (PsChart *self, const char *message)
+{
+  g_return_if_fail (PS_IS_CHART (self));
+
+  if (g_strcmp0 (self->message, message) == 0)
+    return;
+  g_free (self->message);
+  self->message = g_strdup (message);
+  gtk_widget_queue_draw (GTK_WIDGET (self));
 }

@@ -25,18 +25,25 @@ typedef struct {
   double title_y;
 } Layout;
 
+typedef enum { MARK_NONE, MARK_CIRCLE, MARK_SQUARE, MARK_TRIANGLE, MARK_DIAMOND } Marker;
+
 static const struct {
   double   rgb[3];
   gboolean dashed;
+  Marker   marker;
 } series_style[PS_N_SERIES] = {
-  /* Okabe-Ito colours stay apart for colour-blind readers; G's curves are dashed. */
-  [PS_SERIES_VALID_ACC]   = { { 0.000, 0.447, 0.698 }, FALSE },
-  [PS_SERIES_TEST_ACC]    = { { 0.000, 0.620, 0.451 }, FALSE },
-  [PS_SERIES_ASR]         = { { 0.835, 0.369, 0.000 }, FALSE },
-  [PS_SERIES_G_TEST_ACC]  = { { 0.000, 0.620, 0.451 }, TRUE },
-  [PS_SERIES_G_ASR]       = { { 0.835, 0.369, 0.000 }, TRUE },
-  [PS_SERIES_G_DETECTION] = { { 0.800, 0.475, 0.655 }, TRUE },
+  /* Okabe-Ito colours far apart in hue and lightness (blue, orange, vermillion, green) for
+   * colour-blind readers; markers on B′'s curves and dashes on G's are a second cue. */
+  [PS_SERIES_VALID_ACC]   = { { 0.000, 0.447, 0.698 }, FALSE, MARK_CIRCLE },
+  [PS_SERIES_TEST_ACC]    = { { 0.902, 0.624, 0.000 }, FALSE, MARK_SQUARE },
+  [PS_SERIES_ASR]         = { { 0.835, 0.369, 0.000 }, FALSE, MARK_TRIANGLE },
+  [PS_SERIES_G_TEST_ACC]  = { { 0.902, 0.624, 0.000 }, TRUE,  MARK_NONE },
+  [PS_SERIES_G_ASR]       = { { 0.835, 0.369, 0.000 }, TRUE,  MARK_NONE },
+  [PS_SERIES_G_DETECTION] = { { 0.000, 0.620, 0.451 }, TRUE,  MARK_DIAMOND },
 };
+
+/* Rows between two markers on a curve. */
+#define MARK_EVERY 6
 
 void
 ps_plot_init (PsPlot *plot)
@@ -67,7 +74,7 @@ ps_plot_series_label (PsSeries series)
     case PS_SERIES_ASR:         return _("B′ attack success");
     case PS_SERIES_G_TEST_ACC:  return _("G clean test accuracy");
     case PS_SERIES_G_ASR:       return _("G attack success");
-    case PS_SERIES_G_DETECTION: return _("G detection");
+    case PS_SERIES_G_DETECTION: return _("poisoned inputs flagged by G");
     case PS_N_SERIES:
     default:                    return NULL;
     }
@@ -161,13 +168,40 @@ line_height (const PsPlot *plot, cairo_t *cr)
 
 /* ---- layout ---- */
 
+/* G's attack success equals B′'s wherever B itself classifies a poisoned input as the
+ * target; a line drawn twice would read as two results. */
+static gboolean
+g_asr_differs (const PsPlot *plot, int i)
+{
+  return fabs (plot->rows[i].g_asr - plot->rows[i].asr) > 0.005;
+}
+
+static gboolean
+g_asr_coincides (const PsPlot *plot)
+{
+  for (int i = 0; i < plot->n_rows; i++)
+    if (!isnan (plot->rows[i].g_asr) && g_asr_differs (plot, i))
+      return FALSE;
+  return TRUE;
+}
+
 static gboolean
 series_present (const PsPlot *plot, PsSeries s)
 {
+  if (s == PS_SERIES_G_ASR && g_asr_coincides (plot))
+    return FALSE;
   for (int i = 0; i < plot->n_rows; i++)
     if (!isnan (ps_plot_series_value (&plot->rows[i], s)))
       return TRUE;
   return plot->n_rows == 0 && s == PS_SERIES_VALID_ACC;
+}
+
+static const char *
+series_label (const PsPlot *plot, PsSeries s)
+{
+  if (s == PS_SERIES_ASR && g_asr_coincides (plot))
+    return _("attack success (B′ and G)");
+  return ps_plot_series_label (s);
 }
 
 static double
@@ -206,7 +240,7 @@ legend_rows (const PsPlot *plot, cairo_t *cr, double width)
 
       if (s == PS_N_SERIES ? !reference_shown (plot) : !series_present (plot, s))
         continue;
-      w = legend_entry_width (plot, cr, ref ? ref : ps_plot_series_label (s));
+      w = legend_entry_width (plot, cr, ref ? ref : series_label (plot, s));
       if (x > 0 && x + w > width)
         {
           rows++;
@@ -231,7 +265,7 @@ compute_layout (const PsPlot *plot, cairo_t *cr, double width, double height, La
   l->legend_y = top;
   top += legend_rows (plot, cr, width - 2 * PAD) * lh * 1.3 + PAD;
 
-  l->x0 = PAD + tw + 6;
+  l->x0 = PAD + lh + 4 + tw + 6; /* the rotated axis title, then the tick labels */
   l->x1 = width - PAD - tw / 2;
   l->y0 = top + lh / 2;
   l->y1 = height - PAD - 2 * lh - 8;
@@ -272,11 +306,52 @@ set_series_style (cairo_t *cr, PsSeries s)
   cairo_set_dash (cr, dash, series_style[s].dashed ? 2 : 0, 0);
 }
 
+/* The smallest of 10, 20, 25, 50 and 100 points whose tick labels stand apart by at least
+ * 1.5 lines, so that they never overlap however short the chart is. */
+static double
+y_tick_step (const PsPlot *plot, cairo_t *cr, const Layout *l, double *spacing)
+{
+  static const double steps[] = { 10, 20, 25, 50, 100 };
+  double lh = line_height (plot, cr);
+
+  for (guint i = 0; i < G_N_ELEMENTS (steps); i++)
+    {
+      *spacing = (l->y1 - l->y0) * steps[i] / 100;
+      if (*spacing >= 1.5 * lh || i + 1 == G_N_ELEMENTS (steps))
+        return steps[i];
+    }
+  return 100;
+}
+
+double
+ps_plot_y_tick_spacing (const PsPlot *plot, cairo_t *cr, double width, double height,
+                        double *label_height, double *area_height)
+{
+  Layout l;
+  double spacing;
+
+  compute_layout (plot, cr, width, height, &l);
+  y_tick_step (plot, cr, &l, &spacing);
+  *label_height = line_height (plot, cr);
+  *area_height = l.y1 - l.y0;
+  return spacing;
+}
+
+double
+ps_plot_height_for (const PsPlot *plot, cairo_t *cr, double width, double area_height)
+{
+  Layout l;
+
+  /* The layout's margins do not depend on the height: measure them at any height. */
+  compute_layout (plot, cr, width, 10000, &l);
+  return 10000 - (l.y1 - l.y0) + area_height;
+}
+
 static void
 draw_axes (const PsPlot *plot, cairo_t *cr, const Layout *l)
 {
   double xstep = l->x1 - l->x0 >= 420 ? 0.1 : 0.2;
-  double ystep = l->y1 - l->y0 >= 260 ? 10 : 20;
+  double spacing, ystep = y_tick_step (plot, cr, l, &spacing);
   double lh = line_height (plot, cr);
 
   cairo_set_line_width (cr, 1.0);
@@ -306,6 +381,55 @@ draw_axes (const PsPlot *plot, cairo_t *cr, const Layout *l)
   set_fg (plot, cr, 0.9);
   draw_text (plot, cr, _("Fraction of channels pruned"), (l->x0 + l->x1) / 2,
              l->y1 + 8 + lh, 0.5, 0.0, FALSE);
+  {
+    g_autoptr (PangoLayout) title = make_text (plot, cr, _("Share of images (%)"), FALSE);
+    double tw, th;
+
+    /* Only where it fits beside the plot area, never over the legend. */
+    text_size (title, &tw, &th);
+    if (tw <= l->y1 - l->y0)
+      {
+        cairo_save (cr);
+        cairo_translate (cr, PAD, (l->y0 + l->y1) / 2);
+        cairo_rotate (cr, -G_PI / 2);
+        draw_text (plot, cr, _("Share of images (%)"), 0, 0, 0.5, 0.0, FALSE);
+        cairo_restore (cr);
+      }
+  }
+}
+
+static void
+draw_marker (cairo_t *cr, Marker m, double x, double y)
+{
+  const double r = 3.5;
+
+  switch (m)
+    {
+    case MARK_CIRCLE:
+      cairo_new_sub_path (cr);
+      cairo_arc (cr, x, y, r, 0, 2 * G_PI);
+      break;
+    case MARK_SQUARE:
+      cairo_rectangle (cr, x - r, y - r, 2 * r, 2 * r);
+      break;
+    case MARK_TRIANGLE:
+      cairo_move_to (cr, x, y - r * 1.2);
+      cairo_line_to (cr, x + r * 1.1, y + r * 0.8);
+      cairo_line_to (cr, x - r * 1.1, y + r * 0.8);
+      cairo_close_path (cr);
+      break;
+    case MARK_DIAMOND:
+      cairo_move_to (cr, x, y - r * 1.3);
+      cairo_line_to (cr, x + r, y);
+      cairo_line_to (cr, x, y + r * 1.3);
+      cairo_line_to (cr, x - r, y);
+      cairo_close_path (cr);
+      break;
+    case MARK_NONE:
+    default:
+      return;
+    }
+  cairo_fill (cr);
 }
 
 static void
@@ -320,6 +444,10 @@ draw_series (const PsPlot *plot, cairo_t *cr, const Layout *l, PsSeries s)
       double v = ps_plot_series_value (&plot->rows[i], s);
       double x = map_x (l, plot->rows[i].fraction), y = map_y (l, v);
 
+      /* G's attack success only where it leaves B′'s (a segment on each side). */
+      if (s == PS_SERIES_G_ASR && !g_asr_differs (plot, i)
+          && !(i > 0 && g_asr_differs (plot, i - 1)) && !(i + 1 < plot->n_rows && g_asr_differs (plot, i + 1)))
+        v = NAN;
       if (isnan (v))
         {
           pen_down = FALSE;
@@ -334,6 +462,13 @@ draw_series (const PsPlot *plot, cairo_t *cr, const Layout *l, PsSeries s)
   if (plot->n_rows == 1)
     cairo_line_to (cr, map_x (l, plot->rows[0].fraction) + 0.1, map_y (l, ps_plot_series_value (&plot->rows[0], s)));
   cairo_stroke (cr);
+  for (int i = 0; series_style[s].marker != MARK_NONE && i < plot->n_rows; i += MARK_EVERY)
+    {
+      double v = ps_plot_series_value (&plot->rows[i], s);
+
+      if (!isnan (v))
+        draw_marker (cr, series_style[s].marker, map_x (l, plot->rows[i].fraction), map_y (l, v));
+    }
 }
 
 static void
@@ -411,6 +546,8 @@ draw_legend_entry (const PsPlot *plot, cairo_t *cr, double x, double y, double l
   cairo_line_to (cr, x + LEGEND_LINE, y + lh / 2);
   cairo_stroke (cr);
   cairo_set_dash (cr, NULL, 0, 0);
+  if (s < PS_N_SERIES)
+    draw_marker (cr, series_style[s].marker, x + LEGEND_LINE / 2, y + lh / 2);
   set_fg (plot, cr, 0.9);
   draw_text (plot, cr, label, x + LEGEND_LINE + 6, y, 0.0, 0.0, FALSE);
 }
@@ -423,7 +560,7 @@ draw_legend (const PsPlot *plot, cairo_t *cr, double width, const Layout *l)
   for (int s = 0; s <= PS_N_SERIES; s++)
     {
       g_autofree char *ref = s == PS_N_SERIES ? reference_label (plot) : NULL;
-      const char *label = ref ? ref : ps_plot_series_label (s);
+      const char *label = ref ? ref : series_label (plot, s);
       double w;
 
       if (s == PS_N_SERIES ? !reference_shown (plot) : !series_present (plot, s))

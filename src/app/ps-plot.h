@@ -55,6 +55,20 @@ const char   *ps_plot_series_label  (PsSeries       series);
 /* The value of @series in @row (percent), NAN when the set was not given. */
 double        ps_plot_series_value  (const PsSweepStep *row,
                                      PsSeries       series);
+/* Pixels between two y-axis tick labels at this size, a label's height (the layout keeps
+ * the first at least 1.5 times the second) and the plot area's height. */
+double        ps_plot_y_tick_spacing (const PsPlot *plot,
+                                      cairo_t      *cr,
+                                      double        width,
+                                      double        height,
+                                      double       *label_height,
+                                      double       *area_height);
+/* The height a plot @width wide needs for a plot area @area_height high (the legend
+ * wraps into more rows when narrow). */
+double        ps_plot_height_for     (const PsPlot *plot,
+                                      cairo_t      *cr,
+                                      double        width,
+                                      double        area_height);
 gboolean      ps_plot_format_for_path (const char  *path,
                                        PsPlotFormat *format);
 /* Draws the plot at @width x @height points into a PNG, SVG or PDF file (atomically). */

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <sys/resource.h>
 
+#include "ps-infer.h"
 #include "ps-onnx.h"
 #include "ps-repaired.h"
 #include "ps-session.h"
@@ -23,17 +24,22 @@
 /* An image set shared between the session and worker threads. */
 typedef PsDataset *SharedData;
 
+/* Validation images the input scale check measures B on. */
+#define SCALE_SAMPLE 300
+
 /* A finished sweep with exactly what it ran on. */
 typedef struct {
   PsSweep    *sweep;
   PsModel    *model;
   SharedData *sets[PS_N_SETS];
+  PsVerdictOptions scale_check;  /* B on a sample at both input scales */
 } Result;
 
 typedef struct {
   PsSession  *session;   /* main thread only; the GTask keeps it alive */
   PsModel    *model;
   SharedData *sets[PS_N_SETS];
+  PsVerdictOptions scale_check; /* filled by the thread after the sweep */
   GMutex      mutex;     /* guards the three fields below */
   GArray     *pending;   /* rows finished but not yet shown */
   double      fraction;
@@ -70,6 +76,8 @@ struct _PsSession {
   GArray       *rows;
   double        fraction;
   Result       *result;
+  Result       *previous;   /* the last complete result, while a new sweep runs */
+  gboolean      result_current; /* the result ran on the files and scale now loaded */
   gboolean      hold;
 };
 
@@ -229,6 +237,11 @@ sweep_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancell
   SweepRun run = { job, cancellable, NULL };
   PsSweep *sweep = g_thread_join (g_thread_new ("ps-sweep", sweep_run_thread, &run));
 
+  /* A few hundred images at both scales: cheap next to the sweep, and a fact, not a guess. */
+  if (sweep != NULL
+      && !ps_verdict_measure_scale (job->model, *job->sets[PS_SET_VALID], SCALE_SAMPLE,
+                                    &job->scale_check, cancellable, &run.error))
+    g_clear_pointer (&sweep, ps_sweep_free);
   if (sweep == NULL)
     {
       g_prefix_error (&run.error, "%s: ", job->model->path ? job->model->path : _("model"));
@@ -239,21 +252,41 @@ sweep_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancell
 }
 
 static void
-install_result (PsSession *self, SweepJob *job, PsSweep *sweep)
+show_result_rows (PsSession *self)
 {
-  Result *r = g_atomic_rc_box_new0 (Result);
-
-  r->sweep = sweep;
-  r->model = g_steal_pointer (&job->model);
-  for (int k = 0; k < PS_N_SETS; k++)
-    r->sets[k] = g_steal_pointer (&job->sets[k]);
-  result_release (self->result);
-  self->result = r;
+  PsSweep *sweep = self->result->sweep;
 
   g_array_set_size (self->rows, 0);
   for (int i = 0; i < ps_sweep_n_steps (sweep); i++)
     g_array_append_vals (self->rows, ps_sweep_get_step (sweep, i), 1);
   self->fraction = 1.0;
+}
+
+/* A sweep that stopped early gives back the complete one it was replacing. */
+static void
+restore_previous (PsSession *self)
+{
+  if (self->previous == NULL || self->result != NULL)
+    return;
+  self->result = g_steal_pointer (&self->previous);
+  show_result_rows (self);
+}
+
+static void
+install_result (PsSession *self, SweepJob *job, PsSweep *sweep)
+{
+  Result *r = g_atomic_rc_box_new0 (Result);
+
+  r->sweep = sweep;
+  r->scale_check = job->scale_check;
+  r->model = g_steal_pointer (&job->model);
+  for (int k = 0; k < PS_N_SETS; k++)
+    r->sets[k] = g_steal_pointer (&job->sets[k]);
+  result_release (self->result);
+  g_clear_pointer (&self->previous, result_release);
+  self->result = r;
+  self->result_current = TRUE;
+  show_result_rows (self);
 }
 
 static void
@@ -279,6 +312,8 @@ sweep_done (GObject *object, GAsyncResult *res, gpointer data)
   g_clear_object (&self->cancellable);
   if (sweep != NULL)
     install_result (self, job, sweep);
+  else
+    restore_previous (self);
   g_signal_emit (self, signals[PROGRESS], 0);
   if (sweep != NULL)
     g_signal_emit (self, signals[FINISHED], 0);
@@ -302,11 +337,19 @@ start_sweep (PsSession *self)
   SweepJob *job;
 
   stop_sweep (self);
-  g_clear_pointer (&self->result, result_release);
+  /* Keep the last complete result until the new one is complete. */
+  if (self->result != NULL)
+    {
+      g_clear_pointer (&self->previous, result_release);
+      self->previous = g_steal_pointer (&self->result);
+    }
   g_array_set_size (self->rows, 0);
   self->fraction = 0;
   if (!ps_session_can_run (self))
-    return;
+    {
+      restore_previous (self);
+      return;
+    }
 
   job = g_new0 (SweepJob, 1);
   job->session = self;
@@ -315,6 +358,7 @@ start_sweep (PsSession *self)
     job->sets[k] = self->sets[k] ? g_atomic_rc_box_acquire (self->sets[k]) : NULL;
   g_mutex_init (&job->mutex);
   job->pending = g_array_new (FALSE, FALSE, sizeof (PsSweepStep));
+  ps_verdict_options_init (&job->scale_check);
 
   self->job = job;
   self->cancellable = g_cancellable_new ();
@@ -496,15 +540,70 @@ load_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancella
   g_task_return_boolean (task, TRUE);
 }
 
+static const PsDataset *
+candidate_set (PsSession *self, LoadJob *job, const gboolean *take, int k)
+{
+  if (take[k])
+    return job->sets[k];
+  return self->sets[k] ? *self->sets[k] : NULL;
+}
+
+/* Check first, then swap: a file that does not fit what stays loaded is refused and the
+ * loaded one kept, so a mistake never throws away a working model, its data or its sweep. */
+static void
+check_load (PsSession *self, LoadJob *job, gboolean *take)
+{
+  const PsModel *model = take[PS_SLOT_MODEL] ? job->model : self->model;
+
+  if (model == NULL)
+    return;
+  /* New data against the model it would run with. */
+  for (int k = 0; k < PS_N_SETS; k++)
+    {
+      GError *error = NULL;
+
+      if (take[k] && !ps_infer_check_dataset (model, job->sets[k], &error))
+        {
+          take[k] = FALSE;
+          load_job_fail (job, error);
+        }
+    }
+  if (!take[PS_SLOT_MODEL])
+    return;
+  /* A new model against the data it would keep. */
+  for (int k = 0; k < PS_N_SETS; k++)
+    {
+      const PsDataset *ds = candidate_set (self, job, take, k);
+      g_autoptr (GError) error = NULL;
+
+      if (ds != NULL && !take[k] && !ps_infer_check_dataset (model, ds, &error))
+        {
+          g_autofree char *name = g_file_get_parse_name (job->loaded[PS_SLOT_MODEL]);
+          take[PS_SLOT_MODEL] = FALSE;
+          load_job_fail (job, g_error_new (G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                                           _("%s: does not fit the data already loaded, which was "
+                                             "kept (%s). Open the model together with its data, "
+                                             "or a lab folder."), name, error->message));
+          break;
+        }
+    }
+  if (!take[PS_SLOT_MODEL] && self->model != NULL)
+    check_load (self, job, take);
+}
+
 /* Takes what a load produced, slot by slot, unless a later open already filled the slot. */
 static gboolean
 apply_load (PsSession *self, LoadJob *job)
 {
+  gboolean take[PS_N_SLOTS];
   gboolean changed = FALSE;
 
   for (int k = 0; k < PS_N_SLOTS; k++)
+    take[k] = job->loaded[k] != NULL && self->slot_serial[k] <= job->serial;
+  check_load (self, job, take);
+  for (int k = 0; k < PS_N_SLOTS; k++)
     {
-      if (job->loaded[k] == NULL || self->slot_serial[k] > job->serial)
+      if (!take[k])
         continue;
       self->slot_serial[k] = job->serial;
       g_set_object (&self->files[k], job->loaded[k]);
@@ -520,6 +619,8 @@ apply_load (PsSession *self, LoadJob *job)
         }
       changed = TRUE;
     }
+  if (changed)
+    self->result_current = FALSE;
   return changed;
 }
 
@@ -709,6 +810,7 @@ ps_session_set_input_scale (PsSession *self, double scale)
   if (self->model == NULL || self->model->input_scale == scale)
     return;
   self->model->input_scale = scale;
+  self->result_current = FALSE;
   g_signal_emit (self, signals[CHANGED], 0);
   start_sweep (self);
   g_signal_emit (self, signals[PROGRESS], 0);
@@ -723,6 +825,12 @@ ps_session_get_input_scale (PsSession *self)
 void
 ps_session_run (PsSession *self)
 {
+  /* Nothing changed since the last complete sweep: it is still the answer. */
+  if (self->result != NULL && self->result_current && self->job == NULL)
+    {
+      g_signal_emit (self, signals[PROGRESS], 0);
+      return;
+    }
   start_sweep (self);
   g_signal_emit (self, signals[PROGRESS], 0);
 }
@@ -733,6 +841,7 @@ ps_session_cancel (PsSession *self)
   self->cancel_serial = self->load_serial;
   self->n_loads_cancelled = self->n_loads;
   stop_sweep (self);
+  restore_previous (self);
   g_signal_emit (self, signals[PROGRESS], 0);
 }
 
@@ -804,6 +913,26 @@ ps_session_get_sweep_data (PsSession *self, PsSetKind set)
   return self->result && self->result->sets[set] ? *self->result->sets[set] : NULL;
 }
 
+gboolean
+ps_session_get_sweep_current (PsSession *self)
+{
+  return self->result != NULL && self->result_current;
+}
+
+void
+ps_session_get_verdict_options (PsSession *self, PsVerdictOptions *options)
+{
+  const PsDataset *poisoned = ps_session_get_sweep_data (self, PS_SET_POISONED);
+
+  ps_verdict_options_init (options);
+  if (self->result == NULL)
+    return;
+  *options = self->result->scale_check;
+  options->drop = NAN;
+  options->poisoned_labels = poisoned ? poisoned->labels : NULL;
+  options->n_poisoned = poisoned ? poisoned->n : 0;
+}
+
 /* ---- GObject ---- */
 
 static void
@@ -828,6 +957,7 @@ ps_session_finalize (GObject *object)
   for (int k = 0; k < PS_N_SLOTS; k++)
     g_clear_object (&self->files[k]);
   g_clear_pointer (&self->result, result_release);
+  g_clear_pointer (&self->previous, result_release);
   g_array_unref (self->rows);
   G_OBJECT_CLASS (ps_session_parent_class)->finalize (object);
 }

@@ -6,6 +6,7 @@
 #include "ps-dataset.h"
 #include "ps-model.h"
 #include "ps-sweep.h"
+#include "ps-verdict.h"
 
 G_BEGIN_DECLS
 
@@ -54,6 +55,12 @@ const PsSweep     *ps_session_get_sweep        (PsSession      *self);
 const PsModel     *ps_session_get_sweep_model  (PsSession      *self);
 const PsDataset   *ps_session_get_sweep_data   (PsSession      *self,
                                                 PsSetKind       set);
+/* FALSE when the sweep shown ran on other files or another input scale (a newer sweep was
+ * cancelled or failed, and the last complete one was kept). */
+gboolean           ps_session_get_sweep_current (PsSession     *self);
+/* What the verdict needs beyond the sweep: the input scale check, the poisoned labels. */
+void               ps_session_get_verdict_options (PsSession   *self,
+                                                   PsVerdictOptions *options);
 /* Builds G at @pruned steps and saves it, on a worker thread. */
 void               ps_session_save_g_async     (PsSession      *self,
                                                 int             pruned,

@@ -17,14 +17,19 @@ struct _PsStatsPanel {
 
   const PsSweep *sweep;
   int            step;
-  double         drop;
 
   GtkWidget     *box;
   GtkLabel      *point_label;
   GtkLabel      *rule_label;
   GtkWidget     *grid;
   GtkWidget     *grid_caption;
+  GtkLabel      *headline_label;
   GtkLabel      *verdict_label;
+  GtkLabel      *notes_label;
+  GtkLabel      *thresholds_label;
+  GtkLabel      *stale_label;
+  const PsVerdict *verdict;
+  gboolean       stale;
   GtkLabel      *channels_title;
   GtkLabel      *channels_label;
   Row            rows[PS_N_SETS];
@@ -63,40 +68,42 @@ static void
 show_point (PsStatsPanel *self)
 {
   const PsSweepStep *r = ps_sweep_get_step (self->sweep, self->step);
-  const PsSweepStep *r0 = ps_sweep_get_step (self->sweep, 0);
-  g_autofree char *point = NULL, *rule = NULL;
+  g_autofree char *point = NULL;
 
   point = g_strdup_printf (ngettext ("%d of %d channel pruned", "%d of %d channels pruned",
                                      ps_sweep_n_channels (self->sweep)),
                            r->pruned, ps_sweep_n_channels (self->sweep));
-  if (!isnan (self->drop))
-    rule = g_strdup_printf (_("Layer “%s”. First step where validation accuracy is at least "
-                              "X = %.1f points below B’s %.2f %%: it is %.2f points lower."),
-                            ps_sweep_layer_name (self->sweep), self->drop, r0->valid_acc,
-                            r0->valid_acc - r->valid_acc);
-  else
-    rule = g_strdup_printf (_("Layer “%s”. Step chosen on the chart: validation accuracy is "
-                              "%.2f points below B’s %.2f %%."),
-                            ps_sweep_layer_name (self->sweep), r0->valid_acc - r->valid_acc,
-                            r0->valid_acc);
   gtk_label_set_text (self->point_label, point);
-  gtk_label_set_text (self->rule_label, rule);
 }
 
 static void
 show_verdict (PsStatsPanel *self)
 {
-  const PsSweepStep *r = ps_sweep_get_step (self->sweep, self->step);
-  const PsSweepStep *r0 = ps_sweep_get_step (self->sweep, 0);
-  g_autofree char *text = NULL;
+  static const char *classes[] = { "unknown", "disarmed", "weakened", "not-disarmed", "distrust" };
+  const PsVerdict *v = self->verdict;
+  g_autoptr (GString) notes = g_string_new (NULL);
+  const char *cls;
 
-  if (isnan (r->asr))
-    text = g_strdup (_("Open poisoned data to see whether G stops the backdoor."));
-  else
-    text = g_strdup_printf (_("Attack success: %.2f %% for B, %.2f %% for B′, %.2f %% for G. "
-                              "G flags %.2f %% of poisoned inputs as backdoored."),
-                            r0->asr, r->asr, r->g_asr, r->g_poisoned_flagged);
-  gtk_label_set_text (self->verdict_label, text);
+  gtk_widget_set_visible (GTK_WIDGET (self->headline_label), v != NULL);
+  gtk_widget_set_visible (GTK_WIDGET (self->verdict_label), v != NULL);
+  gtk_widget_set_visible (GTK_WIDGET (self->thresholds_label), v != NULL);
+  gtk_widget_set_visible (GTK_WIDGET (self->stale_label), v != NULL && self->stale);
+  if (v == NULL)
+    {
+      gtk_widget_set_visible (GTK_WIDGET (self->notes_label), FALSE);
+      return;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (classes); i++)
+    gtk_widget_remove_css_class (GTK_WIDGET (self->headline_label), classes[i]);
+  cls = v->warnings & ~(guint) PS_VERDICT_WARN_UNREACHED ? classes[4] : classes[v->level];
+  gtk_widget_add_css_class (GTK_WIDGET (self->headline_label), cls);
+  gtk_label_set_text (self->headline_label, v->headline);
+  gtk_label_set_text (self->verdict_label, v->summary);
+  gtk_label_set_text (self->rule_label, v->rule);
+  for (guint i = 0; i < v->notes->len; i++)
+    g_string_append_printf (notes, i ? "\n\n⚠ %s" : "⚠ %s", (char *) g_ptr_array_index (v->notes, i));
+  gtk_label_set_text (self->notes_label, notes->str);
+  gtk_widget_set_visible (GTK_WIDGET (self->notes_label), notes->len > 0);
 }
 
 static void
@@ -120,12 +127,15 @@ refresh (PsStatsPanel *self)
 
   gtk_widget_set_visible (self->grid, ready);
   gtk_widget_set_visible (self->grid_caption, ready);
-  gtk_widget_set_visible (GTK_WIDGET (self->verdict_label), ready);
   gtk_widget_set_visible (GTK_WIDGET (self->channels_title), ready);
   gtk_widget_set_visible (GTK_WIDGET (self->channels_label), ready);
   gtk_widget_set_visible (GTK_WIDGET (self->rule_label), ready);
   if (!ready)
-    return;
+    {
+      self->verdict = NULL;
+      show_verdict (self);
+      return;
+    }
   show_point (self);
   for (int k = 0; k < PS_N_SETS; k++)
     show_row (self, k);
@@ -144,12 +154,13 @@ ps_stats_panel_set_sweep (PsStatsPanel *self, const PsSweep *sweep)
 }
 
 void
-ps_stats_panel_set_point (PsStatsPanel *self, int step, double drop)
+ps_stats_panel_set_point (PsStatsPanel *self, int step, const PsVerdict *verdict, gboolean stale)
 {
   g_return_if_fail (PS_IS_STATS_PANEL (self));
 
   self->step = step;
-  self->drop = drop;
+  self->verdict = verdict;
+  self->stale = stale;
   refresh (self);
 }
 
@@ -199,7 +210,11 @@ ps_stats_panel_class_init (PsStatsPanelClass *klass)
   gtk_widget_class_bind_template_child (widget_class, PsStatsPanel, rule_label);
   gtk_widget_class_bind_template_child (widget_class, PsStatsPanel, grid);
   gtk_widget_class_bind_template_child (widget_class, PsStatsPanel, grid_caption);
+  gtk_widget_class_bind_template_child (widget_class, PsStatsPanel, headline_label);
   gtk_widget_class_bind_template_child (widget_class, PsStatsPanel, verdict_label);
+  gtk_widget_class_bind_template_child (widget_class, PsStatsPanel, notes_label);
+  gtk_widget_class_bind_template_child (widget_class, PsStatsPanel, thresholds_label);
+  gtk_widget_class_bind_template_child (widget_class, PsStatsPanel, stale_label);
   gtk_widget_class_bind_template_child (widget_class, PsStatsPanel, channels_title);
   gtk_widget_class_bind_template_child (widget_class, PsStatsPanel, channels_label);
   BIND_ROW (PS_SET_VALID, "valid");
@@ -211,7 +226,6 @@ static void
 ps_stats_panel_init (PsStatsPanel *self)
 {
   self->step = -1;
-  self->drop = NAN;
   gtk_widget_init_template (GTK_WIDGET (self));
   refresh (self);
 }

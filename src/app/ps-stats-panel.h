@@ -4,6 +4,7 @@
 #include <gtk/gtk.h>
 
 #include "ps-sweep.h"
+#include "ps-verdict.h"
 
 G_BEGIN_DECLS
 
@@ -14,10 +15,12 @@ G_DECLARE_FINAL_TYPE (PsStatsPanel, ps_stats_panel, PS, STATS_PANEL, GtkWidget)
 /* @sweep is borrowed: set it to NULL before it is freed. */
 void  ps_stats_panel_set_sweep (PsStatsPanel   *self,
                                 const PsSweep  *sweep);
-/* @drop is X when the slider chose the step, NAN when it was picked on the chart. */
+/* @verdict (borrowed, kept until the next call) says what the step means; @stale: the sweep
+ * is not the one of the files now loaded. */
 void  ps_stats_panel_set_point (PsStatsPanel   *self,
                                 int             step,
-                                double          drop);
+                                const PsVerdict *verdict,
+                                gboolean        stale);
 /* Shown instead of numbers while there is no finished sweep. */
 void  ps_stats_panel_set_message (PsStatsPanel *self,
                                   const char   *message);

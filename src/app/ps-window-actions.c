@@ -6,6 +6,7 @@
 
 #include <glib/gi18n.h>
 #include <math.h>
+#include <string.h>
 
 #include "ps-plot.h"
 #include "ps-file.h"
@@ -46,6 +47,24 @@ add_h5_filters (GtkFileChooser *chooser)
   gtk_file_chooser_add_filter (chooser, all);
 }
 
+/* File choosers open where the last one was used. */
+static void
+remember_folder (PsWindow *self, GFile *file)
+{
+  g_clear_object (&self->last_folder);
+  if (g_file_query_file_type (file, G_FILE_QUERY_INFO_NONE, NULL) == G_FILE_TYPE_DIRECTORY)
+    self->last_folder = g_object_ref (file);
+  else
+    self->last_folder = g_file_get_parent (file);
+}
+
+static void
+start_in_last_folder (PsWindow *self, GtkFileChooser *chooser)
+{
+  if (self->last_folder != NULL)
+    gtk_file_chooser_set_current_folder (chooser, self->last_folder, NULL);
+}
+
 static void
 on_chooser_response (GtkNativeDialog *native, int response, PsWindow *self)
 {
@@ -56,7 +75,10 @@ on_chooser_response (GtkNativeDialog *native, int response, PsWindow *self)
     {
       g_autoptr (GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (native));
       if (file != NULL)
-        func (self, file, tag);
+        {
+          remember_folder (self, file);
+          func (self, file, tag);
+        }
     }
   gtk_native_dialog_destroy (native);
   g_object_unref (native);
@@ -72,6 +94,7 @@ new_chooser (PsWindow *self, const char *title, GtkFileChooserAction action, con
   g_object_set_data (G_OBJECT (native), "ps-func", func);
   g_object_set_data (G_OBJECT (native), "ps-tag", GINT_TO_POINTER (tag));
   g_signal_connect (native, "response", G_CALLBACK (on_chooser_response), self);
+  start_in_last_folder (self, GTK_FILE_CHOOSER (native));
   return GTK_FILE_CHOOSER (native);
 }
 
@@ -161,12 +184,10 @@ on_g_saved (GObject *object, GAsyncResult *result, gpointer data)
     }
   else
     {
-      g_autofree char *where = g_file_get_parse_name (req->file);
-      g_autofree char *text = g_strdup_printf (_("G saved to %s"), where);
+      g_autofree char *where = g_file_get_basename (req->file);
+      g_autofree char *text = g_strdup_printf (_("G saved as %s"), where);
 
-      gtk_info_bar_set_message_type (self->error_bar, GTK_MESSAGE_INFO);
-      gtk_label_set_text (self->error_label, text);
-      gtk_info_bar_set_revealed (self->error_bar, TRUE);
+      _ps_window_notify (self, text);
     }
   g_object_unref (req->window);
   g_object_unref (req->file);
@@ -260,29 +281,42 @@ ps_window_export_csv (PsWindow *self, GFile *file, GError **error)
   return ps_file_write_stream (path, write_csv, self->shown_sweep, error);
 }
 
-/* Adds the chosen filter's extension when the name has none the format knows. */
-static GFile *
-with_extension (GtkFileChooser *chooser, GFile *file)
+/* The format chosen in the dialog wins: its extension replaces one of another plot format
+ * ("plot.png" with "SVG image" chosen becomes "plot.svg") and is added to a name without one. */
+GFile *
+_ps_window_plot_file (GFile *file, const char *ext)
 {
-  GtkFileFilter *filter = gtk_file_chooser_get_filter (chooser);
-  const char *ext = filter ? g_object_get_data (G_OBJECT (filter), "ps-ext") : NULL;
   g_autofree char *path = g_file_get_path (file);
   g_autofree char *fixed = NULL;
   PsPlotFormat format;
 
-  if (path == NULL || ps_plot_format_for_path (path, &format) || ext == NULL)
+  if (path == NULL || ext == NULL || g_str_has_suffix (path, ext))
     return g_object_ref (file);
+  if (ps_plot_format_for_path (path, &format))
+    *strrchr (path, '.') = '\0';
   fixed = g_strconcat (path, ext, NULL);
   return g_file_new_for_path (fixed);
+}
+
+static GFile *
+with_extension (GtkFileChooser *chooser, GFile *file)
+{
+  GtkFileFilter *filter = gtk_file_chooser_get_filter (chooser);
+
+  return _ps_window_plot_file (file, filter ? g_object_get_data (G_OBJECT (filter), "ps-ext") : NULL);
 }
 
 static void
 export_plot_chosen (PsWindow *self, GFile *file, int tag)
 {
   g_autoptr (GError) error = NULL;
+  g_autofree char *name = g_file_get_basename (file);
+  g_autofree char *text = g_strdup_printf (_("Plot exported as %s"), name);
 
   if (!ps_window_export_plot (self, file, &error))
     ps_window_show_error (self, error);
+  else
+    _ps_window_notify (self, text);
 }
 
 static void
@@ -293,6 +327,7 @@ on_plot_chooser_response (GtkNativeDialog *native, int response, PsWindow *self)
   if (response == GTK_RESPONSE_ACCEPT && (chosen = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (native))))
     {
       file = with_extension (GTK_FILE_CHOOSER (native), chosen);
+      remember_folder (self, file);
       export_plot_chosen (self, file, 0);
     }
   gtk_native_dialog_destroy (native);
@@ -312,6 +347,7 @@ export_plot_action (GtkWidget *widget, const char *name, GVariant *param)
   add_filter (chooser, _("SVG image"), "*.svg", ".svg");
   add_filter (chooser, _("PDF document"), "*.pdf", ".pdf");
   gtk_file_chooser_set_current_name (chooser, "pruning-sweep.png");
+  start_in_last_folder (self, chooser);
   g_signal_connect (native, "response", G_CALLBACK (on_plot_chooser_response), self);
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (native));
 }
@@ -320,9 +356,13 @@ static void
 export_csv_chosen (PsWindow *self, GFile *file, int tag)
 {
   g_autoptr (GError) error = NULL;
+  g_autofree char *name = g_file_get_basename (file);
+  g_autofree char *text = g_strdup_printf (_("CSV exported as %s"), name);
 
   if (!ps_window_export_csv (self, file, &error))
     ps_window_show_error (self, error);
+  else
+    _ps_window_notify (self, text);
 }
 
 static void
@@ -355,7 +395,8 @@ run_action (GtkWidget *widget, const char *name, GVariant *param)
 void
 _ps_window_update_recent (PsWindow *self)
 {
-  g_auto (GStrv) uris = self->settings ? g_settings_get_strv (self->settings, "recent-files") : NULL;
+  g_auto (GStrv) uris = self->settings ? g_settings_get_strv (self->settings, "recent-files")
+                                        : g_strdupv (self->recent);
 
   g_menu_remove_all (self->recent_menu);
   for (int i = 0; uris != NULL && uris[i] != NULL; i++)
@@ -378,9 +419,11 @@ _ps_window_remember (PsWindow *self, GFile *file)
   g_autofree char *uri = g_file_get_uri (file);
   int kept = 1;
 
-  if (self->settings == NULL)
-    return;
-  old = g_settings_get_strv (self->settings, "recent-files");
+  /* Without the installed schema (run from the build tree) the list lives as long as the
+   * window, so the Recent menu still lists what was opened. */
+  old = self->settings ? g_settings_get_strv (self->settings, "recent-files") : g_strdupv (self->recent);
+  if (old == NULL)
+    old = g_new0 (char *, 1);
   builder = g_strv_builder_new ();
   g_strv_builder_add (builder, uri);
   for (int i = 0; old[i] != NULL && kept < MAX_RECENT; i++)
@@ -390,7 +433,13 @@ _ps_window_remember (PsWindow *self, GFile *file)
         kept++;
       }
   uris = g_strv_builder_end (builder);
-  g_settings_set_strv (self->settings, "recent-files", (const char * const *) uris);
+  if (self->settings != NULL)
+    g_settings_set_strv (self->settings, "recent-files", (const char * const *) uris);
+  else
+    {
+      g_strfreev (self->recent);
+      self->recent = g_strdupv (uris);
+    }
   _ps_window_update_recent (self);
 }
 

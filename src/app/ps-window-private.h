@@ -1,6 +1,8 @@
 /* ps-window-private.h: what ps-window.c and ps-window-actions.c share */
 #pragma once
 
+#include <adwaita.h>
+
 #include "ps-channel-view.h"
 #include "ps-chart.h"
 #include "ps-gallery.h"
@@ -20,9 +22,19 @@ struct _PsWindow {
   gboolean              updating;        /* set while the code moves the slider or dropdown */
   gulong                session_handlers[4];
 
+  PsVerdict            *verdict;         /* at the chosen step */
+  GFile                *last_folder;     /* where the file choosers open */
+  char                 *last_notice;     /* the last transient notice, for tests */
+  guint                 fold_idle;
+  char                **recent;          /* recent files when GSettings has no schema */
+
   /* template */
+  AdwToastOverlay      *toast_overlay;
+  GtkWidget            *save_button;
   GtkInfoBar           *error_bar;
   GtkLabel             *error_label;
+  GtkExpander          *error_expander;
+  GtkLabel             *error_detail_label;
   GtkLabel             *model_label;
   GtkLabel             *valid_label;
   GtkLabel             *test_label;
@@ -32,7 +44,8 @@ struct _PsWindow {
   GtkLabel             *activity_label;
   GtkProgressBar       *progress_bar;
   GtkStack             *main_stack;
-  GtkPaned             *side_paned;
+  AdwFlap              *flap;            /* the numbers beside the chart, or over it when narrow */
+  GtkLabel             *verdict_bar;     /* the verdict above the chart, always in view */
   PsChart              *chart;
   GtkScale             *drop_scale;
   GtkAdjustment        *drop_adjustment;
@@ -48,5 +61,11 @@ void  _ps_window_update_actions     (PsWindow       *self);
 void  _ps_window_remember           (PsWindow       *self,
                                      GFile          *file);
 void  _ps_window_update_recent      (PsWindow       *self);
+/* @file with the extension @ext (".svg") of the format chosen in the export dialog. */
+GFile *_ps_window_plot_file         (GFile          *file,
+                                     const char     *ext);
+/* A transient notice for a success (G saved, plot exported). */
+void  _ps_window_notify             (PsWindow       *self,
+                                     const char     *text);
 
 G_END_DECLS

@@ -8,6 +8,7 @@
 #include <glib/gi18n.h>
 #include <math.h>
 
+#include "ps-explain.h"
 #include "ps-window-private.h"
 
 G_DEFINE_FINAL_TYPE (PsWindow, ps_window, GTK_TYPE_APPLICATION_WINDOW)
@@ -16,31 +17,124 @@ G_DEFINE_FINAL_TYPE (PsWindow, ps_window, GTK_TYPE_APPLICATION_WINDOW)
 
 /* ---- errors ---- */
 
+/* A human sentence in front, the technical message behind "Details". */
 void
 ps_window_show_error (PsWindow *self, const GError *error)
 {
+  g_autofree char *sentence = NULL;
+
   g_return_if_fail (PS_IS_WINDOW (self));
 
+  sentence = ps_explain_error (error);
   gtk_info_bar_set_message_type (self->error_bar, GTK_MESSAGE_ERROR);
-  gtk_label_set_text (self->error_label, error->message);
+  gtk_label_set_text (self->error_label, sentence);
+  gtk_label_set_text (self->error_detail_label, error->message);
+  gtk_expander_set_expanded (self->error_expander, FALSE);
   gtk_info_bar_set_revealed (self->error_bar, TRUE);
+}
+
+static void
+clear_error (PsWindow *self)
+{
+  gtk_info_bar_set_revealed (self->error_bar, FALSE);
 }
 
 static void
 on_error_bar_response (PsWindow *self, int response)
 {
-  gtk_info_bar_set_revealed (self->error_bar, FALSE);
+  clear_error (self);
+}
+
+void
+_ps_window_notify (PsWindow *self, const char *text)
+{
+  AdwToast *toast = adw_toast_new (text);
+
+  g_free (self->last_notice);
+  self->last_notice = g_strdup (text);
+  adw_toast_set_timeout (toast, 4);
+  adw_toast_overlay_add_toast (self->toast_overlay, toast);
 }
 
 /* ---- the chosen point ---- */
 
+/* The headline and numbers above the chart, so that they stay in view in any window. */
+static void
+update_verdict_bar (PsWindow *self)
+{
+  const PsVerdict *v = self->verdict;
+  g_autofree char *markup = NULL;
+
+  /* Beside the chart the panel says it all; when the panel folds away this line stays. */
+  gtk_widget_set_visible (GTK_WIDGET (self->verdict_bar), v != NULL && adw_flap_get_folded (self->flap));
+  if (v == NULL)
+    return;
+  markup = g_markup_printf_escaped ("<b>%s%s</b>  %s", v->notes->len ? "⚠ " : "", v->headline, v->summary);
+  gtk_label_set_markup (self->verdict_bar, markup);
+}
+
+/* Below this width (logical pixels) the numbers fold over the chart. */
+#define FOLD_BELOW 860
+
+/* AdwFlap's own folding happens inside the window's layout and leaves the header bar
+ * unallocated for a frame (GTK warns); folding from an idle after a resize does not. */
+static gboolean
+fold_idle (gpointer data)
+{
+  PsWindow *self = data;
+  int width = gtk_widget_get_width (GTK_WIDGET (self)), height;
+
+  self->fold_idle = 0;
+  if (width <= 0)
+    gtk_window_get_default_size (GTK_WINDOW (self), &width, &height);
+  adw_flap_set_fold_policy (self->flap, width < FOLD_BELOW ? ADW_FLAP_FOLD_POLICY_ALWAYS
+                                                           : ADW_FLAP_FOLD_POLICY_NEVER);
+  update_verdict_bar (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_resized (PsWindow *self)
+{
+  if (self->fold_idle == 0)
+    self->fold_idle = g_idle_add (fold_idle, self);
+}
+
+static void
+on_folded (PsWindow *self)
+{
+  update_verdict_bar (self);
+}
+
+/* Save G is the highlighted action only when nothing stands against it. */
+static void
+update_save_button (PsWindow *self)
+{
+  if (self->verdict != NULL && self->verdict->suggest_save)
+    gtk_widget_add_css_class (self->save_button, "suggested-action");
+  else
+    gtk_widget_remove_css_class (self->save_button, "suggested-action");
+}
+
 static void
 choose_step (PsWindow *self, int step, double drop)
 {
+  PsVerdictOptions options;
+
   self->step = step;
   self->drop = drop;
+  g_clear_pointer (&self->verdict, ps_verdict_free);
+  if (self->shown_sweep != NULL && step >= 0)
+    {
+      ps_session_get_verdict_options (self->session, &options);
+      options.drop = drop;
+      self->verdict = ps_verdict_new (self->shown_sweep, step, &options);
+    }
+  update_save_button (self);
+  update_verdict_bar (self);
   ps_chart_set_selected (self->chart, step);
-  ps_stats_panel_set_point (self->stats_panel, step, drop);
+  ps_stats_panel_set_point (self->stats_panel, step, self->verdict,
+                            !ps_session_get_sweep_current (self->session));
   ps_gallery_set_step (self->gallery, step);
   ps_channel_view_set_pruned (self->channel_view, MAX (step, 0));
 }
@@ -83,16 +177,30 @@ on_step_chosen (PsWindow *self, int step, PsChart *chart)
   choose_step (self, step, NAN);
 }
 
-/* Lets the slider reach every drop the sweep shows, in tenths of a point. */
+/* Lets the slider reach every drop the sweep shows, in tenths of a point, and keeps the
+ * chosen X inside the track even when no step reaches it (the verdict then says so). Marks
+ * under the track show the X values at which the step changes. */
 static void
 fit_drop_range (PsWindow *self, const PsSweep *sweep)
 {
-  double base = ps_sweep_get_step (sweep, 0)->valid_acc, worst = 0;
+  double base = ps_sweep_get_step (sweep, 0)->valid_acc, worst = 0, reached = 0;
+  double x = gtk_adjustment_get_value (self->drop_adjustment);
 
+  gtk_scale_clear_marks (self->drop_scale);
   for (int k = 0; k < ps_sweep_n_steps (sweep); k++)
-    worst = MAX (worst, base - ps_sweep_get_step (sweep, k)->valid_acc);
+    {
+      double d = base - ps_sweep_get_step (sweep, k)->valid_acc;
+
+      /* A step is the stop for X in (reached, d]: mark where a new step begins. */
+      if (d > reached)
+        {
+          gtk_scale_add_mark (self->drop_scale, d, GTK_POS_BOTTOM, NULL);
+          reached = d;
+        }
+      worst = MAX (worst, d);
+    }
   self->updating = TRUE;
-  gtk_adjustment_set_upper (self->drop_adjustment, MAX (1.0, ceil (worst * 10) / 10));
+  gtk_adjustment_set_upper (self->drop_adjustment, MAX (MAX (1.0, ceil (worst * 10) / 10), x));
   self->updating = FALSE;
 }
 
@@ -106,12 +214,18 @@ show_sweep (PsWindow *self, const PsSweep *sweep)
     sets[k] = ps_session_get_sweep_data (self->session, k);
   self->shown_sweep = sweep;
   self->step = -1;
+  g_clear_pointer (&self->verdict, ps_verdict_free);
   ps_stats_panel_set_sweep (self->stats_panel, sweep);
   ps_gallery_set_sweep (self->gallery, sweep, sets);
   ps_channel_view_set_sweep (self->channel_view, sweep);
   ps_chart_set_selected (self->chart, -1);
+  update_save_button (self);
+  update_verdict_bar (self);
   if (sweep == NULL)
-    return;
+    {
+      gtk_scale_clear_marks (self->drop_scale);
+      return;
+    }
   fit_drop_range (self, sweep);
   on_drop_changed (self, self->drop_adjustment);
 }
@@ -177,6 +291,14 @@ update_progress (PsWindow *self)
     }
   rows = ps_session_get_rows (self->session, &n_rows);
   ps_chart_set_rows (self->chart, rows, n_rows);
+  /* The first pass runs B on every image before the first point exists: say so. */
+  if (busy && ps_session_get_model (self->session) != NULL && fraction >= 0)
+    ps_chart_set_message (self->chart, _("Running B on every loaded image to rank the channels; the "
+                                         "curves appear when this first pass is done."));
+  else if (busy)
+    ps_chart_set_message (self->chart, _("Loading the model and the images…"));
+  else
+    ps_chart_set_message (self->chart, NULL);
   gtk_stack_set_visible_child_name (self->main_stack,
                                     ps_session_get_model (self->session) || busy || n_rows ? "sweep" : "empty");
 }
@@ -187,12 +309,32 @@ update_message (PsWindow *self)
   const char *message;
 
   if (ps_session_get_busy (self->session))
-    message = _("Sweep running…");
+    message = ps_session_get_activity (self->session);
   else if (ps_session_can_run (self->session))
     message = _("The sweep did not finish. Run it again from the main menu.");
   else
     message = _("Open a model and clean validation data to run the sweep.");
   ps_stats_panel_set_message (self->stats_panel, message);
+}
+
+/* The model's name, and what happens to it. */
+static void
+update_title (PsWindow *self)
+{
+  GFile *model = ps_session_get_file (self->session, PS_SLOT_MODEL);
+  g_autofree char *name = model ? g_file_get_basename (model) : NULL;
+  const char *activity = ps_session_get_busy (self->session) ? ps_session_get_activity (self->session) : NULL;
+  g_autofree char *title = NULL;
+
+  if (name != NULL && activity != NULL)
+    title = g_strdup_printf ("%s — %s — Prunescope", name, activity);
+  else if (name != NULL)
+    title = g_strdup_printf ("%s — Prunescope", name);
+  else if (activity != NULL)
+    title = g_strdup_printf ("%s — Prunescope", activity);
+  else
+    title = g_strdup ("Prunescope");
+  gtk_window_set_title (GTK_WINDOW (self), title);
 }
 
 static void
@@ -204,14 +346,27 @@ on_session_progress (PsWindow *self, PsSession *session)
     show_sweep (self, sweep);
   if (sweep == NULL)
     update_message (self);
+  else if (self->step >= 0)
+    choose_step (self, self->step, self->drop); /* the stale note may have changed */
   update_progress (self);
+  update_title (self);
   _ps_window_update_actions (self);
+}
+
+static void
+on_session_finished (PsWindow *self, PsSession *session)
+{
+  clear_error (self);
+  on_session_progress (self, session);
 }
 
 static void
 on_session_changed (PsWindow *self, PsSession *session)
 {
+  /* The files that did load replace the problem an earlier one had. */
+  clear_error (self);
   update_sources (self);
+  update_title (self);
   _ps_window_update_actions (self);
 }
 
@@ -239,6 +394,26 @@ on_drop (GtkDropTarget *target, const GValue *value, double x, double y, PsWindo
 
 /* ---- window state ---- */
 
+/* A window saved on a larger screen (or the template's default) never opens larger than
+ * this one; the layout below adapts to what is left. */
+static void
+fit_to_screen (PsWindow *self)
+{
+  GListModel *monitors = gdk_display_get_monitors (gtk_widget_get_display (GTK_WIDGET (self)));
+  g_autoptr (GdkMonitor) monitor = g_list_model_get_n_items (monitors) ? g_list_model_get_item (monitors, 0) : NULL;
+  GdkRectangle area;
+  int width, height;
+
+  if (monitor == NULL)
+    return;
+  gdk_monitor_get_geometry (monitor, &area);
+  gtk_window_get_default_size (GTK_WINDOW (self), &width, &height);
+  /* Room for panels and window decorations. */
+  width = MIN (width, area.width - 32);
+  height = MIN (height, area.height - 64);
+  gtk_window_set_default_size (GTK_WINDOW (self), MAX (width, 360), MAX (height, 300));
+}
+
 static void
 restore_state (PsWindow *self)
 {
@@ -247,10 +422,14 @@ restore_state (PsWindow *self)
 
   /* Run from the build tree the schema may be missing; the window then forgets its state. */
   if (schema == NULL)
-    return;
+    {
+      fit_to_screen (self);
+      return;
+    }
   self->settings = g_settings_new (SCHEMA_ID);
   gtk_window_set_default_size (GTK_WINDOW (self), g_settings_get_int (self->settings, "window-width"),
                                g_settings_get_int (self->settings, "window-height"));
+  fit_to_screen (self);
   if (g_settings_get_boolean (self->settings, "window-maximized"))
     gtk_window_maximize (GTK_WINDOW (self));
   gtk_adjustment_set_value (self->drop_adjustment, g_settings_get_double (self->settings, "drop"));
@@ -329,6 +508,11 @@ ps_window_dispose (GObject *object)
       ps_session_cancel (self->session);
     }
   self->shown_sweep = NULL;
+  g_clear_pointer (&self->verdict, ps_verdict_free);
+  g_clear_handle_id (&self->fold_idle, g_source_remove);
+  g_clear_pointer (&self->last_notice, g_free);
+  g_clear_object (&self->last_folder);
+  g_clear_pointer (&self->recent, g_strfreev);
   gtk_widget_dispose_template (GTK_WIDGET (self), PS_TYPE_WINDOW);
   g_clear_object (&self->session);
   g_clear_object (&self->settings);
@@ -351,8 +535,11 @@ ps_window_class_init (PsWindowClass *klass)
   g_type_ensure (PS_TYPE_STATS_PANEL);
 
   gtk_widget_class_set_template_from_resource (widget_class, "/org/prunescope/Prunescope/ps-window.ui");
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, save_button);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, error_bar);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, error_label);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, error_expander);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, error_detail_label);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, model_label);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, valid_label);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, test_label);
@@ -362,7 +549,8 @@ ps_window_class_init (PsWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, PsWindow, activity_label);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, progress_bar);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, main_stack);
-  gtk_widget_class_bind_template_child (widget_class, PsWindow, side_paned);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, flap);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, verdict_bar);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, chart);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, drop_scale);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, drop_adjustment);
@@ -383,7 +571,7 @@ connect_session (PsWindow *self)
   self->session_handlers[0] = g_signal_connect_swapped (self->session, "progress",
                                                         G_CALLBACK (on_session_progress), self);
   self->session_handlers[1] = g_signal_connect_swapped (self->session, "sweep-finished",
-                                                        G_CALLBACK (on_session_progress), self);
+                                                        G_CALLBACK (on_session_finished), self);
   self->session_handlers[2] = g_signal_connect_swapped (self->session, "changed",
                                                         G_CALLBACK (on_session_changed), self);
   self->session_handlers[3] = g_signal_connect_swapped (self->session, "failed",
@@ -399,9 +587,15 @@ ps_window_init (PsWindow *self)
   self->drop = NAN;
   self->session = ps_session_new ();
   gtk_widget_init_template (GTK_WIDGET (self));
+  /* The window's own child: bound by hand, as disposing the template would unparent it twice. */
+  self->toast_overlay = ADW_TOAST_OVERLAY (gtk_window_get_child (GTK_WINDOW (self)));
 
   g_signal_connect_swapped (self->drop_adjustment, "value-changed", G_CALLBACK (on_drop_changed), self);
   g_signal_connect_swapped (self->chart, "step-chosen", G_CALLBACK (on_step_chosen), self);
+  g_signal_connect_swapped (self->flap, "notify::folded", G_CALLBACK (on_folded), self);
+  g_signal_connect_swapped (self, "notify::default-width", G_CALLBACK (on_resized), self);
+  g_signal_connect_swapped (self, "notify::maximized", G_CALLBACK (on_resized), self);
+  g_signal_connect_swapped (self, "notify::fullscreened", G_CALLBACK (on_resized), self);
   connect_session (self);
 
   target = gtk_drop_target_new (GDK_TYPE_FILE_LIST, GDK_ACTION_COPY);
@@ -409,8 +603,8 @@ ps_window_init (PsWindow *self)
   gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (target));
 
   gtk_widget_set_visible (self->demo_button, ps_session_has_demo ());
-  gtk_paned_set_position (self->side_paned, 860);
   restore_state (self);
+  fold_idle (self);
   ps_chart_set_drop (self->chart, gtk_adjustment_get_value (self->drop_adjustment));
   update_sources (self);
   on_session_progress (self, self->session);
