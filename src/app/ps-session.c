@@ -51,6 +51,7 @@ typedef struct {
   GPtrArray  *files;
   PsSlot      slot;
   gboolean    demo;
+  GCancellable *cancellable; /* the task's: Cancel stops a set between chunks */
   /* results */
   PsModel    *model;
   PsDataset  *sets[PS_N_SETS];
@@ -73,6 +74,7 @@ struct _PsSession {
 
   SweepJob     *job;
   GCancellable *cancellable;
+  GCancellable *load_cancellable; /* shared by the loads running */
   GArray       *rows;
   double        fraction;
   Result       *result;
@@ -420,7 +422,7 @@ load_into (LoadJob *job, GFile *file, PsSlot slot)
     }
   else
     {
-      PsDataset *ds = ps_dataset_load (path, &error);
+      PsDataset *ds = ps_dataset_load_cancellable (path, job->cancellable, &error);
       if (ds != NULL)
         {
           ps_dataset_free (job->sets[slot]);
@@ -524,6 +526,7 @@ load_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancella
 {
   LoadJob *job = data;
 
+  job->cancellable = cancellable;
 #ifdef HAVE_PS_DEMO
   if (job->demo)
     load_demo (job, cancellable);
@@ -650,8 +653,13 @@ load_done (GObject *object, GAsyncResult *res, gpointer data)
 static void
 start_load (PsSession *self, LoadJob *job)
 {
-  g_autoptr (GTask) task = g_task_new (self, NULL, load_done, NULL);
+  g_autoptr (GTask) task = NULL;
 
+  if (self->load_cancellable == NULL)
+    self->load_cancellable = g_cancellable_new ();
+  task = g_task_new (self, self->load_cancellable, load_done, NULL);
+  /* load_done runs even when cancelled: it keeps the busy count */
+  g_task_set_return_on_cancel (task, FALSE);
   job->serial = ++self->load_serial;
   g_task_set_source_tag (task, start_load);
   g_task_set_task_data (task, job, load_job_free);
@@ -835,11 +843,21 @@ ps_session_run (PsSession *self)
   g_signal_emit (self, signals[PROGRESS], 0);
 }
 
+static void
+cancel_loads (PsSession *self)
+{
+  /* the loads running stop between chunks; later ones get a fresh cancellable */
+  if (self->load_cancellable != NULL)
+    g_cancellable_cancel (self->load_cancellable);
+  g_clear_object (&self->load_cancellable);
+  self->cancel_serial = self->load_serial;
+  self->n_loads_cancelled = self->n_loads;
+}
+
 void
 ps_session_cancel (PsSession *self)
 {
-  self->cancel_serial = self->load_serial;
-  self->n_loads_cancelled = self->n_loads;
+  cancel_loads (self);
   stop_sweep (self);
   restore_previous (self);
   g_signal_emit (self, signals[PROGRESS], 0);
@@ -940,8 +958,7 @@ ps_session_dispose (GObject *object)
 {
   PsSession *self = PS_SESSION (object);
 
-  self->cancel_serial = self->load_serial;
-  self->n_loads_cancelled = self->n_loads;
+  cancel_loads (self);
   stop_sweep (self);
   G_OBJECT_CLASS (ps_session_parent_class)->dispose (object);
 }
