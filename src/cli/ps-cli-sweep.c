@@ -81,8 +81,6 @@ load_thread (gpointer data)
 {
   Load *l = data;
 
-  /* HDF5 prints its error stack unless told not to, in each thread */
-  H5Eset_auto2 (H5E_DEFAULT, NULL, NULL);
   l->ds = ps_dataset_load (l->path, &l->error);
   return NULL;
 }

@@ -18,7 +18,16 @@ static hid_t no_external_lapl = H5P_DEFAULT;
 void
 ps_h5_lock (void)
 {
+  static GPrivate quiet;
+
   g_rec_mutex_lock (&h5_lock);
+  /* HDF5 prints its error stack unless told not to, which may hold per thread */
+  if (g_private_get (&quiet) == NULL)
+    {
+      ps_h5_init ();
+      H5Eset_auto2 (H5E_DEFAULT, NULL, NULL);
+      g_private_set (&quiet, GINT_TO_POINTER (1));
+    }
 }
 
 void
