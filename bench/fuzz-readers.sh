@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-"model-keras model-weights g model-config dataset image idx onnx"}
+targets=${*:-"model-keras model-weights g model-config dataset image idx onnx h5-edit"}
 build=${PS_FUZZ_BUILD:-build-fuzz}
 
 if [ ! -f "$build/build.ninja" ]; then
@@ -24,7 +24,7 @@ for t in $targets; do
   mkdir -p "$corpus" "$artifacts"
   extra=""
   # Not pending/: inputs that still hang would stop every job.
-  for d in "tests/fuzz/regress/$t"; do
+  for d in "$build/tests/fuzz/seeds/$t" "tests/fuzz/regress/$t"; do
     [ -d "$d" ] && extra="$extra $d"
   done
   dict=""
@@ -38,7 +38,7 @@ for t in $targets; do
     "$build/tests/fuzz/fuzz-$t" -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 \
       -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=65536 -timeout=5 -max_len=2000000 $dict \
       -artifact_prefix="$artifacts/" \
-      "$corpus" "$build/tests/fuzz/seeds/$t" $extra \
+      "$corpus" $extra \
       >"$log" 2>&1 || true
   # Fork mode's last status line: "#EXECS: cov: .. exec/s N oom/timeout/crash: A/B/C time: Ts"
   execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
