@@ -693,31 +693,10 @@ static void
 test_screenshot (void)
 {
   PsWindow *w = open_lab (lab);
-  const char *dir = g_getenv ("PS_BUILD_DIR");
-  g_autofree char *path = g_build_filename (dir ? dir : ".", "app-screenshot.png", NULL);
-  g_autoptr (GdkPaintable) paintable = NULL;
-  g_autoptr (GtkSnapshot) snapshot = gtk_snapshot_new ();
-  g_autoptr (GskRenderNode) node = NULL;
-  g_autoptr (GdkTexture) texture = NULL;
-  int width, height;
 
   gtk_adjustment_set_value (w->drop_adjustment, MIN (4.0, gtk_adjustment_get_upper (w->drop_adjustment)));
-  for (int i = 0; i < 20; i++)
-    {
-      ps_test_drain ();
-      g_usleep (10000);
-    }
-  width = gtk_widget_get_width (GTK_WIDGET (w));
-  height = gtk_widget_get_height (GTK_WIDGET (w));
-  g_assert_cmpint (width, >, 0);
-  paintable = gtk_widget_paintable_new (GTK_WIDGET (w));
-  gdk_paintable_snapshot (paintable, snapshot, width, height);
-  node = gtk_snapshot_free_to_node (g_steal_pointer (&snapshot));
-  g_assert_nonnull (node);
-  texture = gsk_renderer_render_texture (gtk_native_get_renderer (GTK_NATIVE (w)), node,
-                                         &GRAPHENE_RECT_INIT (0, 0, width, height));
-  g_assert_true (gdk_texture_save_to_png (texture, path));
-  g_test_message ("screenshot: %s", path);
+  ps_test_wait_for_frames (w);
+  ps_test_save_screenshot (w, "app-screenshot.png");
   gtk_window_destroy (GTK_WINDOW (w));
   ps_test_drain ();
 }
