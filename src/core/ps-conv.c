@@ -10,6 +10,7 @@
 #include "ps-conv.h"
 
 #include <float.h>
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -31,6 +32,7 @@ struct _PsConvPack {
   float *w;             /* K x OCP, zero beyond OC */
   float *bias;          /* OCP */
   int   *koff;          /* K: offset of each (ky, kx, c) from a window's first input */
+  gboolean sparse;      /* a Dense layer with finite weights: zero inputs may be skipped */
 };
 
 gboolean
@@ -98,6 +100,10 @@ ps_conv_pack_new (const PsLayer *l)
     for (int kx = 0; kx < kw; kx++)
       for (int c = 0; c < p->C; c++, k++)
         p->koff[k] = (ky * p->W + kx) * p->C + c;
+  /* 0 x w is 0 only for finite w: an infinite or NaN weight must meet every input */
+  p->sparse = l->kind == PS_LAYER_DENSE;
+  for (gsize k = 0; p->sparse && k < l->kernel_len; k++)
+    p->sparse = isfinite (l->kernel[k]);
   return p;
 }
 
@@ -269,6 +275,99 @@ conv_range (const PsConvPack *p, const float *x, gsize g0, gsize g1, gboolean re
     }
 }
 
+#define MAX_SV 12 /* vectors of outputs per pass over a sparse input */
+
+/* One image of a Dense layer over the inputs listed in @idx (in increasing order): the
+ * same fused multiply-adds from the bias in the same order as tile(), without the
+ * zero inputs (each would add exactly 0), hence the same bits. */
+static inline __attribute__ ((always_inline)) TARGET void
+sparse_tile (const PsConvPack *p, int ob, const int NV, const float *x, const int *idx,
+             int nnz, float *lin, float *out, gboolean relu, __mmask16 last)
+{
+  __m512 acc[MAX_SV];
+  const float *w = p->w + (gsize) ob * VEC;
+  const __m512 zero = _mm512_setzero_ps ();
+
+#pragma GCC unroll 12
+  for (int v = 0; v < NV; v++)
+    acc[v] = _mm512_load_ps (p->bias + (gsize) (ob + v) * VEC);
+  for (int i = 0; i < nnz; i++)
+    {
+      const int k = idx[i];
+      const float *wk = w + (gsize) k * p->OCP;
+      const __m512 a = _mm512_set1_ps (x[k]);
+
+#pragma GCC unroll 12
+      for (int v = 0; v < NV; v++)
+        acc[v] = _mm512_fmadd_ps (a, _mm512_load_ps (wk + v * VEC), acc[v]);
+    }
+#pragma GCC unroll 12
+  for (int v = 0; v < NV; v++)
+    {
+      __mmask16 m = v == NV - 1 ? last : 0xffff;
+      gsize at = (gsize) (ob + v) * VEC;
+
+      if (lin != NULL)
+        _mm512_mask_storeu_ps (lin + at, m, acc[v]);
+      _mm512_mask_storeu_ps (out + at, m, relu ? _mm512_max_ps (acc[v], zero) : acc[v]);
+    }
+}
+
+#define SPARSE_CASE(NV) \
+  case NV: \
+    sparse_tile (p, ob, NV, x, idx, nnz, lin, out, relu, last); \
+    break;
+
+static TARGET void
+forward_sparse (const PsConvPack *p, int n, const float *x, gboolean relu, float *lin,
+                float *out, int *idx)
+{
+  const int nvec = p->OCP / VEC;
+  const __m512i step = _mm512_set1_epi32 (VEC);
+
+  for (int b = 0; b < n; b++, x += p->K, out += p->OC, lin = lin ? lin + p->OC : NULL)
+    {
+      __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+      int nnz = 0, k = 0;
+
+      /* the inputs that are not zero (NaN included), in order */
+      for (; k + VEC <= p->K; k += VEC, iota = _mm512_add_epi32 (iota, step))
+        {
+          __mmask16 m = _mm512_cmp_ps_mask (_mm512_loadu_ps (x + k), _mm512_setzero_ps (), _CMP_NEQ_UQ);
+
+          _mm512_mask_compressstoreu_epi32 (idx + nnz, m, iota);
+          nnz += __builtin_popcount (m);
+        }
+      for (; k < p->K; k++)
+        if (x[k] != 0.0f)
+          idx[nnz++] = k;
+      for (int ob = 0; ob < nvec; ob += MAX_SV)
+        {
+          const int nv = MIN (MAX_SV, nvec - ob);
+          const int tail = p->OC - (ob + nv - 1) * VEC;
+          const __mmask16 last = tail >= VEC ? 0xffff : (__mmask16) ((1u << tail) - 1);
+
+          switch (nv)
+            {
+              SPARSE_CASE (1)
+              SPARSE_CASE (2)
+              SPARSE_CASE (3)
+              SPARSE_CASE (4)
+              SPARSE_CASE (5)
+              SPARSE_CASE (6)
+              SPARSE_CASE (7)
+              SPARSE_CASE (8)
+              SPARSE_CASE (9)
+              SPARSE_CASE (10)
+              SPARSE_CASE (11)
+              SPARSE_CASE (12)
+            default:
+              g_assert_not_reached ();
+            }
+        }
+    }
+}
+
 /* @rows rows of max-pool windows over a band of conv rows; max_ps (a, b) is a > b ? a : b,
  * as MAX () is. */
 static TARGET void
@@ -337,6 +436,30 @@ ps_conv_forward (const PsConvPack *p, int n, const float *x, gboolean relu, floa
 {
 #ifdef HAVE_AVX512_KERNELS
   conv_range (p, x, 0, (gsize) n * p->OH * p->OW, relu, linear, out);
+#else
+  g_assert_not_reached ();
+#endif
+}
+
+gboolean
+ps_conv_can_sparse (const PsConvPack *p)
+{
+  return p != NULL && p->sparse;
+}
+
+gsize
+ps_conv_sparse_scratch_size (const PsConvPack *p)
+{
+  return p->K;
+}
+
+void
+ps_conv_forward_sparse (const PsConvPack *p, int n, const float *x, gboolean relu,
+                        float *linear, float *out, int *idx)
+{
+  g_return_if_fail (p->sparse);
+#ifdef HAVE_AVX512_KERNELS
+  forward_sparse (p, n, x, relu, linear, out, idx);
 #else
   g_assert_not_reached ();
 #endif
