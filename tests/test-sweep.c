@@ -23,6 +23,7 @@ typedef struct {
   guint32     seed;               /* one whose classes are spread out */
   float       common;             /* added to every output weight */
   float       shift;              /* taken from every output bias */
+  int         filters;            /* channels of conv_b and pool_b; 0: 8 */
 } Variant;
 
 static const Variant plain = { FALSE, "softmax", 17 };
@@ -32,6 +33,8 @@ static const Variant strided = { TRUE, "softmax", 155 };
  * while the differences between scores, all the skip bounds, stay small. */
 static const Variant relu_out = { FALSE, "relu", 15, 10, 12 };
 static const Variant linear_out = { FALSE, "linear", 15, 10, 12 };
+/* More channels than steps in a group of the sweep: steps run in several groups. */
+static const Variant wide = { FALSE, "softmax", 19, 0, 0, 21 };
 
 static void
 fixture_setup (Fixture *f, gconstpointer data)
@@ -40,7 +43,8 @@ fixture_setup (Fixture *f, gconstpointer data)
 
   PsLayer *out;
 
-  f->model = ps_test_small_model_variant (v->seed, 5, v->same_stride_2, v->output_activation);
+  f->model = ps_test_small_model_wide (v->seed, 5, v->same_stride_2, v->output_activation,
+                                       v->filters ? v->filters : 8);
   out = f->model->layers[f->model->output];
   for (gsize k = 0; k < out->kernel_len; k++)
     out->kernel[k] += v->common;
@@ -184,6 +188,14 @@ test_output_activations (Fixture *f, gconstpointer data)
 {
   /* The output-layer skip is a bound only on linear scores (or logits under softmax); a
    * ReLU output must be recomputed, a linear one may be skipped: both exact. */
+  check_against_naive (f, "pool_b");
+  check_against_naive (f, "conv_b");
+}
+
+static void
+test_many_channels (Fixture *f, gconstpointer data)
+{
+  g_assert_cmpint (f->model->layers[ps_model_find_layer (f->model, "pool_b")]->out.c, ==, 21);
   check_against_naive (f, "pool_b");
   check_against_naive (f, "conv_b");
 }
@@ -333,6 +345,7 @@ main (int argc, char **argv)
   ADD_V ("/sweep/naive/relu-output", relu_out, test_output_activations);
   ADD_V ("/sweep/naive/linear-output", linear_out, test_output_activations);
   ADD ("/sweep/naive/mask-front", test_mask_front);
+  ADD_V ("/sweep/naive/many-channels", wide, test_many_channels);
   ADD ("/sweep/stop-rule", test_default_layer_and_stop);
   ADD ("/sweep/decreasing", test_decreasing);
   ADD ("/sweep/cancel", test_cancel);

@@ -27,13 +27,12 @@ typedef struct {
   const PsDataset *ds;      /* only during its first pass */
   int              n;
   int             *labels;
-  float           *act;     /* n x act_size: the pruned layer's output */
+  float           *act;     /* n x act_size: the pruned layer's output, channel by channel
+                             * when act_by_channel (a step reads one channel) */
   float           *state;   /* n x state_size: frontier values */
   float           *href;    /* n x h_size: output layer input at the last exact scores */
   float           *margin;  /* n: best minus second-best score then */
   guint16         *preds;   /* n_steps x n */
-  int             *affected;
-  int              n_affected;
   guint64         *active;  /* n: bit c set when channel c is active (<= 64 channels) */
   double          *sums;    /* workers x channels, for the channel means */
   double          *means;   /* channels */
@@ -53,6 +52,7 @@ struct _PsSweep {
   Front          fronts[PS_MAX_INPUTS];
   int            n_fronts;
   gsize          state_size;
+  gboolean       act_by_channel; /* else act is as the layer wrote it: the MASK state */
   gboolean      *run;       /* layers to run after the frontier */
   int            h_layer;   /* input of the output layer, when its skip applies; else -1 */
   gsize          h_size;
@@ -78,10 +78,10 @@ gboolean  _ps_sweep_plan_structure (PsSweep  *s,
 gboolean  _ps_sweep_first_pass     (PsSweep  *s,
                                     SetData  *d,
                                     GError  **error);
-void      _ps_sweep_run_step       (PsSweep  *s,
-                                    SetData  *d,
-                                    int       step,
-                                    int       channel);
+/* Steps @first .. @last-1 on every set. */
+void      _ps_sweep_run_steps      (PsSweep  *s,
+                                    int       first,
+                                    int       last);
 void      _ps_sweep_report         (PsSweep           *s,
                                     const PsSweepStep *step);
 

@@ -75,7 +75,22 @@ first_pass_batch (int worker, int task, gpointer data)
   ps_plan_argmax_margin (plan, count, classes, margins);
 
   act = ps_plan_output (plan, s->layer);
-  memcpy (d->act + (gsize) start * asz, act, sizeof (float) * count * asz);
+  if (s->act_by_channel)
+    {
+      gsize hw = (gsize) s->lshape.h * s->lshape.w;
+
+      for (int b = 0; b < count; b++)
+        {
+          const float *src = act + (gsize) b * asz;
+          float *dst = d->act + (gsize) (start + b) * asz;
+
+          for (gsize p = 0; p < hw; p++)
+            for (int c = 0; c < s->n_channels; c++)
+              dst[(gsize) c * hw + p] = src[p * s->n_channels + c];
+        }
+    }
+  else
+    memcpy (d->act + (gsize) start * asz, act, sizeof (float) * count * asz);
   for (gsize i = 0; i < (gsize) count * asz; i++)
     sums[i % s->n_channels] += act[i];
   for (int b = 0; b < count; b++)
@@ -130,7 +145,6 @@ alloc_set (PsSweep *s, SetData *d, GError **error)
       return FALSE;
     }
   d->preds = g_new (guint16, n * s->n_steps);
-  d->affected = g_new (int, n);
   /* which channels each image has active, so that a step finds its images quickly */
   if (s->n_channels <= 64)
     d->active = g_new (guint64, n);
@@ -160,14 +174,8 @@ _ps_sweep_first_pass (PsSweep *s, SetData *d, GError **error)
 
 /* ---- one step: remove a channel, update affected images ---- */
 
-typedef struct {
-  PsSweep *s;
-  SetData *d;
-  int      channel;
-  int      step;
-} StepJob;
-
-/* Subtracts channel @c's contribution of one image from its frontier state. */
+/* Subtracts channel @c's contribution of one image from its frontier state; @act is the
+ * image's pruned layer channel by channel (fronts other than MASK). */
 static void
 remove_channel (PsSweep *s, float *act, float *state, int c)
 {
@@ -188,7 +196,7 @@ remove_channel (PsSweep *s, float *act, float *state, int c)
       for (int y = 0; y < L.h; y++)
         for (int x = 0; x < L.w; x++)
           {
-            float v = act[((gsize) y * L.w + x) * L.c + c];
+            float v = act[(gsize) c * L.h * L.w + (gsize) y * L.w + x];
 
             if (v == 0.0f)
               continue;
@@ -258,14 +266,10 @@ score_batch (PsSweep *s, SetData *d, PsPlan *plan, int step, const int *rows, in
 }
 
 static void
-step_batch (int worker, int task, gpointer data)
+update_rows (PsSweep *s, SetData *d, int worker, int step, int channel, const int *rows,
+             int count)
 {
-  StepJob *job = data;
-  PsSweep *s = job->s;
-  SetData *d = job->d;
   gsize asz = ps_shape_size (s->lshape);
-  int start = task * PS_SWEEP_BATCH, count = MIN (PS_SWEEP_BATCH, d->n_affected - start);
-  const int *rows = d->affected + start;
   PsPlan *plan = worker_plan (s, worker);
   int classes[PS_SWEEP_BATCH];
 
@@ -273,7 +277,7 @@ step_batch (int worker, int task, gpointer data)
     {
       float *st = d->state + (gsize) rows[b] * s->state_size;
 
-      remove_channel (s, d->act + (gsize) rows[b] * asz, st, job->channel);
+      remove_channel (s, d->act + (gsize) rows[b] * asz, st, channel);
       for (int f = 0; f < s->n_fronts; f++)
         {
           const Front *fr = &s->fronts[f];
@@ -288,43 +292,81 @@ step_batch (int worker, int task, gpointer data)
   ps_plan_run_layers (plan, count, s->run);
   if (s->h_layer >= 0)
     {
-      score_batch (s, d, plan, job->step, rows, count);
+      score_batch (s, d, plan, step, rows, count);
       return;
     }
   ps_plan_argmax (plan, count, classes);
   for (int b = 0; b < count; b++)
-    d->preds[(gsize) job->step * d->n + rows[b]] = (guint16) classes[b];
+    d->preds[(gsize) step * d->n + rows[b]] = (guint16) classes[b];
+}
+
+typedef struct {
+  PsSweep *s;
+  int      first, last;           /* steps */
+  int      tasks[PS_N_SETS + 1];  /* blocks of images before each set */
+} StepsJob;
+
+/* Steps first .. last-1 on one block of images: the block's state stays in the cache
+ * from one step to the next. */
+static void
+steps_block (int worker, int task, gpointer data)
+{
+  StepsJob *job = data;
+  PsSweep *s = job->s;
+  const PsShape L = s->lshape;
+  gsize asz = ps_shape_size (L);
+  int k = 0, start, end;
+  SetData *d;
+  int rows[PS_SWEEP_BATCH];
+
+  if (g_cancellable_is_cancelled (s->cancellable))
+    return;
+  while (task >= job->tasks[k + 1])
+    k++;
+  d = &s->sets[k];
+  start = (task - job->tasks[k]) * PS_SWEEP_BATCH;
+  end = MIN (start + PS_SWEEP_BATCH, d->n);
+  for (int step = job->first; step < job->last; step++)
+    {
+      int channel = s->order[step - 1], count = 0;
+
+      memcpy (d->preds + (gsize) step * d->n + start, d->preds + (gsize) (step - 1) * d->n + start,
+              sizeof (guint16) * (end - start));
+      /* Only images where the channel is active can change. */
+      if (d->active != NULL)
+        {
+          guint64 bit = G_GUINT64_CONSTANT (1) << channel;
+
+          for (int i = start; i < end; i++)
+            if (d->active[i] & bit)
+              rows[count++] = i;
+        }
+      else
+        for (int i = start; i < end; i++)
+          {
+            const float *a = d->act + (gsize) i * asz;
+            gsize at = s->act_by_channel ? (gsize) channel * L.h * L.w : (gsize) channel;
+            gsize stride = s->act_by_channel ? 1 : (gsize) L.c;
+
+            for (int p = 0; p < L.h * L.w; p++)
+              if (a[at + p * stride] != 0.0f)
+                {
+                  rows[count++] = i;
+                  break;
+                }
+          }
+      if (count > 0)
+        update_rows (s, d, worker, step, channel, rows, count);
+    }
 }
 
 void
-_ps_sweep_run_step (PsSweep *s, SetData *d, int step, int channel)
+_ps_sweep_run_steps (PsSweep *s, int first, int last)
 {
-  StepJob job = { s, d, channel, step };
-  const PsShape L = s->lshape;
-  gsize asz = ps_shape_size (L);
+  StepsJob job = { s, first, last, { 0 } };
 
-  memcpy (d->preds + (gsize) step * d->n, d->preds + (gsize) (step - 1) * d->n,
-          sizeof (guint16) * d->n);
-  /* Only images where the channel is active can change. */
-  d->n_affected = 0;
-  if (d->active != NULL)
-    {
-      guint64 bit = G_GUINT64_CONSTANT (1) << channel;
-
-      for (int i = 0; i < d->n; i++)
-        if (d->active[i] & bit)
-          d->affected[d->n_affected++] = i;
-    }
-  else
-    for (int i = 0; i < d->n; i++)
-      {
-        const float *a = d->act + (gsize) i * asz;
-        for (int p = 0; p < L.h * L.w; p++)
-          if (a[(gsize) p * L.c + channel] != 0.0f)
-            {
-              d->affected[d->n_affected++] = i;
-              break;
-            }
-      }
-  ps_parallel_for ((d->n_affected + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH, step_batch, &job);
+  for (int k = 0; k < PS_N_SETS; k++)
+    job.tasks[k + 1] = job.tasks[k]
+                       + (s->sets[k].present ? (s->sets[k].n + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH : 0);
+  ps_parallel_for (job.tasks[PS_N_SETS], steps_block, &job);
 }

@@ -12,6 +12,9 @@
 #include <math.h>
 #include <string.h>
 
+/* Steps per group: a block of images keeps its state in the cache through a group. */
+#define SWEEP_GROUP 8
+
 void
 ps_sweep_free (PsSweep *s)
 {
@@ -27,7 +30,6 @@ ps_sweep_free (PsSweep *s)
       g_free (d->href);
       g_free (d->margin);
       g_free (d->preds);
-      g_free (d->affected);
       g_free (d->active);
       g_free (d->sums);
       g_free (d->means);
@@ -185,7 +187,6 @@ release_caches (PsSweep *s)
       g_clear_pointer (&d->act, g_free);
       g_clear_pointer (&d->href, g_free);
       g_clear_pointer (&d->margin, g_free);
-      g_clear_pointer (&d->affected, g_free);
       g_clear_pointer (&d->active, g_free);
       g_clear_pointer (&d->labels, g_free);
     }
@@ -220,22 +221,25 @@ ps_sweep_finish (PsSweep *s, PsSweepProgress progress, gpointer user_data,
         s->order[s->n_channels - 1 - i] = t;
       }
 
-  for (int step = 0; step < s->n_steps; step++)
+  /* Step 0 is B itself. The others run a group at a time, image block by image block
+   * (see ps-sweep-step.c); their rows are counted and reported after each group. */
+  for (int first = 0, last = 1; first < s->n_steps; first = last, last = MIN (last + SWEEP_GROUP, s->n_steps))
     {
-      int channel = step > 0 ? s->order[step - 1] : -1;
-
-      for (int k = 0; k < PS_N_SETS; k++)
-        if (s->sets[k].present)
-          {
-            if (step > 0)
-              _ps_sweep_run_step (s, &s->sets[k], step, channel);
-            count_hits (s, &s->sets[k], step);
-          }
+      if (first > 0)
+        _ps_sweep_run_steps (s, first, last);
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
         return FALSE;
-      fill_row (s, step, channel);
-      s->cur_step = step;
-      _ps_sweep_report (s, &s->steps[step]);
+      for (int step = first; step < last; step++)
+        {
+          for (int k = 0; k < PS_N_SETS; k++)
+            if (s->sets[k].present)
+              count_hits (s, &s->sets[k], step);
+          fill_row (s, step, step > 0 ? s->order[step - 1] : -1);
+          s->cur_step = step;
+          _ps_sweep_report (s, &s->steps[step]);
+          if (g_cancellable_set_error_if_cancelled (cancellable, error))
+            return FALSE;
+        }
     }
 
   /* The caches are only needed while sweeping. */
