@@ -407,7 +407,56 @@ sub_scaled_avx512 (int n, float v, const float *w, float *y)
     }
 }
 
+static TARGET double
+sq_dist_avx512 (int n, const float *a, const float *b)
+{
+  __m512d acc = _mm512_setzero_pd ();
+  double sum;
+  int j = 0;
+
+  for (; j + 8 <= n; j += 8)
+    {
+      __m512d d = _mm512_cvtps_pd (_mm256_sub_ps (_mm256_loadu_ps (a + j), _mm256_loadu_ps (b + j)));
+      acc = _mm512_fmadd_pd (d, d, acc);
+    }
+  sum = _mm512_reduce_add_pd (acc);
+  for (; j < n; j++)
+    sum += (double) (a[j] - b[j]) * (a[j] - b[j]);
+  return sum;
+}
+
 #endif /* HAVE_AVX512_KERNELS */
+
+static gboolean
+have_avx512 (void)
+{
+#ifdef HAVE_AVX512_KERNELS
+  static gsize avx512 = 0;
+
+  if (g_once_init_enter (&avx512))
+    {
+      __builtin_cpu_init ();
+      g_once_init_leave (&avx512, __builtin_cpu_supports ("avx512f") ? 2 : 1);
+    }
+  return avx512 == 2;
+#else
+  return FALSE;
+#endif
+}
+
+double
+ps_conv_sq_dist (int n, const float *a, const float *b)
+{
+  double sum = 0;
+
+#ifdef HAVE_AVX512_KERNELS
+  if (have_avx512 ())
+    return sq_dist_avx512 (n, a, b);
+#endif
+  for (int j = 0; j < n; j++)
+    sum += (double) (a[j] - b[j]) * (a[j] - b[j]);
+  return sum;
+}
 
 void
 ps_conv_sub_scaled (int n, float v, const float *w, float *y)

@@ -62,4 +62,10 @@ void         ps_conv_sub_scaled         (int               n,
                                          const float      *w,
                                          float            *y);
 
+/* The sum of (a[j] - b[j])^2 for j < n, in double (each difference rounded to float, as
+ * the plain loop does; the sum's order may differ from it). */
+double       ps_conv_sq_dist            (int               n,
+                                         const float      *a,
+                                         const float      *b);
+
 G_END_DECLS

@@ -27,8 +27,9 @@ typedef struct {
   const PsDataset *ds;      /* only during its first pass */
   int              n;
   int             *labels;
-  float           *act;     /* n x act_size: the pruned layer's output, channel by channel
-                             * when act_by_channel (a step reads one channel) */
+  float           *act;     /* n x act_size: the pruned layer's output; when act_by_channel
+                             * channel-major (channels x n x h x w): a step reads one
+                             * channel of a block of images */
   float           *state;   /* n x state_size: frontier values */
   float           *href;    /* n x h_size: output layer input at the last exact scores */
   float           *margin;  /* n: best minus second-best score then */

@@ -82,11 +82,14 @@ first_pass_batch (int worker, int task, gpointer data)
       for (int b = 0; b < count; b++)
         {
           const float *src = act + (gsize) b * asz;
-          float *dst = d->act + (gsize) (start + b) * asz;
 
-          for (gsize p = 0; p < hw; p++)
-            for (int c = 0; c < s->n_channels; c++)
-              dst[(gsize) c * hw + p] = src[p * s->n_channels + c];
+          for (int c = 0; c < s->n_channels; c++)
+            {
+              float *dst = d->act + ((gsize) c * d->n + start + b) * hw;
+
+              for (gsize p = 0; p < hw; p++)
+                dst[p] = src[p * s->n_channels + c];
+            }
         }
     }
   else
@@ -174,10 +177,17 @@ _ps_sweep_first_pass (PsSweep *s, SetData *d, GError **error)
 
 /* ---- one step: remove a channel, update affected images ---- */
 
-/* Subtracts channel @c's contribution of one image from its frontier state; @act is the
- * image's pruned layer channel by channel (fronts other than MASK). */
+/* Channel @c of image @i of the pruned layer (when act_by_channel). */
+static inline const float *
+channel_of (const PsSweep *s, const SetData *d, int i, int c)
+{
+  return d->act + ((gsize) c * d->n + i) * s->lshape.h * s->lshape.w;
+}
+
+/* Subtracts channel @c's contribution of one image from its frontier state; @act is that
+ * channel of the image (read by fronts other than MASK). */
 static void
-remove_channel (PsSweep *s, float *act, float *state, int c)
+remove_channel (PsSweep *s, const float *act, float *state, int c)
 {
   const PsShape L = s->lshape;
 
@@ -196,7 +206,7 @@ remove_channel (PsSweep *s, float *act, float *state, int c)
       for (int y = 0; y < L.h; y++)
         for (int x = 0; x < L.w; x++)
           {
-            float v = act[(gsize) c * L.h * L.w + (gsize) y * L.w + x];
+            float v = act[(gsize) y * L.w + x];
 
             if (v == 0.0f)
               continue;
@@ -241,10 +251,8 @@ score_batch (PsSweep *s, SetData *d, PsPlan *plan, int step, const int *rows, in
     {
       int i = rows[b];
       const float *hr = d->href + (gsize) i * s->h_size, *hb = h + (gsize) b * s->h_size;
-      double dist = 0;
+      double dist = ps_conv_sq_dist ((int) s->h_size, hb, hr);
 
-      for (gsize j = 0; j < s->h_size; j++)
-        dist += (double) (hb[j] - hr[j]) * (hb[j] - hr[j]);
       if (sqrt (dist) * s->reach_out[prev[i]] < d->margin[i])
         continue;
       /* Compact the rows to score at the front of the buffer (n_pick <= b). */
@@ -269,7 +277,6 @@ static void
 update_rows (PsSweep *s, SetData *d, int worker, int step, int channel, const int *rows,
              int count)
 {
-  gsize asz = ps_shape_size (s->lshape);
   PsPlan *plan = worker_plan (s, worker);
   int classes[PS_SWEEP_BATCH];
 
@@ -277,7 +284,7 @@ update_rows (PsSweep *s, SetData *d, int worker, int step, int channel, const in
     {
       float *st = d->state + (gsize) rows[b] * s->state_size;
 
-      remove_channel (s, d->act + (gsize) rows[b] * asz, st, channel);
+      remove_channel (s, s->act_by_channel ? channel_of (s, d, rows[b], channel) : NULL, st, channel);
       for (int f = 0; f < s->n_fronts; f++)
         {
           const Front *fr = &s->fronts[f];
@@ -344,12 +351,12 @@ steps_block (int worker, int task, gpointer data)
       else
         for (int i = start; i < end; i++)
           {
-            const float *a = d->act + (gsize) i * asz;
-            gsize at = s->act_by_channel ? (gsize) channel * L.h * L.w : (gsize) channel;
+            const float *a = s->act_by_channel ? channel_of (s, d, i, channel)
+                                               : d->act + (gsize) i * asz + channel;
             gsize stride = s->act_by_channel ? 1 : (gsize) L.c;
 
             for (int p = 0; p < L.h * L.w; p++)
-              if (a[at + p * stride] != 0.0f)
+              if (a[p * stride] != 0.0f)
                 {
                   rows[count++] = i;
                   break;
