@@ -167,6 +167,8 @@ _ps_sweep_first_pass (PsSweep *s, SetData *d, GError **error)
   ps_parallel_for ((d->n + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH, first_pass_batch, &job);
   if (g_cancellable_set_error_if_cancelled (s->cancellable, error))
     return FALSE;
+  /* the calling thread may have run none of the batches (a busy machine) */
+  _ps_sweep_report (s, NULL);
   for (int w = 0; w < s->n_workers; w++)
     for (int c = 0; c < s->n_channels; c++)
       d->means[c] += d->sums[(gsize) w * s->n_channels + c];
