@@ -747,6 +747,63 @@ test_plan_sparse (void)
     }
 }
 
+/* Several rank-one terms at once, held in registers: the same bits as applying them one
+ * by one with ps_conv_sub_scaled(), for 1 … 300 values (more than the 16 vectors held at a
+ * time) and 1 … 33 terms; nothing past the end is touched. */
+static void
+test_sub_scaled_sum (void)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (21);
+  const int sizes[] = { 1, 15, 16, 80, 160, 257, 300 };
+  const int terms[] = { 1, 2, 4, 33 };
+
+  for (guint a = 0; a < G_N_ELEMENTS (sizes); a++)
+    for (guint b = 0; b < G_N_ELEMENTS (terms); b++)
+      {
+        int n = sizes[a], m = terms[b];
+        g_autofree float *y = g_new (float, n + 1);
+        g_autofree float *want = g_new (float, n + 1);
+        g_autofree float *v = g_new (float, m);
+        g_autofree float *wbuf = g_new (float, (gsize) m * (n + 1));
+        g_autofree const float **w = g_new (const float *, m);
+
+        for (int j = 0; j <= n; j++)
+          y[j] = want[j] = (float) g_rand_double_range (rand, -3, 3);
+        for (int t = 0; t < m; t++)
+          {
+            v[t] = (float) g_rand_double_range (rand, -2, 2);
+            w[t] = wbuf + (gsize) t * (n + 1);
+            for (int j = 0; j <= n; j++)
+              wbuf[(gsize) t * (n + 1) + j] = (float) g_rand_double_range (rand, -3, 3);
+          }
+        for (int t = 0; t < m; t++)
+          ps_conv_sub_scaled (n, v[t], w[t], want);
+        ps_conv_sub_scaled_sum (n, m, v, w, y);
+        g_assert_cmpmem (y, sizeof (float) * (n + 1), want, sizeof (float) * (n + 1));
+      }
+}
+
+/* The output skip's squared distance: the plain double sum, to rounding. */
+static void
+test_sq_dist (void)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (22);
+
+  for (int n = 0; n < 40; n += 3)
+    {
+      float a[40], b[40];
+      double want = 0;
+
+      for (int j = 0; j < n; j++)
+        {
+          a[j] = (float) g_rand_double_range (rand, -5, 5);
+          b[j] = (float) g_rand_double_range (rand, -5, 5);
+          want += (double) (a[j] - b[j]) * (a[j] - b[j]);
+        }
+      g_assert_cmpfloat_with_epsilon (ps_conv_sq_dist (n, a, b), want, 1e-12 * (1 + want));
+    }
+}
+
 typedef struct {
   int h, w, cin, cout, kh, kw;  /* a valid stride-1 convolution */
   int ph, pw, psh, psw;         /* then a valid max-pool */
@@ -1260,6 +1317,8 @@ main (int argc, char **argv)
   g_test_add_func ("/plan/conv/fused-pool", test_conv_fused_pool);
   g_test_add_func ("/plan/dense/direct", test_dense_direct);
   g_test_add_func ("/plan/sub-scaled", test_sub_scaled);
+  g_test_add_func ("/plan/sub-scaled-sum", test_sub_scaled_sum);
+  g_test_add_func ("/plan/sq-dist", test_sq_dist);
   g_test_add_func ("/plan/dense/sparse", test_dense_sparse);
   g_test_add_func ("/plan/dense/sparse-plan", test_plan_sparse);
   g_test_add_func ("/plan/pool/valid", test_pool_valid);

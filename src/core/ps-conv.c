@@ -407,6 +407,57 @@ sub_scaled_avx512 (int n, float v, const float *w, float *y)
     }
 }
 
+/* y -= v[t] * w[t] for t < m in turn on NV vectors of y held in registers. */
+static inline __attribute__ ((always_inline)) TARGET void
+sub_sum_block (const int NV, int m, const float *v, const float *const *w, int j0, float *y,
+               __mmask16 last)
+{
+  __m512 acc[16];
+
+#pragma GCC unroll 16
+  for (int q = 0; q < NV; q++)
+    acc[q] = _mm512_maskz_loadu_ps (q == NV - 1 ? last : 0xffff, y + j0 + q * VEC);
+  for (int t = 0; t < m; t++)
+    {
+      const __m512 vv = _mm512_set1_ps (v[t]);
+      const float *wt = w[t] + j0;
+
+#pragma GCC unroll 16
+      for (int q = 0; q < NV; q++)
+        acc[q] = _mm512_sub_ps (acc[q], _mm512_mul_ps (vv, _mm512_maskz_loadu_ps (
+                                             q == NV - 1 ? last : 0xffff, wt + q * VEC)));
+    }
+#pragma GCC unroll 16
+  for (int q = 0; q < NV; q++)
+    _mm512_mask_storeu_ps (y + j0 + q * VEC, q == NV - 1 ? last : 0xffff, acc[q]);
+}
+
+#define SUB_CASE(NV) \
+  case NV: \
+    sub_sum_block (NV, m, v, w, j0, y, last); \
+    break;
+
+static TARGET void
+sub_scaled_sum_avx512 (int n, int m, const float *v, const float *const *w, float *y)
+{
+  for (int j0 = 0; j0 < n; j0 += 16 * VEC)
+    {
+      const int nv = MIN (16, (n - j0 + VEC - 1) / VEC);
+      const int tail = n - (j0 + (nv - 1) * VEC);
+      const __mmask16 last = tail >= VEC ? 0xffff : (__mmask16) ((1u << tail) - 1);
+
+      switch (nv)
+        {
+          SUB_CASE (1) SUB_CASE (2) SUB_CASE (3) SUB_CASE (4)
+          SUB_CASE (5) SUB_CASE (6) SUB_CASE (7) SUB_CASE (8)
+          SUB_CASE (9) SUB_CASE (10) SUB_CASE (11) SUB_CASE (12)
+          SUB_CASE (13) SUB_CASE (14) SUB_CASE (15) SUB_CASE (16)
+        default:
+          g_assert_not_reached ();
+        }
+    }
+}
+
 static TARGET double
 sq_dist_avx512 (int n, const float *a, const float *b)
 {
@@ -442,6 +493,21 @@ have_avx512 (void)
 #else
   return FALSE;
 #endif
+}
+
+void
+ps_conv_sub_scaled_sum (int n, int m, const float *v, const float *const *w, float *y)
+{
+#ifdef HAVE_AVX512_KERNELS
+  if (have_avx512 ())
+    {
+      sub_scaled_sum_avx512 (n, m, v, w, y);
+      return;
+    }
+#endif
+  for (int t = 0; t < m; t++)
+    for (int j = 0; j < n; j++)
+      y[j] -= v[t] * w[t][j];
 }
 
 double

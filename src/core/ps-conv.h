@@ -62,6 +62,13 @@ void         ps_conv_sub_scaled         (int               n,
                                          const float      *w,
                                          float            *y);
 
+/* ps_conv_sub_scaled (n, v[t], w[t], y) for t = 0 … m-1 in turn (the same bits), with y
+ * read and written once. */
+void         ps_conv_sub_scaled_sum     (int               n,
+                                         int               m,
+                                         const float      *v,
+                                         const float *const *w,
+                                         float            *y);
 /* The sum of (a[j] - b[j])^2 for j < n, in double (each difference rounded to float, as
  * the plain loop does; the sum's order may differ from it). */
 double       ps_conv_sq_dist            (int               n,

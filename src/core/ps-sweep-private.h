@@ -9,6 +9,7 @@
 G_BEGIN_DECLS
 
 #define PS_SWEEP_BATCH 64
+#define PS_SWEEP_MAX_TERMS 32 /* rank-one terms applied to a state vector at once */
 
 typedef enum {
   FRONT_CONV,   /* a Conv2D reading the pruned layer */

@@ -94,8 +94,9 @@ first_pass_batch (int worker, int task, gpointer data)
     }
   else
     memcpy (d->act + (gsize) start * asz, act, sizeof (float) * count * asz);
-  for (gsize i = 0; i < (gsize) count * asz; i++)
-    sums[i % s->n_channels] += act[i];
+  for (gsize i = 0; i < (gsize) count * asz; i += s->n_channels)
+    for (int c = 0; c < s->n_channels; c++)
+      sums[c] += act[i + c];
   for (int b = 0; b < count; b++)
     {
       float *st = d->state + (gsize) (start + b) * s->state_size;
@@ -105,9 +106,10 @@ first_pass_batch (int worker, int task, gpointer data)
           const float *a = act + (gsize) b * asz;
           guint64 bits = 0;
 
-          for (gsize i = 0; i < asz; i++)
-            if (a[i] != 0.0f)
-              bits |= G_GUINT64_CONSTANT (1) << (i % s->n_channels);
+          for (gsize i = 0; i < asz; i += s->n_channels)
+            for (int c = 0; c < s->n_channels; c++)
+              if (a[i + c] != 0.0f)
+                bits |= G_GUINT64_CONSTANT (1) << c;
           d->active[start + b] = bits;
         }
       d->preds[start + b] = (guint16) classes[b];
@@ -198,6 +200,9 @@ remove_channel (PsSweep *s, const float *act, float *state, int c)
       const Front *fr = &s->fronts[f];
       const PsLayer *u = s->model->layers[fr->layer];
       float *st = state + fr->offset;
+      float v[PS_SWEEP_MAX_TERMS];
+      const float *w[PS_SWEEP_MAX_TERMS];
+      int m = 0;
 
       if (fr->kind == FRONT_MASK)
         {
@@ -205,36 +210,52 @@ remove_channel (PsSweep *s, const float *act, float *state, int c)
             st[(gsize) p * L.c + c] = 0.0f;
           continue;
         }
-      for (int y = 0; y < L.h; y++)
-        for (int x = 0; x < L.w; x++)
-          {
-            float v = act[(gsize) y * L.w + x];
-
-            if (v == 0.0f)
-              continue;
-            if (fr->kind == FRONT_DENSE)
-              {
-                const float *w = u->kernel + (((gsize) y * L.w + x) * L.c + c) * u->out.c;
-                ps_conv_sub_scaled (u->out.c, v, w, st);
+      if (fr->kind == FRONT_DENSE)
+        {
+          /* every position of the channel in turn, as the rows come */
+          for (int p = 0; p < L.h * L.w; p++)
+            {
+              if (act[p] == 0.0f)
                 continue;
-              }
-            /* Every conv output position whose window covers (y, x). */
+              v[m] = act[p];
+              w[m++] = u->kernel + ((gsize) p * L.c + c) * u->out.c;
+              if (m == PS_SWEEP_MAX_TERMS)
+                {
+                  ps_conv_sub_scaled_sum (u->out.c, m, v, w, st);
+                  m = 0;
+                }
+            }
+          if (m > 0)
+            ps_conv_sub_scaled_sum (u->out.c, m, v, w, st);
+          continue;
+        }
+      /* Conv: each output position gets the terms of the inputs under its window, in the
+       * order of those inputs (row by row), as an input-by-input loop would give them. */
+      for (int oy = 0; oy < u->out.h; oy++)
+        for (int ox = 0; ox < u->out.w; ox++)
+          {
+            m = 0;
             for (int ky = 0; ky < u->kh; ky++)
               for (int kx = 0; kx < u->kw; kx++)
                 {
-                  int oy = y + u->pad_top - ky, ox = x + u->pad_left - kx;
-                  const float *w;
-                  float *o;
+                  int y = oy * u->sh + ky - u->pad_top, x = ox * u->sw + kx - u->pad_left;
+                  float a;
 
-                  if (oy < 0 || ox < 0 || oy % u->sh || ox % u->sw)
+                  if (y < 0 || y >= L.h || x < 0 || x >= L.w)
                     continue;
-                  oy /= u->sh, ox /= u->sw;
-                  if (oy >= u->out.h || ox >= u->out.w)
+                  a = act[(gsize) y * L.w + x];
+                  if (a == 0.0f)
                     continue;
-                  w = u->kernel + (((gsize) ky * u->kw + kx) * L.c + c) * u->out.c;
-                  o = st + ((gsize) oy * u->out.w + ox) * u->out.c;
-                  ps_conv_sub_scaled (u->out.c, v, w, o);
+                  if (m == PS_SWEEP_MAX_TERMS)
+                    {
+                      ps_conv_sub_scaled_sum (u->out.c, m, v, w, st + ((gsize) oy * u->out.w + ox) * u->out.c);
+                      m = 0;
+                    }
+                  v[m] = a;
+                  w[m++] = u->kernel + (((gsize) ky * u->kw + kx) * L.c + c) * u->out.c;
                 }
+            if (m > 0)
+              ps_conv_sub_scaled_sum (u->out.c, m, v, w, st + ((gsize) oy * u->out.w + ox) * u->out.c);
           }
     }
 }
@@ -287,17 +308,22 @@ update_rows (PsSweep *s, SetData *d, int worker, int step, int channel, const in
       float *st = d->state + (gsize) rows[b] * s->state_size;
 
       remove_channel (s, s->act_by_channel ? channel_of (s, d, rows[b], channel) : NULL, st, channel);
+      /* the fronts' outputs straight from the state (their linear buffers are not read) */
       for (int f = 0; f < s->n_fronts; f++)
         {
           const Front *fr = &s->fronts[f];
-          float *dst = fr->kind == FRONT_MASK ? ps_plan_output (plan, fr->layer)
-                                              : ps_plan_linear (plan, fr->layer);
-          memcpy (dst + (gsize) b * fr->size, st + fr->offset, sizeof (float) * fr->size);
+          float *dst = ps_plan_output (plan, fr->layer) + (gsize) b * fr->size;
+
+          if (fr->kind == FRONT_MASK)
+            memcpy (dst, st + fr->offset, sizeof (float) * fr->size);
+          else
+            {
+              const PsLayer *u = s->model->layers[fr->layer];
+
+              ps_activation_apply (u->activation, u->out.h * u->out.w, u->out.c, st + fr->offset, dst);
+            }
         }
     }
-  for (int f = 0; f < s->n_fronts; f++)
-    if (s->fronts[f].kind != FRONT_MASK)
-      ps_plan_activate (plan, s->fronts[f].layer, count);
   ps_plan_run_layers (plan, count, s->run);
   if (s->h_layer >= 0)
     {
