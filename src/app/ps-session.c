@@ -11,8 +11,10 @@
 
 #include <glib/gi18n.h>
 #include <math.h>
+#include <string.h>
 #include <sys/resource.h>
 
+#include "ps-file.h"
 #include "ps-infer.h"
 #include "ps-onnx.h"
 #include "ps-repaired.h"
@@ -21,24 +23,35 @@
 # include "ps-demo.h"
 #endif
 
-/* An image set shared between the session and worker threads. */
-typedef PsDataset *SharedData;
+/* Images of each set the window keeps: the gallery shows some of them, and the input scale
+ * check measures B on those of the validation set. */
+#define SHOWN_SAMPLE 300
 
-/* Validation images the input scale check measures B on. */
-#define SCALE_SAMPLE 300
+/* What the session keeps of an image set, shared with worker threads (an atomic refcounted
+ * box). Its shape and labels always, and a few hundred images spread over it for the window;
+ * the whole set's pixels only until a sweep has read them. At lab scale the pixels are a
+ * third of the memory and a sweep needs them once, so a later sweep (another input scale,
+ * Run Again after a cancel) reads the file again — if it is still the file that was opened. */
+typedef struct {
+  PsDataset *header;   /* shape, labels, path; no pixels */
+  PsDataset *sample;   /* up to SHOWN_SAMPLE images, with their indices in the set */
+  char      *stamp;    /* the file as it was read (ps_file_stamp) */
+  GMutex     lock;     /* guards images */
+  PsDataset *images;   /* the whole set, until a sweep takes it */
+} SetSource;
 
 /* A finished sweep with exactly what it ran on. */
 typedef struct {
   PsSweep    *sweep;
   PsModel    *model;
-  SharedData *sets[PS_N_SETS];
+  SetSource  *sets[PS_N_SETS];
   PsVerdictOptions scale_check;  /* B on a sample at both input scales */
 } Result;
 
 typedef struct {
   PsSession  *session;   /* main thread only; the GTask keeps it alive */
   PsModel    *model;
-  SharedData *sets[PS_N_SETS];
+  SetSource  *sets[PS_N_SETS];
   PsVerdictOptions scale_check; /* filled by the thread after the sweep */
   GMutex      mutex;     /* guards the three fields below */
   GArray     *pending;   /* rows finished but not yet shown */
@@ -54,7 +67,7 @@ typedef struct {
   GCancellable *cancellable; /* the task's: Cancel stops a set between chunks */
   /* results */
   PsModel    *model;
-  PsDataset  *sets[PS_N_SETS];
+  SetSource  *sets[PS_N_SETS];
   GFile      *loaded[PS_N_SLOTS];
   GError     *error;     /* the first failure; the other files still load */
 } LoadJob;
@@ -63,7 +76,7 @@ struct _PsSession {
   GObject       parent_instance;
 
   PsModel      *model;
-  SharedData   *sets[PS_N_SETS];
+  SetSource    *sets[PS_N_SETS];
   GFile        *files[PS_N_SLOTS];
   guint         slot_serial[PS_N_SLOTS];
   guint         load_serial;
@@ -91,25 +104,76 @@ G_DEFINE_FINAL_TYPE (PsSession, ps_session, G_TYPE_OBJECT)
 /* ---- shared pieces ---- */
 
 static void
-shared_data_clear (gpointer box)
+set_source_clear (gpointer data)
 {
-  ps_dataset_free (*(SharedData *) box);
+  SetSource *src = data;
+
+  ps_dataset_free (src->header);
+  ps_dataset_free (src->sample);
+  ps_dataset_free (src->images);
+  g_free (src->stamp);
+  g_mutex_clear (&src->lock);
 }
 
-static SharedData *
-shared_data_new (PsDataset *ds)
+/* Takes @ds. */
+static SetSource *
+set_source_new (PsDataset *ds, char *stamp)
 {
-  SharedData *box = g_atomic_rc_box_new (SharedData);
+  SetSource *src = g_atomic_rc_box_new0 (SetSource);
 
-  *box = ds;
-  return box;
+  g_mutex_init (&src->lock);
+  src->header = ps_dataset_header (ds);
+  src->sample = ps_dataset_sample (ds, SHOWN_SAMPLE);
+  src->stamp = stamp;
+  src->images = ds;
+  return src;
 }
 
 static void
-shared_data_release (SharedData *box)
+set_source_release (SetSource *src)
 {
-  if (box != NULL)
-    g_atomic_rc_box_release_full (box, shared_data_clear);
+  if (src != NULL)
+    g_atomic_rc_box_release_full (src, set_source_clear);
+}
+
+static GError *
+set_source_changed (const SetSource *src)
+{
+  return g_error_new (PS_ERROR, PS_ERROR_FILE,
+                      _("%s: the file changed on disk since it was opened; open it again"),
+                      src->header->path);
+}
+
+/* The whole set for a sweep: the images still held (the caller then owns them, and the
+ * session no longer holds them), else the file read again. Runs on a worker thread. */
+static PsDataset *
+set_source_get_images (SetSource *src, GCancellable *cancellable, GError **error)
+{
+  const PsDataset *h = src->header;
+  g_autofree char *stamp = NULL;
+  PsDataset *ds;
+
+  g_mutex_lock (&src->lock);
+  ds = g_steal_pointer (&src->images);
+  g_mutex_unlock (&src->lock);
+  if (ds != NULL)
+    return ds;
+  stamp = ps_file_stamp (h->path);
+  if (stamp == NULL || g_strcmp0 (stamp, src->stamp) != 0)
+    {
+      g_propagate_error (error, set_source_changed (src));
+      return NULL;
+    }
+  if ((ds = ps_dataset_load_cancellable (h->path, cancellable, error)) == NULL)
+    return NULL;
+  if (ds->n != h->n || ds->h != h->h || ds->w != h->w || ds->c != h->c
+      || memcmp (ds->labels, h->labels, sizeof (int) * h->n) != 0)
+    {
+      ps_dataset_free (ds);
+      g_propagate_error (error, set_source_changed (src));
+      return NULL;
+    }
+  return ds;
 }
 
 static void
@@ -120,7 +184,7 @@ result_clear (gpointer data)
   ps_sweep_free (r->sweep);
   ps_model_free (r->model);
   for (int k = 0; k < PS_N_SETS; k++)
-    shared_data_release (r->sets[k]);
+    set_source_release (r->sets[k]);
 }
 
 static void
@@ -168,7 +232,7 @@ sweep_job_free (gpointer data)
 
   ps_model_free (job->model);
   for (int k = 0; k < PS_N_SETS; k++)
-    shared_data_release (job->sets[k]);
+    set_source_release (job->sets[k]);
   g_array_unref (job->pending);
   g_mutex_clear (&job->mutex);
   g_free (job);
@@ -215,6 +279,7 @@ typedef struct {
   SweepJob     *job;
   GCancellable *cancellable;
   GError       *error;
+  gboolean      data_error; /* about a set's file, which the error names */
 } SweepRun;
 
 /* A thread of its own, at a lower priority that its workers inherit, so that on a machine
@@ -224,29 +289,47 @@ sweep_run_thread (gpointer data)
 {
   SweepRun *run = data;
   SweepJob *job = run->job;
-  const PsDataset *sets[PS_N_SETS];
+  g_autoptr (PsSweep) sweep = NULL;
+  gint64 n_images = 0;
 
   setpriority (PRIO_PROCESS, 0, 10);
+  if ((sweep = ps_sweep_new (job->model, NULL, &run->error)) == NULL)
+    return NULL;
   for (int k = 0; k < PS_N_SETS; k++)
-    sets[k] = job->sets[k] ? *job->sets[k] : NULL;
-  return ps_sweep_run (job->model, sets, NULL, sweep_job_progress, job, run->cancellable, &run->error);
+    n_images += job->sets[k] ? job->sets[k]->header->n : 0;
+  ps_sweep_expect_images (sweep, n_images);
+  /* A set's pixels are let go once its first pass is done, as the CLI does. */
+  for (int k = 0; k < PS_N_SETS; k++)
+    if (job->sets[k] != NULL)
+      {
+        g_autoptr (PsDataset) ds = set_source_get_images (job->sets[k], run->cancellable, &run->error);
+
+        run->data_error = ds == NULL;
+        if (ds == NULL
+            || !ps_sweep_add_set (sweep, k, ds, sweep_job_progress, job, run->cancellable, &run->error))
+          return NULL;
+      }
+  if (!ps_sweep_finish (sweep, sweep_job_progress, job, run->cancellable, &run->error))
+    return NULL;
+  return g_steal_pointer (&sweep);
 }
 
 static void
 sweep_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
 {
   SweepJob *job = data;
-  SweepRun run = { job, cancellable, NULL };
+  SweepRun run = { job, cancellable, NULL, FALSE };
   PsSweep *sweep = g_thread_join (g_thread_new ("ps-sweep", sweep_run_thread, &run));
 
   /* A few hundred images at both scales: cheap next to the sweep, and a fact, not a guess. */
   if (sweep != NULL
-      && !ps_verdict_measure_scale (job->model, *job->sets[PS_SET_VALID], SCALE_SAMPLE,
+      && !ps_verdict_measure_scale (job->model, job->sets[PS_SET_VALID]->sample, SHOWN_SAMPLE,
                                     &job->scale_check, cancellable, &run.error))
     g_clear_pointer (&sweep, ps_sweep_free);
   if (sweep == NULL)
     {
-      g_prefix_error (&run.error, "%s: ", job->model->path ? job->model->path : _("model"));
+      if (!run.data_error)
+        g_prefix_error (&run.error, "%s: ", job->model->path ? job->model->path : _("model"));
       g_task_return_error (task, run.error);
     }
   else
@@ -381,7 +464,7 @@ load_job_free (gpointer data)
   g_ptr_array_unref (job->files);
   ps_model_free (job->model);
   for (int k = 0; k < PS_N_SETS; k++)
-    ps_dataset_free (job->sets[k]);
+    set_source_release (job->sets[k]);
   for (int k = 0; k < PS_N_SLOTS; k++)
     g_clear_object (&job->loaded[k]);
   g_clear_error (&job->error);
@@ -422,11 +505,21 @@ load_into (LoadJob *job, GFile *file, PsSlot slot)
     }
   else
     {
+      /* the stamp before and after: a file rewritten while it was read is not taken */
+      g_autofree char *stamp = ps_file_stamp (path);
       PsDataset *ds = ps_dataset_load_cancellable (path, job->cancellable, &error);
+      g_autofree char *after = ds ? ps_file_stamp (path) : NULL;
+
+      if (ds != NULL && (stamp == NULL || g_strcmp0 (stamp, after) != 0))
+        {
+          g_set_error (&error, PS_ERROR, PS_ERROR_FILE,
+                       _("%s: the file changed while it was read"), path);
+          g_clear_pointer (&ds, ps_dataset_free);
+        }
       if (ds != NULL)
         {
-          ps_dataset_free (job->sets[slot]);
-          job->sets[slot] = ds;
+          set_source_release (job->sets[slot]);
+          job->sets[slot] = set_source_new (ds, g_steal_pointer (&stamp));
         }
     }
   if (error != NULL)
@@ -547,8 +640,8 @@ static const PsDataset *
 candidate_set (PsSession *self, LoadJob *job, const gboolean *take, int k)
 {
   if (take[k])
-    return job->sets[k];
-  return self->sets[k] ? *self->sets[k] : NULL;
+    return job->sets[k]->header;
+  return self->sets[k] ? self->sets[k]->header : NULL;
 }
 
 /* Check first, then swap: a file that does not fit what stays loaded is refused and the
@@ -565,7 +658,7 @@ check_load (PsSession *self, LoadJob *job, gboolean *take)
     {
       GError *error = NULL;
 
-      if (take[k] && !ps_infer_check_dataset (model, job->sets[k], &error))
+      if (take[k] && !ps_infer_check_dataset (model, job->sets[k]->header, &error))
         {
           take[k] = FALSE;
           load_job_fail (job, error);
@@ -617,8 +710,8 @@ apply_load (PsSession *self, LoadJob *job)
         }
       else
         {
-          shared_data_release (self->sets[k]);
-          self->sets[k] = shared_data_new (g_steal_pointer (&job->sets[k]));
+          set_source_release (self->sets[k]);
+          self->sets[k] = g_steal_pointer (&job->sets[k]);
         }
       changed = TRUE;
     }
@@ -928,7 +1021,13 @@ ps_session_get_sweep_model (PsSession *self)
 const PsDataset *
 ps_session_get_sweep_data (PsSession *self, PsSetKind set)
 {
-  return self->result && self->result->sets[set] ? *self->result->sets[set] : NULL;
+  return self->result && self->result->sets[set] ? self->result->sets[set]->sample : NULL;
+}
+
+const PsDataset *
+ps_session_get_sweep_header (PsSession *self, PsSetKind set)
+{
+  return self->result && self->result->sets[set] ? self->result->sets[set]->header : NULL;
 }
 
 gboolean
@@ -940,7 +1039,7 @@ ps_session_get_sweep_current (PsSession *self)
 void
 ps_session_get_verdict_options (PsSession *self, PsVerdictOptions *options)
 {
-  const PsDataset *poisoned = ps_session_get_sweep_data (self, PS_SET_POISONED);
+  const PsDataset *poisoned = ps_session_get_sweep_header (self, PS_SET_POISONED);
 
   ps_verdict_options_init (options);
   if (self->result == NULL)
@@ -970,7 +1069,7 @@ ps_session_finalize (GObject *object)
 
   ps_model_free (self->model);
   for (int k = 0; k < PS_N_SETS; k++)
-    shared_data_release (self->sets[k]);
+    set_source_release (self->sets[k]);
   for (int k = 0; k < PS_N_SLOTS; k++)
     g_clear_object (&self->files[k]);
   g_clear_pointer (&self->result, result_release);
