@@ -358,9 +358,9 @@ main (int argc, char *argv[])
   measuring = FALSE;
   ps_session_get_rows (w->session, &n_rows);
   printf ("load + sweep of %d + %d + %d images, %d steps: %.1f s\n",
-          ps_session_get_sweep_data (w->session, PS_SET_VALID)->n,
-          ps_session_get_sweep_data (w->session, PS_SET_TEST)->n,
-          ps_session_get_sweep_data (w->session, PS_SET_POISONED)->n, n_rows,
+          ps_session_get_sweep_header (w->session, PS_SET_VALID)->n,
+          ps_session_get_sweep_header (w->session, PS_SET_TEST)->n,
+          ps_session_get_sweep_header (w->session, PS_SET_POISONED)->n, n_rows,
           (g_get_monotonic_time () - t0) / 1e6);
   printf ("longest UI-thread stall during load and sweep: %.2f ms (UI thread busy %.1f %% of the time)\n",
           busy_max / 1e3, 100.0 * busy_total / (g_get_monotonic_time () - t0));

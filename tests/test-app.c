@@ -584,6 +584,12 @@ has_rows (gpointer data)
   return n >= 2 && ps_session_get_busy (w->session) && ps_session_get_sweep (w->session) == NULL;
 }
 
+static gboolean
+has_resumable (gpointer data)
+{
+  return ps_session_get_resumable_steps (PS_WINDOW (data)->session) > 0;
+}
+
 static void
 test_interruptions (void)
 {
@@ -626,8 +632,35 @@ test_interruptions (void)
   g_assert_cmpint (ps_channel_view_get_n_channels (w->channel_view), ==, ps_sweep_n_channels (w->shown_sweep));
   g_assert_true (gtk_widget_get_visible (GTK_WIDGET (ps_test_panel_label (w, "stale_label"))));
 
+  /* Run Again after the cancel goes on from where the sweep stopped: the steps it had are
+   * there at once, and the end is the sweep done in one go. */
+  g_assert_true (ps_test_wait_until (has_resumable, w, 60));
+  {
+    int kept = ps_session_get_resumable_steps (w->session);
+    g_autoptr (GArray) resumed = g_array_new (FALSE, FALSE, sizeof (PsSweepStep));
+    const PsSweepStep *rows;
+
+    gtk_widget_activate_action (GTK_WIDGET (w), "win.run", NULL);
+    g_assert_true (ps_session_get_busy (w->session));
+    ps_session_get_rows (w->session, &n);
+    g_assert_cmpint (n, ==, kept);
+    g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+    g_assert_cmpint (ps_session_get_resumable_steps (w->session), ==, -1);
+    rows = ps_session_get_rows (w->session, &n);
+    g_array_append_vals (resumed, rows, n);
+    g_assert_cmpint (ps_session_get_sweep_header (w->session, PS_SET_VALID)->n, ==, 2400);
+    /* the same sweep from the start: the other input scale and back */
+    gtk_drop_down_set_selected (w->scale_dropdown, 0);
+    g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+    gtk_drop_down_set_selected (w->scale_dropdown, 1);
+    g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+    rows = ps_session_get_rows (w->session, &n);
+    g_assert_cmpint (n, ==, resumed->len);
+    g_assert_cmpmem (rows, n * sizeof (PsSweepStep), resumed->data, resumed->len * sizeof (PsSweepStep));
+  }
+
   /* Closing the window mid-sweep: the thread finishes on its own, nothing is left behind. */
-  gtk_widget_activate_action (GTK_WIDGET (w), "win.run", NULL);
+  gtk_drop_down_set_selected (w->scale_dropdown, 0);
   g_assert_true (ps_test_wait_until (has_rows, w, 60));
   {
     g_autoptr (PsSession) session = g_object_ref (w->session);

@@ -11,6 +11,9 @@
 
 #include <glib/gi18n.h>
 #include <math.h>
+#ifdef __GLIBC__
+# include <malloc.h>
+#endif
 #include <string.h>
 #include <sys/resource.h>
 
@@ -50,7 +53,9 @@ typedef struct {
 
 typedef struct {
   PsSession  *session;   /* main thread only; the GTask keeps it alive */
+  guint       inputs;    /* the session's inputs serial when it started */
   PsModel    *model;
+  PsSweep    *sweep;     /* one to go on with, or the one in progress (it refers to model) */
   SetSource  *sets[PS_N_SETS];
   PsVerdictOptions scale_check; /* filled by the thread after the sweep */
   GMutex      mutex;     /* guards the three fields below */
@@ -93,6 +98,12 @@ struct _PsSession {
   Result       *result;
   Result       *previous;   /* the last complete result, while a new sweep runs */
   gboolean      result_current; /* the result ran on the files and scale now loaded */
+  guint         inputs;     /* serial of the files and scale loaded */
+  /* A sweep the user cancelled, with its model, kept until the inputs change so that Run
+   * Again goes on from where it stopped instead of starting over. */
+  PsSweep      *partial;
+  PsModel      *partial_model;
+  guint         partial_inputs;
   gboolean      hold;
 };
 
@@ -194,6 +205,13 @@ result_release (Result *r)
     g_atomic_rc_box_release_full (r, result_clear);
 }
 
+static void
+drop_partial (PsSession *self)
+{
+  g_clear_pointer (&self->partial, ps_sweep_free);
+  g_clear_pointer (&self->partial_model, ps_model_free);
+}
+
 /* Keeps the application alive while a thread works, so quitting waits for it to stop. */
 static void
 session_hold (PsSession *self, gboolean hold)
@@ -230,6 +248,7 @@ sweep_job_free (gpointer data)
 {
   SweepJob *job = data;
 
+  ps_sweep_free (job->sweep);
   ps_model_free (job->model);
   for (int k = 0; k < PS_N_SETS; k++)
     set_source_release (job->sets[k]);
@@ -289,29 +308,34 @@ sweep_run_thread (gpointer data)
 {
   SweepRun *run = data;
   SweepJob *job = run->job;
-  g_autoptr (PsSweep) sweep = NULL;
-  gint64 n_images = 0;
+  PsSweep *sweep = job->sweep;
 
   setpriority (PRIO_PROCESS, 0, 10);
-  if ((sweep = ps_sweep_new (job->model, NULL, &run->error)) == NULL)
-    return NULL;
+  if (sweep == NULL)
+    {
+      gint64 n_images = 0;
+
+      if ((sweep = job->sweep = ps_sweep_new (job->model, NULL, &run->error)) == NULL)
+        return GINT_TO_POINTER (FALSE);
+      for (int k = 0; k < PS_N_SETS; k++)
+        n_images += job->sets[k] ? job->sets[k]->header->n : 0;
+      ps_sweep_expect_images (sweep, n_images);
+    }
+  if (ps_sweep_is_finished (sweep))
+    return GINT_TO_POINTER (TRUE);
+  /* A set's pixels are let go once its first pass is done, as the CLI does; a sweep that
+   * goes on after a cancel has some sets already. */
   for (int k = 0; k < PS_N_SETS; k++)
-    n_images += job->sets[k] ? job->sets[k]->header->n : 0;
-  ps_sweep_expect_images (sweep, n_images);
-  /* A set's pixels are let go once its first pass is done, as the CLI does. */
-  for (int k = 0; k < PS_N_SETS; k++)
-    if (job->sets[k] != NULL)
+    if (job->sets[k] != NULL && !ps_sweep_has_set (sweep, k))
       {
         g_autoptr (PsDataset) ds = set_source_get_images (job->sets[k], run->cancellable, &run->error);
 
         run->data_error = ds == NULL;
         if (ds == NULL
             || !ps_sweep_add_set (sweep, k, ds, sweep_job_progress, job, run->cancellable, &run->error))
-          return NULL;
+          return GINT_TO_POINTER (FALSE);
       }
-  if (!ps_sweep_finish (sweep, sweep_job_progress, job, run->cancellable, &run->error))
-    return NULL;
-  return g_steal_pointer (&sweep);
+  return GINT_TO_POINTER (ps_sweep_finish (sweep, sweep_job_progress, job, run->cancellable, &run->error));
 }
 
 static void
@@ -319,21 +343,22 @@ sweep_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancell
 {
   SweepJob *job = data;
   SweepRun run = { job, cancellable, NULL, FALSE };
-  PsSweep *sweep = g_thread_join (g_thread_new ("ps-sweep", sweep_run_thread, &run));
+  gboolean ok = GPOINTER_TO_INT (g_thread_join (g_thread_new ("ps-sweep", sweep_run_thread, &run)));
 
   /* A few hundred images at both scales: cheap next to the sweep, and a fact, not a guess. */
-  if (sweep != NULL
-      && !ps_verdict_measure_scale (job->model, job->sets[PS_SET_VALID]->sample, SHOWN_SAMPLE,
-                                    &job->scale_check, cancellable, &run.error))
-    g_clear_pointer (&sweep, ps_sweep_free);
-  if (sweep == NULL)
+  ok = ok && ps_verdict_measure_scale (job->model, job->sets[PS_SET_VALID]->sample, SHOWN_SAMPLE,
+                                       &job->scale_check, cancellable, &run.error);
+  /* A cancelled sweep stays with the job for Run Again; any other failure lets it go. */
+  if (!ok && !g_error_matches (run.error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    g_clear_pointer (&job->sweep, ps_sweep_free);
+  if (!ok)
     {
       if (!run.data_error)
         g_prefix_error (&run.error, "%s: ", job->model->path ? job->model->path : _("model"));
       g_task_return_error (task, run.error);
     }
   else
-    g_task_return_pointer (task, sweep, (GDestroyNotify) ps_sweep_free);
+    g_task_return_pointer (task, g_steal_pointer (&job->sweep), (GDestroyNotify) ps_sweep_free);
 }
 
 static void
@@ -391,6 +416,15 @@ sweep_done (GObject *object, GAsyncResult *res, gpointer data)
   if (self->job != job)
     {
       ps_sweep_free (sweep);
+      /* cancelled by the user, nothing newer started, inputs as they were: keep it */
+      if (self->job == NULL && job->sweep != NULL && job->inputs == self->inputs
+          && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          drop_partial (self);
+          self->partial = g_steal_pointer (&job->sweep);
+          self->partial_model = g_steal_pointer (&job->model);
+          self->partial_inputs = job->inputs;
+        }
       return;
     }
   self->job = NULL;
@@ -404,6 +438,16 @@ sweep_done (GObject *object, GAsyncResult *res, gpointer data)
     g_signal_emit (self, signals[FINISHED], 0);
   else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     g_signal_emit (self, signals[FAILED], 0, error);
+}
+
+/* The files, the model or the input scale changed: results and a cancelled sweep no longer
+ * answer for them. */
+static void
+inputs_changed (PsSession *self)
+{
+  self->result_current = FALSE;
+  self->inputs++;
+  drop_partial (self);
 }
 
 static void
@@ -438,7 +482,18 @@ start_sweep (PsSession *self)
 
   job = g_new0 (SweepJob, 1);
   job->session = self;
-  job->model = ps_model_copy (self->model);
+  job->inputs = self->inputs;
+  if (self->partial != NULL && self->partial_inputs == self->inputs)
+    {
+      /* go on from where the cancelled sweep stopped: its rows are known */
+      job->sweep = g_steal_pointer (&self->partial);
+      job->model = g_steal_pointer (&self->partial_model);
+      for (int i = 0; i < ps_sweep_n_steps_done (job->sweep); i++)
+        g_array_append_vals (self->rows, ps_sweep_get_step (job->sweep, i), 1);
+    }
+  else
+    job->model = ps_model_copy (self->model);
+  drop_partial (self);
   for (int k = 0; k < PS_N_SETS; k++)
     job->sets[k] = self->sets[k] ? g_atomic_rc_box_acquire (self->sets[k]) : NULL;
   g_mutex_init (&job->mutex);
@@ -716,7 +771,7 @@ apply_load (PsSession *self, LoadJob *job)
       changed = TRUE;
     }
   if (changed)
-    self->result_current = FALSE;
+    inputs_changed (self);
   return changed;
 }
 
@@ -729,6 +784,11 @@ load_done (GObject *object, GAsyncResult *res, gpointer data)
 
   thread_returned (self);
   self->n_loads--;
+#ifdef __GLIBC__
+  /* The readers' chunk buffers were freed in the loader thread's arena; give those pages
+   * back before the sweep adds its own. */
+  malloc_trim (0);
+#endif
   if (job->serial <= self->cancel_serial)
     self->n_loads_cancelled--;
   else
@@ -911,7 +971,7 @@ ps_session_set_input_scale (PsSession *self, double scale)
   if (self->model == NULL || self->model->input_scale == scale)
     return;
   self->model->input_scale = scale;
-  self->result_current = FALSE;
+  inputs_changed (self);
   g_signal_emit (self, signals[CHANGED], 0);
   start_sweep (self);
   g_signal_emit (self, signals[PROGRESS], 0);
@@ -954,6 +1014,14 @@ ps_session_cancel (PsSession *self)
   stop_sweep (self);
   restore_previous (self);
   g_signal_emit (self, signals[PROGRESS], 0);
+}
+
+int
+ps_session_get_resumable_steps (PsSession *self)
+{
+  if (self->partial == NULL || self->partial_inputs != self->inputs)
+    return -1;
+  return ps_sweep_n_steps_done (self->partial);
 }
 
 gboolean
@@ -1074,6 +1142,7 @@ ps_session_finalize (GObject *object)
     g_clear_object (&self->files[k]);
   g_clear_pointer (&self->result, result_release);
   g_clear_pointer (&self->previous, result_release);
+  drop_partial (self);
   g_array_unref (self->rows);
   G_OBJECT_CLASS (ps_session_parent_class)->finalize (object);
 }

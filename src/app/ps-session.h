@@ -40,6 +40,9 @@ void               ps_session_run              (PsSession      *self);
 void               ps_session_cancel           (PsSession      *self);
 
 gboolean           ps_session_get_busy         (PsSession      *self);
+/* After a cancelled sweep, which Run goes on with: the steps it has done (0 while its first
+ * pass had not ended); -1 when a Run would start over. */
+int                ps_session_get_resumable_steps (PsSession   *self);
 gboolean           ps_session_can_run          (PsSession      *self);
 /* 0..1, or -1 while the amount of work is unknown (loading). */
 double             ps_session_get_fraction     (PsSession      *self);
