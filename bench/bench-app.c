@@ -18,6 +18,7 @@
 #include <gtk/gtk.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "ps-application.h"
 #include "ps-image.h"
@@ -283,8 +284,18 @@ demo_curve (gint64 launch)
       if (shown == 0 && ps_session_get_rows (w->session, &n) && n > 0)
         shown = g_get_monotonic_time ();
     }
-  printf ("launch -> first point of the demo's curve: %.1f s; -> finished curve: %.1f s\n",
-          (shown - launch) / 1e6, (g_get_monotonic_time () - launch) / 1e6);
+  {
+    struct rusage ru;
+    GskRenderer *renderer = gtk_native_get_renderer (GTK_NATIVE (w));
+
+    getrusage (RUSAGE_SELF, &ru);
+    printf ("renderer: %s; %d cores\n", renderer ? G_OBJECT_TYPE_NAME (renderer) : "none",
+            (int) g_get_num_processors ());
+    printf ("launch -> first point of the demo's curve: %.1f s; -> finished curve: %.1f s "
+            "(process CPU time %.1f s)\n",
+            (shown - launch) / 1e6, (g_get_monotonic_time () - launch) / 1e6,
+            ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+  }
   printf ("peak resident memory (VmHWM): %.0f MB\n", peak_rss_mb ());
   gtk_window_destroy (GTK_WINDOW (w));
   for (int i = 0; i < 100; i++)

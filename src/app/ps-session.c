@@ -30,6 +30,9 @@
  * check measures B on those of the validation set. */
 #define SHOWN_SAMPLE 300
 
+/* How often a running sweep updates the window. */
+#define ANNOUNCE_HZ 10
+
 /* What the session keeps of an image set, shared with worker threads (an atomic refcounted
  * box). Its shape and labels always, and a few hundred images spread over it for the window;
  * the whole set's pixels only until a sweep has read them. At lab scale the pixels are a
@@ -62,6 +65,7 @@ typedef struct {
   GArray     *pending;   /* rows finished but not yet shown */
   double      fraction;
   guint       idle_id;
+  gint64      announced; /* when the window was last told */
 } SweepJob;
 
 typedef struct {
@@ -266,6 +270,7 @@ sweep_job_announce (gpointer data)
 
   g_mutex_lock (&job->mutex);
   job->idle_id = 0;
+  job->announced = g_get_monotonic_time ();
   if (current)
     {
       g_array_append_vals (self->rows, job->pending->data, job->pending->len);
@@ -290,7 +295,17 @@ sweep_job_progress (const PsSweepStep *step, double done, gpointer data)
     g_array_append_vals (job->pending, step, 1);
   job->fraction = done;
   if (job->idle_id == 0)
-    job->idle_id = g_idle_add_full (G_PRIORITY_LOW, sweep_job_announce, job, NULL);
+    {
+      /* At most ANNOUNCE_HZ times a second: each announcement costs the window a frame,
+       * and the sweep reports far more often than anyone can read. */
+      gint64 wait = job->announced + G_USEC_PER_SEC / ANNOUNCE_HZ - g_get_monotonic_time ();
+
+      if (wait <= 0)
+        job->idle_id = g_idle_add_full (G_PRIORITY_LOW, sweep_job_announce, job, NULL);
+      else
+        job->idle_id = g_timeout_add_full (G_PRIORITY_LOW, (guint) (wait / 1000) + 1,
+                                           sweep_job_announce, job, NULL);
+    }
   g_mutex_unlock (&job->mutex);
 }
 
