@@ -354,8 +354,6 @@ steps_block (int worker, int task, gpointer data)
   SetData *d;
   int rows[PS_SWEEP_BATCH];
 
-  if (g_cancellable_is_cancelled (s->cancellable))
-    return;
   while (task >= job->tasks[k + 1])
     k++;
   d = &s->sets[k];
