@@ -275,136 +275,95 @@ conv_range (const PsConvPack *p, const float *x, gsize g0, gsize g1, gboolean re
     }
 }
 
-#define MAX_SV 12          /* vectors of outputs per pass over a sparse input */
-#define SPARSE_IMAGES 32   /* images whose sums are held at once (in the first-level cache) */
-#define SPARSE_ROWS 32     /* weight rows every one of those images reads in turn */
+#define MAX_SV 12 /* vectors of outputs per pass over a sparse input */
 
-/* Adds the inputs listed in @idx (increasing) to NV vectors of one image's sums @acc:
- * fused multiply-adds in the same order as tile(), from the bias, without the zero
- * inputs (each would add exactly 0), hence the same bits. */
+/* One image of a Dense layer over the inputs listed in @idx (in increasing order): the
+ * same fused multiply-adds from the bias in the same order as tile(), without the
+ * zero inputs (each would add exactly 0), hence the same bits. */
 static inline __attribute__ ((always_inline)) TARGET void
-sparse_rows (const PsConvPack *p, int ob, const int NV, const float *x, const int *idx,
-             int nnz, float *acc)
+sparse_tile (const PsConvPack *p, int ob, const int NV, const float *x, const int *idx,
+             int nnz, float *lin, float *out, gboolean relu, __mmask16 last)
 {
-  __m512 a[MAX_SV];
+  __m512 acc[MAX_SV];
   const float *w = p->w + (gsize) ob * VEC;
+  const __m512 zero = _mm512_setzero_ps ();
 
 #pragma GCC unroll 12
   for (int v = 0; v < NV; v++)
-    a[v] = _mm512_loadu_ps (acc + v * VEC);
+    acc[v] = _mm512_load_ps (p->bias + (gsize) (ob + v) * VEC);
   for (int i = 0; i < nnz; i++)
     {
       const int k = idx[i];
       const float *wk = w + (gsize) k * p->OCP;
-      const __m512 xk = _mm512_set1_ps (x[k]);
+      const __m512 a = _mm512_set1_ps (x[k]);
 
 #pragma GCC unroll 12
       for (int v = 0; v < NV; v++)
-        a[v] = _mm512_fmadd_ps (xk, _mm512_load_ps (wk + v * VEC), a[v]);
+        acc[v] = _mm512_fmadd_ps (a, _mm512_load_ps (wk + v * VEC), acc[v]);
     }
 #pragma GCC unroll 12
   for (int v = 0; v < NV; v++)
-    _mm512_storeu_ps (acc + v * VEC, a[v]);
+    {
+      __mmask16 m = v == NV - 1 ? last : 0xffff;
+      gsize at = (gsize) (ob + v) * VEC;
+
+      if (lin != NULL)
+        _mm512_mask_storeu_ps (lin + at, m, acc[v]);
+      _mm512_mask_storeu_ps (out + at, m, relu ? _mm512_max_ps (acc[v], zero) : acc[v]);
+    }
 }
 
 #define SPARSE_CASE(NV) \
   case NV: \
-    sparse_rows (p, ob, NV, xb, ib + pos[b], i - pos[b], ab); \
+    sparse_tile (p, ob, NV, x, idx, nnz, lin, out, relu, last); \
     break;
 
-/* Images SPARSE_IMAGES at a time: each reads SPARSE_ROWS weight rows in turn, so that
- * the rows are fetched from the second-level cache once per group, not once per image. */
 static TARGET void
 forward_sparse (const PsConvPack *p, int n, const float *x, gboolean relu, float *lin,
-                float *out, gpointer scratch)
+                float *out, int *idx)
 {
   const int nvec = p->OCP / VEC;
   const __m512i step = _mm512_set1_epi32 (VEC);
-  const __m512 zero = _mm512_setzero_ps ();
-  float *acc = scratch;
-  int *cnt = (int *) (acc + SPARSE_IMAGES * MAX_SV * VEC);
-  int *pos = cnt + SPARSE_IMAGES;
-  int *idx = pos + SPARSE_IMAGES;
 
-  for (int b0 = 0; b0 < n; b0 += SPARSE_IMAGES)
+  for (int b = 0; b < n; b++, x += p->K, out += p->OC, lin = lin ? lin + p->OC : NULL)
     {
-      const int nb = MIN (SPARSE_IMAGES, n - b0);
+      __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+      int nnz = 0, k = 0;
 
-      /* each image's inputs that are not zero (NaN included), in order */
-      for (int b = 0; b < nb; b++)
+      /* the inputs that are not zero (NaN included), in order */
+      for (; k + VEC <= p->K; k += VEC, iota = _mm512_add_epi32 (iota, step))
         {
-          const float *xb = x + (gsize) (b0 + b) * p->K;
-          int *ib = idx + (gsize) b * p->K;
-          __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-          int nnz = 0, k = 0;
+          __mmask16 m = _mm512_cmp_ps_mask (_mm512_loadu_ps (x + k), _mm512_setzero_ps (), _CMP_NEQ_UQ);
 
-          for (; k + VEC <= p->K; k += VEC, iota = _mm512_add_epi32 (iota, step))
-            {
-              __mmask16 m = _mm512_cmp_ps_mask (_mm512_loadu_ps (xb + k), zero, _CMP_NEQ_UQ);
-
-              _mm512_mask_compressstoreu_epi32 (ib + nnz, m, iota);
-              nnz += __builtin_popcount (m);
-            }
-          for (; k < p->K; k++)
-            if (xb[k] != 0.0f)
-              ib[nnz++] = k;
-          cnt[b] = nnz;
+          _mm512_mask_compressstoreu_epi32 (idx + nnz, m, iota);
+          nnz += __builtin_popcount (m);
         }
+      for (; k < p->K; k++)
+        if (x[k] != 0.0f)
+          idx[nnz++] = k;
       for (int ob = 0; ob < nvec; ob += MAX_SV)
         {
           const int nv = MIN (MAX_SV, nvec - ob);
           const int tail = p->OC - (ob + nv - 1) * VEC;
           const __mmask16 last = tail >= VEC ? 0xffff : (__mmask16) ((1u << tail) - 1);
 
-          for (int b = 0; b < nb; b++)
+          switch (nv)
             {
-              pos[b] = 0;
-              for (int v = 0; v < nv; v++)
-                _mm512_storeu_ps (acc + ((gsize) b * MAX_SV + v) * VEC,
-                                  _mm512_load_ps (p->bias + (gsize) (ob + v) * VEC));
+              SPARSE_CASE (1)
+              SPARSE_CASE (2)
+              SPARSE_CASE (3)
+              SPARSE_CASE (4)
+              SPARSE_CASE (5)
+              SPARSE_CASE (6)
+              SPARSE_CASE (7)
+              SPARSE_CASE (8)
+              SPARSE_CASE (9)
+              SPARSE_CASE (10)
+              SPARSE_CASE (11)
+              SPARSE_CASE (12)
+            default:
+              g_assert_not_reached ();
             }
-          for (int kend = SPARSE_ROWS; kend - SPARSE_ROWS < p->K; kend += SPARSE_ROWS)
-            for (int b = 0; b < nb; b++)
-              {
-                const float *xb = x + (gsize) (b0 + b) * p->K;
-                const int *ib = idx + (gsize) b * p->K;
-                float *ab = acc + (gsize) b * MAX_SV * VEC;
-                int i = pos[b];
-
-                while (i < cnt[b] && ib[i] < kend)
-                  i++;
-                if (i == pos[b])
-                  continue;
-                switch (nv)
-                  {
-                    SPARSE_CASE (1)
-                    SPARSE_CASE (2)
-                    SPARSE_CASE (3)
-                    SPARSE_CASE (4)
-                    SPARSE_CASE (5)
-                    SPARSE_CASE (6)
-                    SPARSE_CASE (7)
-                    SPARSE_CASE (8)
-                    SPARSE_CASE (9)
-                    SPARSE_CASE (10)
-                    SPARSE_CASE (11)
-                    SPARSE_CASE (12)
-                  default:
-                    g_assert_not_reached ();
-                  }
-                pos[b] = i;
-              }
-          for (int b = 0; b < nb; b++)
-            for (int v = 0; v < nv; v++)
-              {
-                __mmask16 m = v == nv - 1 ? last : 0xffff;
-                gsize at = (gsize) (b0 + b) * p->OC + (gsize) (ob + v) * VEC;
-                __m512 a = _mm512_loadu_ps (acc + ((gsize) b * MAX_SV + v) * VEC);
-
-                if (lin != NULL)
-                  _mm512_mask_storeu_ps (lin + at, m, a);
-                _mm512_mask_storeu_ps (out + at, m, relu ? _mm512_max_ps (a, zero) : a);
-              }
         }
     }
 }
@@ -606,17 +565,16 @@ ps_conv_can_sparse (const PsConvPack *p)
 gsize
 ps_conv_sparse_scratch_size (const PsConvPack *p)
 {
-  return sizeof (float) * SPARSE_IMAGES * MAX_SV * VEC
-         + sizeof (int) * SPARSE_IMAGES * (2 + (gsize) p->K);
+  return p->K;
 }
 
 void
 ps_conv_forward_sparse (const PsConvPack *p, int n, const float *x, gboolean relu,
-                        float *linear, float *out, gpointer scratch)
+                        float *linear, float *out, int *idx)
 {
   g_return_if_fail (p->sparse);
 #ifdef HAVE_AVX512_KERNELS
-  forward_sparse (p, n, x, relu, linear, out, scratch);
+  forward_sparse (p, n, x, relu, linear, out, idx);
 #else
   g_assert_not_reached ();
 #endif

@@ -27,18 +27,18 @@ void         ps_conv_forward            (const PsConvPack *pack,
                                          float            *out);
 /* Whether ps_conv_forward_sparse() applies: a Dense layer whose weights are all finite. */
 gboolean     ps_conv_can_sparse         (const PsConvPack *pack);
-/* Bytes of scratch ps_conv_forward_sparse() needs. */
+/* Ints of scratch ps_conv_forward_sparse() needs (one per input). */
 gsize        ps_conv_sparse_scratch_size (const PsConvPack *pack);
-/* ps_conv_forward() over each image's inputs that are not zero only: the same sums in the
- * same order, hence the same bits, and cheaper when most inputs are zero (as after a
- * ReLU). */
+/* ps_conv_forward() image by image over the inputs that are not zero only: the same sums
+ * in the same order, hence the same bits, and cheaper when most inputs are zero (as after
+ * a ReLU). @idx is scratch. */
 void         ps_conv_forward_sparse     (const PsConvPack *pack,
                                          int               n,
                                          const float      *x,
                                          gboolean          relu,
                                          float            *linear,
                                          float            *out,
-                                         gpointer          scratch);
+                                         int              *idx);
 /* Whether ps_conv_forward_pool() can do @pool on this convolution's output. */
 gboolean     ps_conv_can_pool           (const PsConvPack *pack,
                                          const PsLayer    *pool);
