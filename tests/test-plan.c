@@ -783,6 +783,46 @@ test_sub_scaled_sum (void)
       }
 }
 
+/* The class and margin: the plain loop's, bit for bit, on rows with ties, infinities,
+ * zeros of both signs and NaN, 1 … 1283 scores. */
+static void
+test_row_argmax (void)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (23);
+  const int sizes[] = { 1, 2, 15, 16, 17, 33, 160, 1283 };
+  const float special[] = { INFINITY, -INFINITY, 0.0f, -0.0f, NAN, 7.0f };
+
+  for (guint a = 0; a < G_N_ELEMENTS (sizes); a++)
+    for (int trial = 0; trial < 200; trial++)
+      {
+        int k = sizes[a], best = 0, got;
+        g_autofree float *row = g_new (float, k);
+        float second = -G_MAXFLOAT, margin;
+
+        for (int j = 0; j < k; j++)
+          {
+            /* few distinct values: many ties */
+            row[j] = (float) g_rand_int_range (rand, -3, 4);
+            if (g_rand_int_range (rand, 0, 50) == 0)
+              row[j] = special[g_rand_int_range (rand, 0, G_N_ELEMENTS (special) - (trial % 3 == 0 ? 0 : 1))];
+          }
+        for (int j = 1; j < k; j++)
+          if (row[j] > row[best])
+            {
+              second = MAX (second, row[best]);
+              best = j;
+            }
+          else
+            second = MAX (second, row[j]);
+        ps_conv_row_argmax (k, row, &got, &margin);
+        g_assert_cmpint (got, ==, best);
+        if (isnan (row[best] - second))
+          g_assert_true (isnan (margin));
+        else
+          g_assert_cmpfloat (margin, ==, row[best] - second);
+      }
+}
+
 /* The output skip's squared distance: the plain double sum, to rounding. */
 static void
 test_sq_dist (void)
@@ -1319,6 +1359,7 @@ main (int argc, char **argv)
   g_test_add_func ("/plan/sub-scaled", test_sub_scaled);
   g_test_add_func ("/plan/sub-scaled-sum", test_sub_scaled_sum);
   g_test_add_func ("/plan/sq-dist", test_sq_dist);
+  g_test_add_func ("/plan/row-argmax", test_row_argmax);
   g_test_add_func ("/plan/dense/sparse", test_dense_sparse);
   g_test_add_func ("/plan/dense/sparse-plan", test_plan_sparse);
   g_test_add_func ("/plan/pool/valid", test_pool_valid);

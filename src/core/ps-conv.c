@@ -476,6 +476,58 @@ sq_dist_avx512 (int n, const float *a, const float *b)
   return sum;
 }
 
+/* Rows without NaN: the largest value, its first index, the largest of the others. */
+static TARGET gboolean
+row_argmax_avx512 (int k, const float *row, int *best, float *second)
+{
+  __m512 mx = _mm512_set1_ps (-INFINITY), other = _mm512_set1_ps (-INFINITY);
+  __mmask16 nan = 0;
+  float m;
+  int j, at = -1;
+
+  for (j = 0; j + VEC <= k; j += VEC)
+    {
+      __m512 v = _mm512_loadu_ps (row + j);
+
+      nan |= _mm512_cmp_ps_mask (v, v, _CMP_UNORD_Q);
+      mx = _mm512_max_ps (mx, v);
+    }
+  if (j < k)
+    {
+      __mmask16 t = (__mmask16) ((1u << (k - j)) - 1);
+      __m512 v = _mm512_mask_loadu_ps (_mm512_set1_ps (-INFINITY), t, row + j);
+
+      nan |= _mm512_cmp_ps_mask (v, v, _CMP_UNORD_Q);
+      mx = _mm512_max_ps (mx, v);
+    }
+  if (nan)
+    return FALSE;
+  m = _mm512_reduce_max_ps (mx);
+  for (j = 0; j < k; j++)
+    if (row[j] == m)
+      {
+        at = j;
+        break;
+      }
+  if (at < 0)
+    return FALSE;
+  /* the others: every value but the one at @at */
+  for (j = 0; j + VEC <= k; j += VEC)
+    {
+      __m512 v = _mm512_loadu_ps (row + j);
+
+      if (at >= j && at < j + VEC)
+        v = _mm512_mask_blend_ps ((__mmask16) (1u << (at - j)), v, _mm512_set1_ps (-INFINITY));
+      other = _mm512_max_ps (other, v);
+    }
+  for (; j < k; j++)
+    if (j != at)
+      other = _mm512_max_ps (other, _mm512_set1_ps (row[j]));
+  *best = at;
+  *second = MAX (-G_MAXFLOAT, _mm512_reduce_max_ps (other));
+  return TRUE;
+}
+
 #endif /* HAVE_AVX512_KERNELS */
 
 static gboolean
@@ -508,6 +560,34 @@ ps_conv_sub_scaled_sum (int n, int m, const float *v, const float *const *w, flo
   for (int t = 0; t < m; t++)
     for (int j = 0; j < n; j++)
       y[j] -= v[t] * w[t][j];
+}
+
+void
+ps_conv_row_argmax (int k, const float *row, int *best_out, float *margin)
+{
+  int best = 0;
+  float second = -G_MAXFLOAT;
+
+#ifdef HAVE_AVX512_KERNELS
+  if (k > 1 && have_avx512 () && row_argmax_avx512 (k, row, &best, &second))
+    {
+      *best_out = best;
+      if (margin != NULL)
+        *margin = row[best] - second;
+      return;
+    }
+#endif
+  for (int j = 1; j < k; j++)
+    if (row[j] > row[best])
+      {
+        second = MAX (second, row[best]);
+        best = j;
+      }
+    else
+      second = MAX (second, row[j]);
+  *best_out = best;
+  if (margin != NULL)
+    *margin = row[best] - second;
 }
 
 double

@@ -69,6 +69,13 @@ void         ps_conv_sub_scaled_sum     (int               n,
                                          const float      *v,
                                          const float *const *w,
                                          float            *y);
+/* The first index of the largest of @k scores and, when @margin is not NULL, its gap to the
+ * largest of the others (to -G_MAXFLOAT when there are none): the plain loop's results,
+ * NaN included. */
+void         ps_conv_row_argmax         (int               k,
+                                         const float      *row,
+                                         int              *best,
+                                         float            *margin);
 /* The sum of (a[j] - b[j])^2 for j < n, in double (each difference rounded to float, as
  * the plain loop does; the sum's order may differ from it). */
 double       ps_conv_sq_dist            (int               n,

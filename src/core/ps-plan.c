@@ -504,21 +504,5 @@ ps_plan_argmax_margin (PsPlan *p, int n, int *classes, float *margins)
   const float *y = p->out[m->output];
 
   for (int b = 0; b < n; b++)
-    {
-      const float *row = y + (gsize) b * k;
-      int best = 0;
-      float second = -G_MAXFLOAT;
-
-      for (int j = 1; j < k; j++)
-        if (row[j] > row[best])
-          {
-            second = MAX (second, row[best]);
-            best = j;
-          }
-        else
-          second = MAX (second, row[j]);
-      classes[b] = best;
-      if (margins != NULL)
-        margins[b] = row[best] - second;
-    }
+    ps_conv_row_argmax (k, y + (gsize) b * k, &classes[b], margins ? &margins[b] : NULL);
 }
