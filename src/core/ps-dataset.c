@@ -212,10 +212,9 @@ scan_values (const float *v, gsize n, gboolean *finite, gboolean *whole_u8)
   for (gsize i = 0; i < n; i++)
     {
       float x = v[i];
-      int in_range = (x >= 0.0f) & (x <= 255.0f);
 
-      bad |= !(x - x == 0.0f); /* NaN or infinite */
-      frac |= !in_range | ((in_range ? (x + 0x1p23f) - 0x1p23f : x) != x);
+      bad |= x - x != 0.0f; /* NaN or infinite */
+      frac |= (x < 0.0f) | (x > 255.0f) | ((x + 0x1p23f) - 0x1p23f != x);
     }
   *finite = !bad;
   *whole_u8 = !frac;
