@@ -13,7 +13,7 @@
 #include <string.h>
 
 /* Steps per group: a block of images keeps its state in the cache through a group. */
-#define SWEEP_GROUP 8
+#define SWEEP_GROUP 16
 
 static void
 set_data_clear (SetData *d)
