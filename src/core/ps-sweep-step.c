@@ -32,8 +32,9 @@ worker_plan (PsSweep *s, int worker)
       for (int f = 0; f < s->n_fronts; f++)
         if (s->fronts[f].kind != FRONT_MASK)
           ps_plan_keep_linear (s->plans[worker], s->fronts[f].layer);
-      /* the steps' Dense layers read ReLU outputs, mostly zeros (DeepID's fc_2 reads
-       * conv_4, about four in five zeros); the first pass runs them on whole batches */
+      /* the Dense layers after the pruned one read ReLU outputs, mostly zeros (DeepID's
+       * fc_2 reads conv_4, four in five zeros; the output reads the merge's ReLU): the
+       * plan runs them sparse on the batches where that holds, first pass included */
       for (int i = s->layer + 1; i < s->model->n_layers; i++)
         if (s->run[i] || i == s->model->output)
           ps_plan_set_sparse (s->plans[worker], i);
