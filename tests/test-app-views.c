@@ -1,0 +1,295 @@
+/* test-app-views.c: the channel view's geometry at several sizes and scales (Xvfb) — weak
+ * channels visible on the square-root and log scales, channel numbers that never overlap,
+ * the "N pruned" label clear of the bars, the legend clear of the title — and its keyboard:
+ * Tab reaches it, Left/Right move a highlighted channel whose numbers it shows. */
+#define G_LOG_DOMAIN "test-app-views"
+
+#include "config.h"
+
+#include <gtk/gtk.h>
+#include <math.h>
+#include <string.h>
+
+#include "ps-channel-view.h"
+
+#define N 60
+
+static int order[N];
+static double clean[N], poisoned[N];
+
+/* Like lab3's last convolution: a few strong channels, many three or four orders of
+ * magnitude weaker, two dead ones; the pruning order sorts the clean means. */
+static void
+make_means (void)
+{
+  for (int c = 0; c < N; c++)
+    {
+      clean[c] = c % 2 ? 0.5 + 3.0 * c / N : 2e-4 * (1 + c % 7);
+      poisoned[c] = c % 5 == 0 ? 6.0 : clean[c] * 1.3;
+    }
+  clean[4] = poisoned[4] = 0;
+  clean[10] = 0;
+  for (int c = 0; c < N; c++)
+    order[c] = c;
+  for (int i = 1; i < N; i++)
+    for (int j = i; j > 0 && clean[order[j - 1]] > clean[order[j]]; j--)
+      {
+        int t = order[j];
+        order[j] = order[j - 1];
+        order[j - 1] = t;
+      }
+}
+
+typedef struct {
+  GtkWindow     *window;
+  GtkWidget     *button;
+  PsChannelView *view;
+} Fixture;
+
+static void
+fixture_set_up (Fixture *f, gconstpointer data)
+{
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 0);
+
+  f->window = GTK_WINDOW (gtk_window_new ());
+  f->button = gtk_button_new_with_label ("before");
+  f->view = PS_CHANNEL_VIEW (ps_channel_view_new ());
+  gtk_widget_set_vexpand (GTK_WIDGET (f->view), TRUE);
+  gtk_box_append (GTK_BOX (box), f->button);
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (f->view));
+  gtk_window_set_child (f->window, box);
+  gtk_window_set_default_size (f->window, 700, 320);
+  ps_channel_view_set_means (f->view, N, order, clean, poisoned, "conv_4");
+  ps_channel_view_set_pruned (f->view, 38);
+  gtk_window_present (f->window);
+}
+
+static void
+fixture_tear_down (Fixture *f, gconstpointer data)
+{
+  gtk_window_destroy (f->window);
+  for (int i = 0; i < 20; i++)
+    g_main_context_iteration (NULL, FALSE);
+}
+
+static gboolean
+overlap (const graphene_rect_t *a, const graphene_rect_t *b)
+{
+  graphene_rect_t r;
+
+  return a->size.width > 0 && a->size.height > 0 && b->size.width > 0 && b->size.height > 0
+         && graphene_rect_intersection (a, b, &r) && r.size.width > 0.01 && r.size.height > 0.01;
+}
+
+static void
+assert_inside (const graphene_rect_t *r, int width, int height)
+{
+  if (r->size.width <= 0)
+    return;
+  g_assert_cmpfloat (r->origin.x, >=, -0.01);
+  g_assert_cmpfloat (r->origin.y, >=, -0.01);
+  g_assert_cmpfloat (r->origin.x + r->size.width, <=, width + 0.01);
+  g_assert_cmpfloat (r->origin.y + r->size.height, <=, height + 0.01);
+}
+
+/* The smallest nonzero mean's bar on each scale, and how many nonzero bars are under 1 px. */
+static void
+test_scales (Fixture *f, gconstpointer data)
+{
+  const char *names[] = { "linear", "square root", "log" };
+  double smallest[3];
+  int hidden[3];
+
+  for (int s = PS_CHANNEL_SCALE_LINEAR; s <= PS_CHANNEL_SCALE_LOG; s++)
+    {
+      g_autoptr (PsChannelLayout) l = NULL;
+
+      ps_channel_view_set_scale (f->view, s);
+      l = ps_channel_view_compute_layout (f->view, 700, 320);
+      g_assert_cmpint (l->n_bars, ==, N);
+      smallest[s] = G_MAXDOUBLE;
+      hidden[s] = 0;
+      for (int r = 0; r < N; r++)
+        {
+          int c = order[r];
+
+          for (int k = 0; k < 2; k++)
+            {
+              double v = k ? poisoned[c] : clean[c];
+              const graphene_rect_t *bar = k ? &l->poisoned_bars[r] : &l->clean_bars[r];
+
+              /* On the axis, inside the plot; zero is no bar at all. */
+              g_assert_cmpfloat (fabs (bar->origin.y + bar->size.height
+                                       - (l->plot.origin.y + l->plot.size.height)), <, 1e-6);
+              g_assert_cmpfloat (bar->origin.y, >=, l->plot.origin.y - 1e-6);
+              if (v == 0)
+                g_assert_cmpfloat (bar->size.height, ==, 0);
+              else
+                {
+                  smallest[s] = MIN (smallest[s], bar->size.height);
+                  hidden[s] += bar->size.height < 1;
+                }
+            }
+          /* Larger means, taller bars, on every scale. */
+          if (r > 0)
+            g_assert_cmpfloat (l->clean_bars[r].size.height, >=, l->clean_bars[r - 1].size.height);
+        }
+      g_test_message ("%s: smallest nonzero bar %.3f px, %d nonzero bars under 1 px (plot %.0f px high)",
+                      names[s], smallest[s], hidden[s], l->plot.size.height);
+    }
+  /* The linear scale hides the weak channels; the others show every one. */
+  g_assert_cmpint (hidden[PS_CHANNEL_SCALE_LINEAR], >=, 20);
+  g_assert_cmpfloat (smallest[PS_CHANNEL_SCALE_SQRT], >=, 1);
+  g_assert_cmpfloat (smallest[PS_CHANNEL_SCALE_LOG], >=, 1);
+  g_assert_cmpint (hidden[PS_CHANNEL_SCALE_SQRT] + hidden[PS_CHANNEL_SCALE_LOG], ==, 0);
+  /* On the log scale the weakest is a real share of the height, not a one-pixel stub. */
+  g_assert_cmpfloat (smallest[PS_CHANNEL_SCALE_LOG], >=, 10);
+}
+
+/* The menu in the view chooses the scale. */
+static void
+test_scale_menu (Fixture *f, gconstpointer data)
+{
+  GtkWidget *menu = gtk_widget_get_first_child (GTK_WIDGET (f->view));
+  g_autoptr (PsChannelLayout) before = NULL, after = NULL;
+  int first = order[2];  /* the weakest nonzero clean mean */
+
+  g_assert_true (GTK_IS_DROP_DOWN (menu));
+  before = ps_channel_view_compute_layout (f->view, 700, 320);
+  gtk_drop_down_set_selected (GTK_DROP_DOWN (menu), PS_CHANNEL_SCALE_LOG);
+  g_assert_cmpint (ps_channel_view_get_scale (f->view), ==, PS_CHANNEL_SCALE_LOG);
+  after = ps_channel_view_compute_layout (f->view, 700, 320);
+  g_assert_cmpfloat (clean[first], >, 0);
+  g_assert_cmpfloat (after->clean_bars[2].size.height, >, 10 * before->clean_bars[2].size.height);
+  /* The menu is in its place, clear of the title and the plot. */
+  g_assert_false (overlap (&after->scale_menu, &after->title));
+  g_assert_false (overlap (&after->scale_menu, &after->plot));
+  g_assert_false (overlap (&after->scale_menu, &after->legend));
+}
+
+static void
+check_layout (PsChannelView *view, int width, int height, int pruned)
+{
+  g_autoptr (PsChannelLayout) l = NULL;
+
+  ps_channel_view_set_pruned (view, pruned);
+  l = ps_channel_view_compute_layout (view, width, height);
+  /* Channel numbers: none overlaps another, all inside, the first under the first bar. */
+  g_assert_cmpint (l->n_ticks, >=, 2);
+  g_assert_cmpint (l->tick_ranks[0], ==, 0);
+  for (int t = 0; t < l->n_ticks; t++)
+    {
+      assert_inside (&l->tick_labels[t], width, height);
+      g_assert_false (overlap (&l->tick_labels[t], &l->plot));
+      if (t > 0)
+        g_assert_cmpfloat (l->tick_labels[t - 1].origin.x + l->tick_labels[t - 1].size.width, <,
+                           l->tick_labels[t].origin.x);
+    }
+  /* The pruned count: inside the view, over no bar, clear of the title, legend and menu. */
+  if (pruned > 0)
+    {
+      g_assert_cmpfloat (l->pruned_label.size.width, >, 0);
+      assert_inside (&l->pruned_label, width, height);
+      for (int r = 0; r < l->n_bars; r++)
+        {
+          g_assert_false (overlap (&l->pruned_label, &l->clean_bars[r]));
+          g_assert_false (overlap (&l->pruned_label, &l->poisoned_bars[r]));
+        }
+      g_assert_false (overlap (&l->pruned_label, &l->title));
+      g_assert_false (overlap (&l->pruned_label, &l->legend));
+      g_assert_false (overlap (&l->pruned_label, &l->scale_menu));
+    }
+  /* The legend clear of the title and the menu; the ends' names clear of the numbers. */
+  g_assert_false (overlap (&l->legend, &l->title));
+  g_assert_false (overlap (&l->legend, &l->scale_menu));
+  for (int k = 0; k < 2; k++)
+    for (int t = 0; t < l->n_ticks; t++)
+      g_assert_false (overlap (&l->ends[k], &l->tick_labels[t]));
+  assert_inside (&l->readout, width, height);
+  g_assert_false (overlap (&l->readout, &l->ends[0]));
+  g_assert_false (overlap (&l->readout, &l->ends[1]));
+  if (width >= 1400)
+    g_assert_cmpint (l->n_ticks, ==, N);
+}
+
+static void
+test_layout (Fixture *f, gconstpointer data)
+{
+  const int sizes[][2] = { { 240, 160 }, { 400, 200 }, { 700, 320 }, { 1000, 400 }, { 1400, 500 } };
+  const int pruned[] = { 1, 30, 38, 59, 60 };
+
+  for (guint s = 0; s < G_N_ELEMENTS (sizes); s++)
+    for (guint p = 0; p < G_N_ELEMENTS (pruned); p++)
+      for (int cursor = -1; cursor <= 30; cursor += 31)
+        {
+          ps_channel_view_set_cursor (f->view, cursor);
+          check_layout (f->view, sizes[s][0], sizes[s][1], pruned[p]);
+        }
+  {
+    g_autoptr (PsChannelLayout) narrow = ps_channel_view_compute_layout (f->view, 240, 160);
+    g_autoptr (PsChannelLayout) wide = ps_channel_view_compute_layout (f->view, 1400, 500);
+
+    g_test_message ("channel numbers: %d at 240 px, %d at 1400 px", narrow->n_ticks, wide->n_ticks);
+    g_assert_cmpint (narrow->n_ticks, <, wide->n_ticks);
+  }
+}
+
+static gboolean
+view_allocated (gpointer data)
+{
+  return gtk_widget_get_width (data) > 0;
+}
+
+static void
+test_keyboard (Fixture *f, gconstpointer data)
+{
+  GtkWidget *view = GTK_WIDGET (f->view);
+  g_autofree char *readout = NULL, *want = NULL;
+  gint64 end = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+
+  while (!view_allocated (view) && g_get_monotonic_time () < end)
+    g_main_context_iteration (NULL, TRUE);
+  /* Tab from the button before it lands on the view. */
+  gtk_widget_grab_focus (f->button);
+  g_assert_true (gtk_widget_child_focus (GTK_WIDGET (f->window), GTK_DIR_TAB_FORWARD));
+  g_assert_true (gtk_root_get_focus (GTK_ROOT (f->window)) == view);
+
+  g_assert_null (ps_channel_view_get_readout (f->view));
+  /* Right, Right, Left, End, Home — as the key bindings call them. */
+  g_assert_true (gtk_widget_activate_action (view, "channels.move", "i", 1));
+  g_assert_cmpint (ps_channel_view_get_cursor (f->view), ==, 0);
+  g_assert_true (gtk_widget_activate_action (view, "channels.move", "i", 1));
+  g_assert_true (gtk_widget_activate_action (view, "channels.move", "i", 1));
+  g_assert_true (gtk_widget_activate_action (view, "channels.move", "i", -1));
+  g_assert_cmpint (ps_channel_view_get_cursor (f->view), ==, 1);
+  readout = ps_channel_view_get_readout (f->view);
+  want = g_strdup_printf ("Channel %d (pruned, 2 of %d): mean %.4g clean, %.4g poisoned",
+                          order[1], N, clean[order[1]], poisoned[order[1]]);
+  g_assert_cmpstr (readout, ==, want);
+  g_assert_true (gtk_widget_activate_action (view, "channels.move", "i", G_MAXINT32));
+  g_assert_cmpint (ps_channel_view_get_cursor (f->view), ==, N - 1);
+  g_clear_pointer (&readout, g_free);
+  readout = ps_channel_view_get_readout (f->view);
+  g_assert_true (strstr (readout, "(kept, 60 of 60)") != NULL);
+  g_assert_true (gtk_widget_activate_action (view, "channels.move", "i", 1));
+  g_assert_cmpint (ps_channel_view_get_cursor (f->view), ==, N - 1);
+  g_assert_true (gtk_widget_activate_action (view, "channels.move", "i", G_MININT32));
+  g_assert_cmpint (ps_channel_view_get_cursor (f->view), ==, 0);
+  /* The highlighted channel's numbers are drawn, not only kept. */
+  {
+    g_autoptr (PsChannelLayout) l = ps_channel_view_compute_layout (f->view, 700, 320);
+    g_assert_cmpfloat (l->readout.size.width, >, 0);
+  }
+}
+
+int
+main (int argc, char *argv[])
+{
+  gtk_test_init (&argc, &argv, NULL);
+  make_means ();
+  g_test_add ("/app/channels/scales", Fixture, NULL, fixture_set_up, test_scales, fixture_tear_down);
+  g_test_add ("/app/channels/scale-menu", Fixture, NULL, fixture_set_up, test_scale_menu, fixture_tear_down);
+  g_test_add ("/app/channels/layout", Fixture, NULL, fixture_set_up, test_layout, fixture_tear_down);
+  g_test_add ("/app/channels/keyboard", Fixture, NULL, fixture_set_up, test_keyboard, fixture_tear_down);
+  return g_test_run ();
+}
