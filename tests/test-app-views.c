@@ -199,6 +199,17 @@ check_layout (PsChannelView *view, int width, int height, int pruned)
       g_assert_false (overlap (&l->pruned_label, &l->legend));
       g_assert_false (overlap (&l->pruned_label, &l->scale_menu));
     }
+  /* The axis' values: the top one always, none touching another. */
+  g_assert_cmpfloat (l->y_labels[2].size.width, >, 0);
+  for (int k = 0; k < 3; k++)
+    {
+      assert_inside (&l->y_labels[k], width, height);
+      g_assert_false (overlap (&l->y_labels[k], &l->plot));
+      for (int j = k + 1; j < 3; j++)
+        g_assert_false (overlap (&l->y_labels[k], &l->y_labels[j]));
+      for (int t = 0; t < l->n_ticks; t++)
+        g_assert_false (overlap (&l->y_labels[k], &l->tick_labels[t]));
+    }
   /* The legend clear of the title and the menu; the ends' names clear of the numbers. */
   g_assert_false (overlap (&l->legend, &l->title));
   g_assert_false (overlap (&l->legend, &l->scale_menu));
@@ -210,6 +221,9 @@ check_layout (PsChannelView *view, int width, int height, int pruned)
   g_assert_false (overlap (&l->readout, &l->ends[1]));
   if (width >= 1400)
     g_assert_cmpint (l->n_ticks, ==, N);
+  /* With room for them, all three values of the axis. */
+  if (l->plot.size.height >= 100)
+    g_assert_cmpfloat (l->y_labels[0].size.width * l->y_labels[1].size.width, >, 0);
 }
 
 static void
@@ -241,14 +255,67 @@ view_allocated (gpointer data)
 }
 
 static void
-test_keyboard (Fixture *f, gconstpointer data)
+wait_allocated (GtkWidget *view)
 {
-  GtkWidget *view = GTK_WIDGET (f->view);
-  g_autofree char *readout = NULL, *want = NULL;
   gint64 end = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
 
   while (!view_allocated (view) && g_get_monotonic_time () < end)
     g_main_context_iteration (NULL, TRUE);
+  g_assert_true (view_allocated (view));
+}
+
+static gboolean
+count_frame (GtkWidget *widget, GdkFrameClock *clock, gpointer data)
+{
+  int *frames = data;
+
+  gtk_widget_queue_draw (widget);
+  return ++*frames < 2 ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+/* Two frames drawn after the last change (no sleeping). */
+static void
+wait_frames (GtkWidget *widget)
+{
+  int frames = 0;
+  gint64 end = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+
+  gtk_widget_add_tick_callback (widget, count_frame, &frames, NULL);
+  while (frames < 2 && g_get_monotonic_time () < end)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpint (frames, >=, 2);
+}
+
+/* A picture of @window as $PS_BUILD_DIR/@name, for people to look at. */
+static void
+save_screenshot (GtkWindow *window, const char *name)
+{
+  const char *dir = g_getenv ("PS_BUILD_DIR");
+  g_autofree char *path = g_build_filename (dir ? dir : ".", name, NULL);
+  g_autoptr (GdkPaintable) paintable = gtk_widget_paintable_new (GTK_WIDGET (window));
+  g_autoptr (GtkSnapshot) snapshot = gtk_snapshot_new ();
+  g_autoptr (GskRenderNode) node = NULL;
+  g_autoptr (GdkTexture) texture = NULL;
+  int width = gtk_widget_get_width (GTK_WIDGET (window));
+  int height = gtk_widget_get_height (GTK_WIDGET (window));
+
+  wait_frames (GTK_WIDGET (window));
+  gdk_paintable_snapshot (paintable, snapshot, width, height);
+  node = gtk_snapshot_free_to_node (g_steal_pointer (&snapshot));
+  g_assert_nonnull (node);
+  texture = gsk_renderer_render_texture (gtk_native_get_renderer (GTK_NATIVE (window)), node,
+                                         &GRAPHENE_RECT_INIT (0, 0, width, height));
+  g_assert_true (gdk_texture_save_to_png (texture, path));
+  g_test_message ("screenshot: %s", path);
+}
+
+static void
+test_keyboard (Fixture *f, gconstpointer data)
+{
+  GtkWidget *view = GTK_WIDGET (f->view);
+  g_autofree char *readout = NULL, *want = NULL;
+
+  wait_allocated (view);
   /* Tab from the button before it lands on the view. */
   gtk_widget_grab_focus (f->button);
   g_assert_true (gtk_widget_child_focus (GTK_WIDGET (f->window), GTK_DIR_TAB_FORWARD));
@@ -280,16 +347,51 @@ test_keyboard (Fixture *f, gconstpointer data)
     g_autoptr (PsChannelLayout) l = ps_channel_view_compute_layout (f->view, 700, 320);
     g_assert_cmpfloat (l->readout.size.width, >, 0);
   }
+  ps_channel_view_set_cursor (f->view, 20);
+  gtk_window_set_focus_visible (f->window, TRUE);
+  g_assert_true (gtk_widget_has_visible_focus (view));
+  save_screenshot (f->window, "app-channels-keyboard.png");
+}
+
+/* Pictures of the three scales, wide and narrow. */
+static void
+test_screenshots (Fixture *f, gconstpointer data)
+{
+  const char *names[] = { "linear", "sqrt", "log" };
+
+  for (int narrow = 0; narrow < 2; narrow++)
+    for (int s = PS_CHANNEL_SCALE_LINEAR; s <= PS_CHANNEL_SCALE_LOG; s++)
+      {
+        g_autofree char *name = g_strdup_printf ("app-channels-%s%s.png", names[s], narrow ? "-narrow" : "");
+
+        gint64 end = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+        int want = narrow ? 300 : 700;
+
+        gtk_window_set_default_size (f->window, want, narrow ? 200 : 320);
+        ps_channel_view_set_scale (f->view, s);
+        while (gtk_widget_get_width (GTK_WIDGET (f->window)) != want && g_get_monotonic_time () < end)
+          g_main_context_iteration (NULL, TRUE);
+        save_screenshot (f->window, name);
+      }
 }
 
 int
 main (int argc, char *argv[])
 {
   gtk_test_init (&argc, &argv, NULL);
+  /* The application's style sheet (its focus ring), as PsApplication loads it. */
+  {
+    g_autoptr (GtkCssProvider) css = gtk_css_provider_new ();
+
+    gtk_css_provider_load_from_resource (css, "/org/prunescope/Prunescope/style.css");
+    gtk_style_context_add_provider_for_display (gdk_display_get_default (), GTK_STYLE_PROVIDER (css),
+                                                GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
+  }
   make_means ();
   g_test_add ("/app/channels/scales", Fixture, NULL, fixture_set_up, test_scales, fixture_tear_down);
   g_test_add ("/app/channels/scale-menu", Fixture, NULL, fixture_set_up, test_scale_menu, fixture_tear_down);
   g_test_add ("/app/channels/layout", Fixture, NULL, fixture_set_up, test_layout, fixture_tear_down);
   g_test_add ("/app/channels/keyboard", Fixture, NULL, fixture_set_up, test_keyboard, fixture_tear_down);
+  g_test_add ("/app/channels/screenshots", Fixture, NULL, fixture_set_up, test_screenshots, fixture_tear_down);
   return g_test_run ();
 }

@@ -15,6 +15,8 @@
 #include "ps-plot.h"
 
 #define GAP 4
+/* Around everything, clear of the focus ring. */
+#define MARGIN 4
 
 struct _PsChannelView {
   GtkWidget       parent_instance;
@@ -250,20 +252,50 @@ layout_bottom (PsChannelView *self, PsChannelLayout *l, GtkWidget *widget, doubl
 }
 
 static double
+y_value (const Scale *s, int k)
+{
+  return k == 0 && s->scale != PS_CHANNEL_SCALE_LOG ? 0.0 : scale_value (s, k / 2.0);
+}
+
+static double
 y_label_width (PsChannelView *self, GtkWidget *widget, const Scale *s)
 {
   int widest = 0;
 
   for (int k = 0; k <= 2; k++)
     {
-      g_autofree char *text = g_strdup_printf ("%.3g", k == 0 && s->scale != PS_CHANNEL_SCALE_LOG
-                                                      ? 0.0 : scale_value (s, k / 2.0));
+      g_autofree char *text = g_strdup_printf ("%.3g", y_value (s, k));
       int w, h;
 
       text_size (widget, text, &w, &h);
       widest = MAX (widest, w);
     }
   return widest;
+}
+
+/* Bottom, middle and top of the axis, inside its extent; the middle shows how the scale
+ * bends. A label that would touch another is left out (the top one never is). */
+static void
+layout_y_labels (PsChannelLayout *l, GtkWidget *widget, const Scale *s)
+{
+  const graphene_rect_t *p = &l->plot;
+
+  for (int k = 2; k >= 0; k--)
+    {
+      g_autofree char *text = NULL;
+      double y = p->origin.y + p->size.height * (1 - k / 2.0);
+      graphene_rect_t r;
+
+      l->y_values[k] = y_value (s, k);
+      text = g_strdup_printf ("%.3g", l->y_values[k]);
+      r = text_rect (widget, text, p->origin.x - 6, y, 1.0);
+      r.origin.y -= r.size.height * (1 - k / 2.0);
+      for (int j = k + 1; j <= 2; j++)
+        if (l->y_labels[j].size.width > 0
+            && r.origin.y < l->y_labels[j].origin.y + l->y_labels[j].size.height + 2)
+          r = GRAPHENE_RECT_INIT (0, 0, 0, 0);
+      l->y_labels[k] = r;
+    }
 }
 
 PsChannelLayout *
@@ -286,11 +318,11 @@ ps_channel_view_compute_layout (PsChannelView *self, int width, int height)
 
   /* Rows from the top: title; legend with the scale menu on its right; the pruned count. */
   title = title_text (self);
-  l->title = text_rect (widget, title, 0, 0, 0);
-  l->title.size.width = MIN (l->title.size.width, width);
-  y = line + GAP;
-  l->scale_menu = GRAPHENE_RECT_INIT (MAX (0, width - menu_w), y, menu_w, menu_h);
-  l->legend = GRAPHENE_RECT_INIT (0, y + (menu_h - line) / 2.0, 0, line);
+  l->title = text_rect (widget, title, MARGIN, MARGIN, 0);
+  l->title.size.width = MAX (0, MIN (l->title.size.width, width - 2 * MARGIN));
+  y = MARGIN + line + GAP;
+  l->scale_menu = GRAPHENE_RECT_INIT (MAX (0, width - menu_w - MARGIN), y, menu_w, menu_h);
+  l->legend = GRAPHENE_RECT_INIT (MARGIN, y + (menu_h - line) / 2.0, 0, line);
   for (int k = 0; k < (self->poisoned ? 2 : 1); k++)
     {
       int w, h;
@@ -299,21 +331,22 @@ ps_channel_view_compute_layout (PsChannelView *self, int width, int height)
       l->legend.size.width += 14 + w + (k ? 0 : 16);
     }
   y += MAX (menu_h, line) + GAP;
-  if (l->legend.size.width > width - menu_w - 8)
+  if (l->legend.size.width > width - menu_w - 8 - 2 * MARGIN)
     {
       /* No room beside the menu: a row of its own. */
       l->legend.origin.y = y;
       y += line + GAP;
     }
-  x0 = y_label_width (self, widget, &s) + 10;
+  x0 = MARGIN + y_label_width (self, widget, &s) + 10;
   l->pruned_label = GRAPHENE_RECT_INIT (0, y, 0, line);
   y += line + 2;
   /* From the bottom: the readout or the ends' names, then the channel numbers. */
-  bottom = height - line - GAP - line - GAP;
+  bottom = height - MARGIN - line - GAP - line - GAP;
   l->plot = GRAPHENE_RECT_INIT (x0, y, MAX (1, width - 8 - x0), MAX (1, bottom - y));
   layout_bars (self, l, &s);
+  layout_y_labels (l, widget, &s);
   layout_ticks (self, l, widget, l->plot.origin.y + l->plot.size.height + 3);
-  layout_bottom (self, l, widget, height - line - GAP + 2, width);
+  layout_bottom (self, l, widget, height - MARGIN - line - GAP + 2, width);
   if (self->pruned > 0)
     {
       g_autofree char *text = pruned_text (self);
@@ -417,7 +450,6 @@ draw_y_axis (PsChannelView *self, GtkWidget *widget, cairo_t *cr, const PsChanne
              const GdkRGBA *fg)
 {
   const graphene_rect_t *p = &l->plot;
-  Scale s = make_scale (self);
 
   set_fg (cr, fg, 0.6);
   cairo_set_line_width (cr, 1);
@@ -426,20 +458,10 @@ draw_y_axis (PsChannelView *self, GtkWidget *widget, cairo_t *cr, const PsChanne
   cairo_line_to (cr, p->origin.x + p->size.width, p->origin.y + p->size.height + 0.5);
   cairo_stroke (cr);
   set_fg (cr, fg, 0.75);
-  /* Bottom, middle and top; the middle shows how the scale bends. Three labels always fit:
-   * the plot area is never shorter than two lines in a usable window. */
   for (int k = 0; k <= 2; k++)
     {
-      double v = k == 0 && s.scale != PS_CHANNEL_SCALE_LOG ? 0 : scale_value (&s, k / 2.0);
-      g_autofree char *text = g_strdup_printf ("%.3g", v);
-      double y = p->origin.y + p->size.height * (1 - k / 2.0);
-      graphene_rect_t r = text_rect (widget, text, p->origin.x - 6, y, 1.0);
-
-      if (k == 1 && p->size.height < 3 * r.size.height)
-        continue;
-      /* Inside the axis' extent, so the lowest clears the channel numbers. */
-      r.origin.y -= r.size.height * (1 - k / 2.0);
-      show_text (widget, cr, text, &r);
+      g_autofree char *text = g_strdup_printf ("%.3g", l->y_values[k]);
+      show_text (widget, cr, text, &l->y_labels[k]);
     }
 }
 
@@ -511,7 +533,8 @@ ps_channel_view_size_allocate (GtkWidget *widget, int width, int height, int bas
   gtk_widget_measure (self->scale_menu, GTK_ORIENTATION_HORIZONTAL, -1, NULL, &menu_w, NULL, NULL);
   gtk_widget_measure (self->scale_menu, GTK_ORIENTATION_VERTICAL, menu_w, NULL, &menu_h, NULL, NULL);
   gtk_widget_size_allocate (self->scale_menu,
-                            &(GtkAllocation) { MAX (0, width - menu_w), line + GAP, MIN (menu_w, width), menu_h },
+                            &(GtkAllocation) { MAX (0, width - menu_w - MARGIN), MARGIN + line + GAP,
+                                               MIN (menu_w, width), menu_h },
                             -1);
 }
 

@@ -29,6 +29,8 @@ typedef struct {
   graphene_rect_t  pruned_label;
   graphene_rect_t  readout;       /* the highlighted channel's numbers */
   graphene_rect_t  ends[2];       /* "first pruned", "last pruned" */
+  graphene_rect_t  y_labels[3];   /* bottom, middle, top; empty when there is no room */
+  double           y_values[3];
   int              n_bars;
   graphene_rect_t *clean_bars;
   graphene_rect_t *poisoned_bars; /* NULL without poisoned data */
