@@ -15,6 +15,7 @@ typedef struct _PsDataset {
   /* n true classes of the images before poisoning (dataset “clean_label”), or NULL when the
    * set does not carry them; the poisoned images' `labels` are the attack's target */
   int     *clean_labels;
+  int     *index;   /* a sample of a larger set: each image's index there; else NULL */
   char    *path;
 } PsDataset;
 
@@ -36,6 +37,12 @@ PsDataset *ps_dataset_new_u8       (int               n,
                                     int               c,
                                     const guint8     *pixels,
                                     const int        *labels);
+/* @count images evenly spaced over @ds (image i * n / count), with their indices. */
+PsDataset *ps_dataset_sample       (const PsDataset  *ds,
+                                    int               count);
+/* Shape, labels and path of @ds without its pixels (u8 and f32 NULL): enough to check a
+ * set against a model, never to be read as images. */
+PsDataset *ps_dataset_header       (const PsDataset  *ds);
 void       ps_dataset_free         (PsDataset        *ds);
 /* Writes @count images from @start as floats multiplied by @scale, NHWC. */
 void       ps_dataset_get_batch    (const PsDataset  *ds,
