@@ -8,9 +8,13 @@
 
 #include <gtk/gtk.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ps-channel-view.h"
+#include "ps-image.h"
+#include "ps-model.h"
+#include "ps-sweep.h"
 
 #define N 60
 
@@ -213,6 +217,10 @@ check_layout (PsChannelView *view, int width, int height, int pruned)
   /* The legend clear of the title and the menu; the ends' names clear of the numbers. */
   g_assert_false (overlap (&l->legend, &l->title));
   g_assert_false (overlap (&l->legend, &l->scale_menu));
+  assert_inside (&l->zero_note, width, height);
+  g_assert_false (overlap (&l->zero_note, &l->legend));
+  g_assert_false (overlap (&l->zero_note, &l->scale_menu));
+  g_assert_false (overlap (&l->zero_note, &l->title));
   for (int k = 0; k < 2; k++)
     for (int t = 0; t < l->n_ticks; t++)
       g_assert_false (overlap (&l->ends[k], &l->tick_labels[t]));
@@ -375,6 +383,99 @@ test_screenshots (Fixture *f, gconstpointer data)
       }
 }
 
+/* The fixture faces whose names start with @prefix, as a set. */
+static PsDataset *
+load_faces (const char *images, const char *prefix)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GDir) dir = g_dir_open (images, 0, &error);
+  guint8 pixels[5 * 55 * 47 * 3];
+  int labels[5], n = 0;
+  const char *name;
+
+  g_assert_no_error (error);
+  while ((name = g_dir_read_name (dir)) != NULL && n < 5)
+    if (g_str_has_prefix (name, prefix))
+      {
+        g_autofree char *file = g_build_filename (images, name, NULL);
+        g_autofree guint8 *face = ps_image_load_rgb (file, 55, 47, &error);
+
+        g_assert_no_error (error);
+        memcpy (pixels + n * 55 * 47 * 3, face, 55 * 47 * 3);
+        labels[n++] = atoi (strchr (name, '=') + 1);
+      }
+  g_assert_cmpint (n, ==, 5);
+  return ps_dataset_new_u8 (n, 55, 47, 3, pixels, labels);
+}
+
+/* The lab's real lab3 BadNet on the lab's real faces: how many channels a linear scale
+ * flattens, and that the other scales show every one. */
+static void
+test_lab3 (Fixture *f, gconstpointer data)
+{
+  const char *fixtures = g_getenv ("PS_FIXTURES");
+  g_autofree char *path = fixtures ? g_build_filename (fixtures, "weights", "lab3_bd_weights.h5", NULL) : NULL;
+  g_autofree char *images = fixtures ? g_build_filename (fixtures, "images", NULL) : NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsModel) lab3 = NULL;
+  g_autoptr (PsDataset) faces = NULL, sun = NULL;
+  g_autoptr (PsSweep) sweep = NULL;
+  const PsDataset *sets[PS_N_SETS] = { NULL };
+  int hidden[3] = { 0 };
+  double smallest[3] = { G_MAXDOUBLE, G_MAXDOUBLE, G_MAXDOUBLE }, height = 0;
+
+  if (path == NULL || !g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("the lab's fixtures (PS_FIXTURES) are not there");
+      return;
+    }
+  lab3 = ps_model_load (path, &error);
+  g_assert_no_error (error);
+  faces = load_faces (images, "cl_");
+  sun = load_faces (images, "sun_");
+  sets[PS_SET_VALID] = faces;
+  sets[PS_SET_POISONED] = sun;
+  sweep = ps_sweep_run (lab3, sets, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  ps_channel_view_set_sweep (f->view, sweep);
+  g_assert_cmpint (ps_channel_view_get_n_channels (f->view), ==, 60);
+  for (int s = PS_CHANNEL_SCALE_LINEAR; s <= PS_CHANNEL_SCALE_LOG; s++)
+    {
+      g_autoptr (PsChannelLayout) l = NULL;
+
+      ps_channel_view_set_scale (f->view, s);
+      l = ps_channel_view_compute_layout (f->view, 700, 320);
+      height = l->plot.size.height;
+      for (int r = 0; r < l->n_bars; r++)
+        {
+          double v = ps_sweep_channel_means (sweep, PS_SET_VALID)[ps_sweep_order (sweep)[r]];
+
+          if (v > 0)
+            {
+              hidden[s] += l->clean_bars[r].size.height < 1;
+              smallest[s] = MIN (smallest[s], l->clean_bars[r].size.height);
+            }
+        }
+    }
+  g_test_message ("lab3 on 5 real faces, clean bars under 1 px in a %.0f px plot: linear %d, "
+                  "square root %d, log %d of 60 (smallest nonzero: %.2f / %.2f / %.2f px)", height,
+                  hidden[0], hidden[1], hidden[2], smallest[0], smallest[1], smallest[2]);
+  g_assert_cmpint (hidden[PS_CHANNEL_SCALE_SQRT] + hidden[PS_CHANNEL_SCALE_LOG], ==, 0);
+  g_assert_cmpfloat (smallest[PS_CHANNEL_SCALE_LOG], >=, smallest[PS_CHANNEL_SCALE_LINEAR]);
+  /* The channels with no bar at all are counted in words. */
+  {
+    g_autoptr (PsChannelLayout) l = ps_channel_view_compute_layout (f->view, 700, 320);
+    int zero = 0;
+
+    for (int c = 0; c < 60; c++)
+      zero += ps_sweep_channel_means (sweep, PS_SET_VALID)[c] == 0;
+    g_test_message ("lab3 on 5 real faces: %d of 60 channels at 0 on clean data", zero);
+    g_assert_true ((l->zero_note.size.width > 0) == (zero > 0));
+  }
+  wait_allocated (GTK_WIDGET (f->view));
+  save_screenshot (f->window, "app-channels-lab3-log.png");
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -392,6 +493,7 @@ main (int argc, char *argv[])
   g_test_add ("/app/channels/scale-menu", Fixture, NULL, fixture_set_up, test_scale_menu, fixture_tear_down);
   g_test_add ("/app/channels/layout", Fixture, NULL, fixture_set_up, test_layout, fixture_tear_down);
   g_test_add ("/app/channels/keyboard", Fixture, NULL, fixture_set_up, test_keyboard, fixture_tear_down);
+  g_test_add ("/app/channels/lab3", Fixture, NULL, fixture_set_up, test_lab3, fixture_tear_down);
   g_test_add ("/app/channels/screenshots", Fixture, NULL, fixture_set_up, test_screenshots, fixture_tear_down);
   return g_test_run ();
 }

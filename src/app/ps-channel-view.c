@@ -78,6 +78,20 @@ pruned_text (PsChannelView *self)
   return g_strdup_printf (ngettext ("%d pruned", "%d pruned", self->pruned), self->pruned);
 }
 
+/* Channels whose clean mean is 0 have no bar on any scale: say how many there are. */
+static char *
+zero_text (PsChannelView *self)
+{
+  int zero = 0;
+
+  for (int c = 0; c < self->n_channels; c++)
+    zero += !(self->clean[c] > 0);
+  if (zero == 0)
+    return NULL;
+  return g_strdup_printf (ngettext ("(%d channel at 0 on clean data: no bar)",
+                                    "(%d channels at 0 on clean data: no bar)", zero), zero);
+}
+
 static const char *
 series_name (int s)
 {
@@ -337,6 +351,21 @@ ps_channel_view_compute_layout (PsChannelView *self, int width, int height)
       l->legend.origin.y = y;
       y += line + GAP;
     }
+  {
+    g_autofree char *zero = zero_text (self);
+    double right = l->legend.origin.y < l->scale_menu.origin.y + l->scale_menu.size.height
+                   ? l->scale_menu.origin.x - 8 : width - MARGIN;
+
+    if (zero != NULL)
+      {
+        l->zero_note = text_rect (widget, zero, l->legend.origin.x + l->legend.size.width + 16,
+                                  l->legend.origin.y, 0);
+        /* Shortened (ellipsized) to what fits; left out when nothing much would. */
+        l->zero_note.size.width = MIN (l->zero_note.size.width, right - l->zero_note.origin.x);
+        if (l->zero_note.size.width < 40)
+          l->zero_note = GRAPHENE_RECT_INIT (0, 0, 0, 0);
+      }
+  }
   x0 = MARGIN + y_label_width (self, widget, &s) + 10;
   l->pruned_label = GRAPHENE_RECT_INIT (0, y, 0, line);
   y += line + 2;
@@ -496,6 +525,13 @@ draw_labels (PsChannelView *self, GtkWidget *widget, cairo_t *cr, const PsChanne
       set_fg (cr, fg, 0.9);
       show_text (widget, cr, series_name (k), &r);
       x += 14 + r.size.width + 16;
+    }
+  if (l->zero_note.size.width > 0)
+    {
+      g_autofree char *zero = zero_text (self);
+
+      set_fg (cr, fg, 0.6);
+      show_text (widget, cr, zero, &l->zero_note);
     }
 }
 

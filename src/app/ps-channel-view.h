@@ -26,6 +26,7 @@ typedef struct {
   graphene_rect_t  title;
   graphene_rect_t  legend;
   graphene_rect_t  scale_menu;    /* the linear / square root / log choice */
+  graphene_rect_t  zero_note;     /* how many channels are never active (mean 0) */
   graphene_rect_t  pruned_label;
   graphene_rect_t  readout;       /* the highlighted channel's numbers */
   graphene_rect_t  ends[2];       /* "first pruned", "last pruned" */
