@@ -355,6 +355,30 @@ test_keyboard (Fixture *f, gconstpointer data)
     g_autoptr (PsChannelLayout) l = ps_channel_view_compute_layout (f->view, 700, 320);
     g_assert_cmpfloat (l->readout.size.width, >, 0);
   }
+  /* A click on a bar highlights its channel too. */
+  {
+    g_autoptr (GListModel) controllers = gtk_widget_observe_controllers (view);
+    int w = gtk_widget_get_width (view), h = gtk_widget_get_height (view);
+    g_autoptr (PsChannelLayout) l = ps_channel_view_compute_layout (f->view, w, h);
+    const graphene_rect_t *bar = &l->clean_bars[10];
+    gboolean clicked = FALSE;
+
+    gtk_widget_grab_focus (f->button);
+    for (guint i = 0; i < g_list_model_get_n_items (controllers); i++)
+      {
+        g_autoptr (GObject) c = g_list_model_get_item (controllers, i);
+
+        if (GTK_IS_GESTURE_CLICK (c))
+          {
+            g_signal_emit_by_name (c, "pressed", 1, bar->origin.x + bar->size.width / 2,
+                                   l->plot.origin.y + l->plot.size.height / 2);
+            clicked = TRUE;
+          }
+      }
+    g_assert_true (clicked);
+    g_assert_cmpint (ps_channel_view_get_cursor (f->view), ==, 10);
+    g_assert_true (gtk_widget_has_focus (view));
+  }
   ps_channel_view_set_cursor (f->view, 20);
   gtk_window_set_focus_visible (f->window, TRUE);
   g_assert_true (gtk_widget_has_visible_focus (view));

@@ -637,12 +637,41 @@ move_cursor (GtkWidget *widget, const char *action, GVariant *param)
                                                        : MAX (0, self->cursor + by));
 }
 
+/* The rank under @x, or -1 outside the plot. */
+static int
+rank_at (PsChannelView *self, double x, double y)
+{
+  GtkWidget *widget = GTK_WIDGET (self);
+  g_autoptr (PsChannelLayout) l = NULL;
+  int rank;
+
+  if (self->n_channels == 0)
+    return -1;
+  l = ps_channel_view_compute_layout (self, gtk_widget_get_width (widget), gtk_widget_get_height (widget));
+  rank = (int) floor ((x - l->plot.origin.x) / l->plot.size.width * self->n_channels);
+  if (rank < 0 || rank >= self->n_channels || y < l->plot.origin.y
+      || y > l->plot.origin.y + l->plot.size.height)
+    return -1;
+  return rank;
+}
+
+/* A click highlights the channel, as the arrow keys do, and gives the view the focus. */
+static void
+on_pressed (GtkGestureClick *gesture, int n_press, double x, double y, PsChannelView *self)
+{
+  int rank = rank_at (self, x, y);
+
+  if (rank < 0)
+    return;
+  gtk_widget_grab_focus (GTK_WIDGET (self));
+  ps_channel_view_set_cursor (self, rank);
+}
+
 static gboolean
 on_query_tooltip (GtkWidget *widget, int x, int y, gboolean keyboard, GtkTooltip *tooltip,
                   PsChannelView *self)
 {
   g_autofree char *text = NULL;
-  g_autoptr (PsChannelLayout) l = NULL;
   int rank;
 
   if (self->n_channels == 0)
@@ -653,10 +682,8 @@ on_query_tooltip (GtkWidget *widget, int x, int y, gboolean keyboard, GtkTooltip
       gtk_tooltip_set_text (tooltip, text);
       return text != NULL;
     }
-  l = ps_channel_view_compute_layout (self, gtk_widget_get_width (widget), gtk_widget_get_height (widget));
-  rank = (int) floor ((x - l->plot.origin.x) / l->plot.size.width * self->n_channels);
-  if (rank < 0 || rank >= self->n_channels || y < l->plot.origin.y
-      || y > l->plot.origin.y + l->plot.size.height)
+  rank = rank_at (self, x, y);
+  if (rank < 0)
     return FALSE;
   {
     int saved = self->cursor;
@@ -769,6 +796,12 @@ ps_channel_view_init (PsChannelView *self)
   gtk_widget_set_focus_on_click (GTK_WIDGET (self), TRUE);
   gtk_widget_set_has_tooltip (GTK_WIDGET (self), TRUE);
   g_signal_connect (self, "query-tooltip", G_CALLBACK (on_query_tooltip), self);
+  {
+    GtkGesture *click = gtk_gesture_click_new ();
+
+    g_signal_connect (click, "pressed", G_CALLBACK (on_pressed), self);
+    gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (click));
+  }
   gtk_accessible_update_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_LABEL,
                                   _("Mean activation per channel"), -1);
   update_accessible (self);
