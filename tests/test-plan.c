@@ -1143,6 +1143,39 @@ test_add (void)
 
 /* ---- Activation ---- */
 
+/* ReLU bit for bit as the plain loop: every length around the vector width, in place and
+ * not, with NaN, infinities, -0 and denormals among the values. */
+static void
+test_relu_exact (void)
+{
+  const float special[] = { NAN, -NAN, INFINITY, -INFINITY, -0.0f, 0.0f, 1e-45f, -1e-45f, FLT_MAX, -FLT_MAX };
+  g_autoptr (GRand) rand = g_rand_new_with_seed (11);
+
+  for (int n = 0; n <= 70; n++)
+    for (int in_place = 0; in_place < 2; in_place++)
+      {
+        g_autofree float *in = g_new (float, n + 1);
+        g_autofree float *out = g_new (float, n + 2);
+        g_autofree float *want = g_new (float, n + 1);
+
+        for (int i = 0; i < n; i++)
+          in[i] = g_rand_int_range (rand, 0, 4) == 0 ? special[g_rand_int_range (rand, 0, G_N_ELEMENTS (special))]
+                                                     : (float) g_rand_double_range (rand, -2, 2);
+        for (int i = 0; i < n; i++)
+          want[i] = in[i] > 0.0f ? in[i] : 0.0f;
+        out[n] = 42.0f;
+        if (in_place)
+          {
+            memcpy (out, in, sizeof (float) * n);
+            ps_activation_apply (PS_ACT_RELU, 1, n, out, out);
+          }
+        else
+          ps_activation_apply (PS_ACT_RELU, 1, n, in, out);
+        g_assert_cmpmem (out, sizeof (float) * n, want, sizeof (float) * n);
+        g_assert_cmpfloat (out[n], ==, 42.0f); /* nothing written past the end */
+      }
+}
+
 static void
 test_activation (void)
 {
@@ -1369,6 +1402,7 @@ main (int argc, char **argv)
   g_test_add_func ("/plan/flatten-dropout", test_flatten_dropout);
   g_test_add_func ("/plan/add", test_add);
   g_test_add_func ("/plan/activation", test_activation);
+  g_test_add_func ("/plan/activation/relu-exact", test_relu_exact);
   g_test_add_func ("/plan/model/small", test_small_model);
   g_test_add_func ("/plan/argmax-margin", test_argmax_margin);
 
