@@ -203,7 +203,28 @@ test_float32_fraction (void)
 static void
 test_uint8 (void)
 {
+  g_autofree char *hwc_path = tmp_path ("u8-hwc.h5");
+  g_autofree char *chw_path = tmp_path ("u8-chw.h5");
+  g_autoptr (LabSet) s = lab_set_new (4, 3, 5, 2, 1);
+  g_autofree double *hwc = g_new (double, 4 * 5 * 2 * 3);
+  hsize_t dims[4] = { 4, 5, 2, 3 };
+  g_autoptr (PsDataset) a = NULL;
+  g_autoptr (PsDataset) b = NULL;
+
   check_storage ("u8.h5", H5T_STD_U8LE, 1, TRUE);
+  /* the same bytes channels-last: read straight through */
+  for (int i = 0; i < 4; i++)
+    for (int y = 0; y < 5; y++)
+      for (int x = 0; x < 2; x++)
+        for (int c = 0; c < 3; c++)
+          hwc[((i * 5 + y) * 2 + x) * 3 + c] = *lab_at (s, i, c, y, x);
+  write_h5 (hwc_path, H5T_STD_U8LE, 4, dims, hwc, s->labels, 4);
+  lab_set_write (s, chw_path, H5T_STD_U8LE);
+  a = load_ok (hwc_path);
+  b = load_ok (chw_path);
+  g_assert_nonnull (a->u8);
+  assert_pixels (a, s, 0);
+  g_assert_cmpmem (a->u8, 4 * 5 * 2 * 3, b->u8, 4 * 5 * 2 * 3);
 }
 
 static void

@@ -279,6 +279,42 @@ store_chunk (PsDataset *ds, const Layout *lay, int start, int count, const float
   return TRUE;
 }
 
+/* 8-bit pixels straight to height x width x channels: nothing to check. */
+static void
+store_chunk_u8 (PsDataset *ds, const Layout *lay, int start, int count, const guint8 *buf)
+{
+  const int H = lay->h, W = lay->w, C = lay->c;
+  const gsize img = (gsize) H * W * C;
+
+  if (!lay->chw)
+    {
+      memcpy (ds->u8 + (gsize) start * img, buf, img * count);
+      return;
+    }
+  for (int b = 0; b < count; b++)
+    {
+      const guint8 *im = buf + (gsize) b * img;
+      guint8 *to = ds->u8 + (gsize) (start + b) * img;
+
+      for (int c = 0; c < C; c++)
+        for (gsize p = 0; p < (gsize) H * W; p++)
+          to[p * C + c] = im[(gsize) c * H * W + p];
+    }
+}
+
+static gboolean
+is_uint8 (hid_t dset)
+{
+  hid_t t = H5Dget_type (dset);
+  gboolean u8;
+
+  if (t < 0)
+    return FALSE;
+  u8 = H5Tget_class (t) == H5T_INTEGER && H5Tget_size (t) == 1 && H5Tget_sign (t) == H5T_SGN_NONE;
+  H5Tclose (t);
+  return u8;
+}
+
 static gboolean
 read_pixels (hid_t dset, PsDataset *ds, const Layout *lay, GCancellable *cancellable,
              GError **error)
@@ -286,8 +322,8 @@ read_pixels (hid_t dset, PsDataset *ds, const Layout *lay, GCancellable *cancell
   const gsize img = (gsize) lay->h * lay->w * lay->c;
   const int chunk = (int) CLAMP (CHUNK_VALUES / img, 1, CHUNK_IMAGES);
   hid_t fspace;
-  g_autofree float *buf = NULL;
-  gboolean ok = TRUE;
+  g_autofree gpointer buf = NULL;
+  gboolean ok = TRUE, file_u8;
 
   ds->u8 = g_try_malloc ((gsize) lay->n * img);
   if (ds->u8 == NULL)
@@ -295,7 +331,9 @@ read_pixels (hid_t dset, PsDataset *ds, const Layout *lay, GCancellable *cancell
       g_set_error (error, PS_ERROR, PS_ERROR_LIMIT, "not enough memory for %d images", lay->n);
       return FALSE;
     }
-  buf = g_new (float, img * chunk);
+  /* an 8-bit file is read as bytes (a float buffer and the pixel checks are for the rest) */
+  file_u8 = is_uint8 (dset);
+  buf = file_u8 ? g_malloc (img * chunk) : g_new (float, img * chunk);
   fspace = H5Dget_space (dset);
   for (int start = 0; ok && start < lay->n; start += chunk)
     {
@@ -311,13 +349,17 @@ read_pixels (hid_t dset, PsDataset *ds, const Layout *lay, GCancellable *cancell
       /* HDF5 converts float64 (or uint8) to float one chunk at a time. */
       H5Sselect_hyperslab (fspace, H5S_SELECT_SET, off, NULL, cnt, NULL);
       mspace = H5Screate_simple (4, cnt, NULL);
-      if (H5Dread (dset, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, buf) < 0)
+      if (H5Dread (dset, file_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, mspace, fspace,
+                   H5P_DEFAULT, buf) < 0)
         {
           ps_h5_set_error (error, "cannot read “data”");
           ok = FALSE;
         }
       H5Sclose (mspace);
-      ok = ok && store_chunk (ds, lay, start, count, buf, error);
+      if (ok && file_u8)
+        store_chunk_u8 (ds, lay, start, count, buf);
+      else
+        ok = ok && store_chunk (ds, lay, start, count, buf, error);
       /* Between chunks other threads may use HDF5, and a cancelled load stops. */
       ps_h5_unlock ();
       ok = ok && !g_cancellable_set_error_if_cancelled (cancellable, error);
