@@ -38,6 +38,7 @@ typedef struct {
 typedef struct {
   PsSession  *session;   /* main thread only; the GTask keeps it alive */
   PsModel    *model;
+  char       *layer;     /* the layer to prune, by name */
   SharedData *sets[PS_N_SETS];
   PsVerdictOptions scale_check; /* filled by the thread after the sweep */
   GMutex      mutex;     /* guards the three fields below */
@@ -81,6 +82,8 @@ struct _PsSession {
   Result       *previous;   /* the last complete result, while a new sweep runs */
   gboolean      result_current; /* the result ran on the files and scale now loaded */
   gboolean      hold;
+  char         *layer;      /* the layer chosen for the model; NULL: its default */
+  GHashTable   *layers;     /* model file URI -> layer chosen, for this window's life */
 };
 
 enum { CHANGED, PROGRESS, FINISHED, FAILED, N_SIGNALS };
@@ -167,6 +170,7 @@ sweep_job_free (gpointer data)
   SweepJob *job = data;
 
   ps_model_free (job->model);
+  g_free (job->layer);
   for (int k = 0; k < PS_N_SETS; k++)
     shared_data_release (job->sets[k]);
   g_array_unref (job->pending);
@@ -225,11 +229,12 @@ sweep_run_thread (gpointer data)
   SweepRun *run = data;
   SweepJob *job = run->job;
   const PsDataset *sets[PS_N_SETS];
+  PsSweepOptions options = { job->layer, FALSE };
 
   setpriority (PRIO_PROCESS, 0, 10);
   for (int k = 0; k < PS_N_SETS; k++)
     sets[k] = job->sets[k] ? *job->sets[k] : NULL;
-  return ps_sweep_run (job->model, sets, NULL, sweep_job_progress, job, run->cancellable, &run->error);
+  return ps_sweep_run (job->model, sets, &options, sweep_job_progress, job, run->cancellable, &run->error);
 }
 
 static void
@@ -356,6 +361,7 @@ start_sweep (PsSession *self)
   job = g_new0 (SweepJob, 1);
   job->session = self;
   job->model = ps_model_copy (self->model);
+  job->layer = g_strdup (ps_session_get_layer (self));
   for (int k = 0; k < PS_N_SETS; k++)
     job->sets[k] = self->sets[k] ? g_atomic_rc_box_acquire (self->sets[k]) : NULL;
   g_mutex_init (&job->mutex);
@@ -594,6 +600,19 @@ check_load (PsSession *self, LoadJob *job, gboolean *take)
     check_load (self, job, take);
 }
 
+/* A model opened again gets the layer chosen for it before; a new one its default. */
+static void
+recall_layer (PsSession *self)
+{
+  g_autofree char *uri = g_file_get_uri (self->files[PS_SLOT_MODEL]);
+  const char *name = g_hash_table_lookup (self->layers, uri);
+  int layer = name ? ps_model_find_layer (self->model, name) : -1;
+
+  g_clear_pointer (&self->layer, g_free);
+  if (layer >= 0 && ps_model_is_feature_map (self->model, layer))
+    self->layer = g_strdup (name);
+}
+
 /* Takes what a load produced, slot by slot, unless a later open already filled the slot. */
 static gboolean
 apply_load (PsSession *self, LoadJob *job)
@@ -614,6 +633,7 @@ apply_load (PsSession *self, LoadJob *job)
         {
           ps_model_free (self->model);
           self->model = g_steal_pointer (&job->model);
+          recall_layer (self);
         }
       else
         {
@@ -787,6 +807,20 @@ ps_session_save_g_async (PsSession *self, int pruned, double drop, GFile *file,
                                             : _("There is no finished sweep to build G from"));
       return;
     }
+  /* the file's name must not promise another format than the model's */
+  {
+    g_autofree char *lower = g_ascii_strdown (path, -1);
+    gboolean onnx = self->result->model->onnx != NULL;
+
+    if ((onnx && (g_str_has_suffix (lower, ".h5") || g_str_has_suffix (lower, ".hdf5")))
+        || (!onnx && g_str_has_suffix (lower, ".onnx")))
+      {
+        g_task_return_new_error (outer, G_IO_ERROR, G_IO_ERROR_INVALID_FILENAME, "%s",
+                                 onnx ? _("G of an ONNX model is saved as one ONNX graph: name the file .onnx")
+                                      : _("G of a Keras model is saved as HDF5: name the file .h5"));
+        return;
+      }
+  }
   job = g_new0 (SaveJob, 1);
   job->result = g_atomic_rc_box_acquire (self->result);
   job->pruned = pruned;
@@ -828,6 +862,52 @@ double
 ps_session_get_input_scale (PsSession *self)
 {
   return self->model ? self->model->input_scale : NAN;
+}
+
+gboolean
+ps_session_set_layer (PsSession *self, const char *name, GError **error)
+{
+  int layer;
+
+  g_return_val_if_fail (PS_IS_SESSION (self), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+
+  if (self->model == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED, _("No model is loaded"));
+      return FALSE;
+    }
+  layer = ps_model_find_layer (self->model, name);
+  if (layer < 0 || !ps_model_is_feature_map (self->model, layer))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("The model has no feature map “%s” to prune"), name);
+      return FALSE;
+    }
+  name = self->model->layers[layer]->name; /* a node name becomes its tensor's */
+  if (g_strcmp0 (name, ps_session_get_layer (self)) == 0)
+    return TRUE;
+  g_free (self->layer);
+  self->layer = g_strdup (name);
+  g_hash_table_insert (self->layers, g_file_get_uri (self->files[PS_SLOT_MODEL]), g_strdup (name));
+  self->result_current = FALSE;
+  g_signal_emit (self, signals[CHANGED], 0);
+  start_sweep (self);
+  g_signal_emit (self, signals[PROGRESS], 0);
+  return TRUE;
+}
+
+const char *
+ps_session_get_layer (PsSession *self)
+{
+  int layer;
+
+  if (self->model == NULL)
+    return NULL;
+  if (self->layer != NULL)
+    return self->layer;
+  layer = ps_model_default_layer (self->model);
+  return layer >= 0 ? self->model->layers[layer]->name : NULL;
 }
 
 void
@@ -934,7 +1014,9 @@ ps_session_get_sweep_data (PsSession *self, PsSetKind set)
 gboolean
 ps_session_get_sweep_current (PsSession *self)
 {
-  return self->result != NULL && self->result_current;
+  /* the layer too, so that a sweep of another layer is never taken for this one's */
+  return self->result != NULL && self->result_current
+         && g_strcmp0 (ps_sweep_layer_name (self->result->sweep), ps_session_get_layer (self)) == 0;
 }
 
 void
@@ -976,6 +1058,8 @@ ps_session_finalize (GObject *object)
   g_clear_pointer (&self->result, result_release);
   g_clear_pointer (&self->previous, result_release);
   g_array_unref (self->rows);
+  g_free (self->layer);
+  g_hash_table_unref (self->layers);
   G_OBJECT_CLASS (ps_session_parent_class)->finalize (object);
 }
 
@@ -1003,6 +1087,7 @@ static void
 ps_session_init (PsSession *self)
 {
   self->rows = g_array_new (FALSE, FALSE, sizeof (PsSweepStep));
+  self->layers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 }
 
 PsSession *

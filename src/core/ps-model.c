@@ -82,6 +82,43 @@ ps_model_default_layer (const PsModel *m)
   return -1;
 }
 
+gboolean
+ps_model_is_feature_map (const PsModel *m, int layer)
+{
+  g_return_val_if_fail (layer >= 0 && layer < m->n_layers, FALSE);
+
+  /* walk back through layers that keep their input's shape; Keras layers carry no rank */
+  for (int i = layer; i >= 0; i = m->layers[i]->inputs[0])
+    {
+      const PsLayer *l = m->layers[i];
+
+      if (i == m->output || (i == layer && i == m->input))
+        return FALSE;
+      if (m->onnx != NULL)
+        return l->rank == 4;
+      switch (l->kind)
+        {
+        case PS_LAYER_INPUT:
+        case PS_LAYER_CONV2D:
+        case PS_LAYER_MAXPOOL2D:
+        case PS_LAYER_AVGPOOL2D:
+          return TRUE;
+        case PS_LAYER_ACTIVATION:
+        case PS_LAYER_DROPOUT:
+        case PS_LAYER_ADD:
+        case PS_LAYER_AFFINE:
+        case PS_LAYER_UNARY:
+        case PS_LAYER_CONCAT:
+          if (l->n_inputs == 0 || l->inputs[0] >= i)
+            return FALSE;
+          break;
+        default:
+          return FALSE;
+        }
+    }
+  return FALSE;
+}
+
 int
 ps_model_last_pool (const PsModel *m)
 {

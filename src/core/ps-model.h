@@ -34,6 +34,10 @@ int       ps_model_last_pool        (const PsModel  *model);
 /* The layer the sweep prunes by default: the last pooling layer of a Keras model, the last
  * feature map before global pooling / flatten of an ONNX one. */
 int       ps_model_default_layer    (const PsModel  *model);
+/* Whether the sweep may prune @layer: a feature map with a channel axis (channels x height x
+ * width), not the input. `info` lists these, the application offers them. */
+gboolean  ps_model_is_feature_map   (const PsModel  *model,
+                                     int             layer);
 gsize     ps_model_n_params         (const PsModel  *model);
 gboolean  ps_model_check_weights    (const PsModel  *model,
                                      GError        **error);
