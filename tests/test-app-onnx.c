@@ -285,7 +285,7 @@ test_keras_chooser (void)
   wait_for_model (w, demo);
   check_chooser (w, demo, "pool_3");
   {
-    const char *deepid[] = { "conv_1", "pool_1", "conv_2", "pool_2", "conv_3", "pool_3", "conv_4", NULL };
+    const char *deepid[] = { "conv_1", "pool_1", "conv_2", "pool_2", "conv_3", "pool_3", NULL };
     g_assert_true (g_strv_equal ((const char * const *) w->layer_names, deepid));
   }
 
@@ -295,6 +295,12 @@ test_keras_chooser (void)
   /* a name that is no feature map of the model is refused, the choice kept */
   g_assert_false (ps_session_set_layer (w->session, "fc_1", &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  /* nor is a feature map the output does not depend on through and through: conv_4 is one
+   * branch of two that add_1 joins */
+  g_assert_false (ps_session_set_layer (w->session, "conv_4", &error));
+  g_assert_nonnull (error);
+  assert_contains (error->message, "add_1");
   g_clear_error (&error);
   g_assert_cmpstr (ps_session_get_layer (w->session), ==, "conv_3");
 

@@ -471,8 +471,9 @@ load_folder (LoadJob *job, GFile *folder, gboolean need_model)
     {
       g_autofree char *name = g_file_get_parse_name (folder);
       load_job_fail (job, g_error_new (G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                                       _("%s: not a lab folder (expected models/bd_net.h5 or "
-                                         "models/bd_weights.h5, and data/cl/valid.h5)"), name));
+                                       _("%s: not a lab folder (expected models/bd_net.h5, "
+                                         "models/bd_weights.h5 or bd_net.onnx, and "
+                                         "data/cl/valid.h5)"), name));
     }
 }
 
@@ -609,7 +610,7 @@ recall_layer (PsSession *self)
   int layer = name ? ps_model_find_layer (self->model, name) : -1;
 
   g_clear_pointer (&self->layer, g_free);
-  if (layer >= 0 && ps_model_is_feature_map (self->model, layer))
+  if (layer >= 0 && ps_model_is_prunable (self->model, layer))
     self->layer = g_strdup (name);
 }
 
@@ -884,6 +885,8 @@ ps_session_set_layer (PsSession *self, const char *name, GError **error)
                    _("The model has no feature map “%s” to prune"), name);
       return FALSE;
     }
+  if (!ps_model_layer_is_cut (self->model, layer, error))
+    return FALSE;
   name = self->model->layers[layer]->name; /* a node name becomes its tensor's */
   if (g_strcmp0 (name, ps_session_get_layer (self)) == 0)
     return TRUE;

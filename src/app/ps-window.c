@@ -283,7 +283,7 @@ update_layers (PsWindow *self)
   guint selected = GTK_INVALID_LIST_POSITION;
 
   for (int i = 0; m != NULL && i < m->n_layers; i++)
-    if (ps_model_is_feature_map (m, i))
+    if (ps_model_is_prunable (m, i))
       g_strv_builder_add (builder, m->layers[i]->name);
   names = g_strv_builder_end (builder);
 

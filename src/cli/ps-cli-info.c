@@ -20,7 +20,7 @@ print_candidates (const PsModel *m)
     {
       const PsLayer *l = m->layers[i];
 
-      if (ps_model_is_feature_map (m, i))
+      if (ps_model_is_prunable (m, i))
         printf ("    %s  %dx%dx%d%s\n", l->name, l->out.c, l->out.h, l->out.w,
                 i == dflt ? "  (default)" : "");
     }

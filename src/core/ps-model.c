@@ -83,6 +83,46 @@ ps_model_default_layer (const PsModel *m)
 }
 
 gboolean
+ps_model_layer_is_cut (const PsModel *m, int layer, GError **error)
+{
+  g_autofree gboolean *down = NULL;
+
+  g_return_val_if_fail (layer >= 0 && layer < m->n_layers, FALSE);
+
+  down = g_new0 (gboolean, m->n_layers);
+  down[layer] = TRUE;
+  for (int i = layer + 1; i < m->n_layers; i++)
+    {
+      const PsLayer *l = m->layers[i];
+      int from_down = 0;
+
+      for (int j = 0; j < l->n_inputs; j++)
+        from_down += down[l->inputs[j]];
+      if (from_down > 0 && from_down < l->n_inputs)
+        {
+          g_set_error (error, PS_ERROR, PS_ERROR_UNSUPPORTED,
+                       "layer “%s” also reads layers before “%s”; choose a later layer to prune",
+                       l->name, m->layers[layer]->name);
+          return FALSE;
+        }
+      down[i] = from_down > 0;
+    }
+  if (!down[m->output])
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_UNSUPPORTED,
+                   "the output does not depend on layer “%s”", m->layers[layer]->name);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+ps_model_is_prunable (const PsModel *m, int layer)
+{
+  return ps_model_is_feature_map (m, layer) && ps_model_layer_is_cut (m, layer, NULL);
+}
+
+gboolean
 ps_model_is_feature_map (const PsModel *m, int layer)
 {
   g_return_val_if_fail (layer >= 0 && layer < m->n_layers, FALSE);
