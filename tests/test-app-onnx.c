@@ -525,6 +525,20 @@ test_sweep_layers (void)
     assert_contains (out, acc);
     assert_contains (out, asr);
   }
+
+  /* G opened as a model: its B, at the layer G pruned (a file new to the window, which
+   * would otherwise start at the default) */
+  {
+    g_autoptr (GFile) file = g_file_new_for_path (g_path);
+    SlotWait wait = { w, PS_SLOT_MODEL, file };
+
+    ps_window_open_files (w, &file, 1);
+    g_assert_true (ps_test_wait_until (slot_holds, &wait, 60));
+    ps_test_drain ();
+    g_assert_cmpstr (ps_session_get_layer (w->session), ==, OTHER_LAYER);
+    g_assert_cmpstr (w->layer_names[gtk_drop_down_get_selected (w->layer_dropdown)], ==, OTHER_LAYER);
+    g_assert_true (ps_session_get_busy (w->session)); /* sweeping it; closing cancels */
+  }
   gtk_window_destroy (GTK_WINDOW (w));
   ps_test_drain ();
 }

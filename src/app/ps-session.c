@@ -57,6 +57,7 @@ typedef struct {
   PsModel    *model;
   PsDataset  *sets[PS_N_SETS];
   GFile      *loaded[PS_N_SLOTS];
+  char       *g_layer;   /* the layer a G opened as its B had pruned */
   GError     *error;     /* the first failure; the other files still load */
 } LoadJob;
 
@@ -386,6 +387,7 @@ load_job_free (gpointer data)
 
   g_ptr_array_unref (job->files);
   ps_model_free (job->model);
+  g_free (job->g_layer);
   for (int k = 0; k < PS_N_SETS; k++)
     ps_dataset_free (job->sets[k]);
   for (int k = 0; k < PS_N_SLOTS; k++)
@@ -403,6 +405,31 @@ load_job_fail (LoadJob *job, GError *error)
     g_error_free (error);
 }
 
+/* A model, or the B of a G with the layer that G pruned: the defense is run again on the
+ * original BadNet, from the same layer. */
+static PsModel *
+load_model (LoadJob *job, const char *path, GError **error)
+{
+  g_autoptr (PsRepaired) g = NULL;
+  PsModel *b;
+
+  if (!ps_repaired_file_is_g (path))
+    {
+      /* (a data file is tried as a model first: it must not clear the G's layer) */
+      if ((b = ps_model_load (path, error)) != NULL)
+        g_clear_pointer (&job->g_layer, g_free);
+      return b;
+    }
+  if ((g = ps_repaired_load (path, error)) == NULL)
+    return NULL;
+  b = g_steal_pointer (&g->b);
+  g_free (b->path);
+  b->path = g_strdup (path);
+  g_free (job->g_layer);
+  job->g_layer = g_strdup (g->layer);
+  return b;
+}
+
 static void
 load_into (LoadJob *job, GFile *file, PsSlot slot)
 {
@@ -418,8 +445,7 @@ load_into (LoadJob *job, GFile *file, PsSlot slot)
     }
   if (slot == PS_SLOT_MODEL)
     {
-      /* a G opens as its B: the defense is run again on the original BadNet */
-      PsModel *m = ps_repaired_load_b (path, NULL, &error);
+      PsModel *m = load_model (job, path, &error);
       if (m != NULL)
         {
           ps_model_free (job->model);
@@ -491,7 +517,7 @@ load_auto (LoadJob *job, GFile *file)
       load_folder (job, file, TRUE);
       return;
     }
-  if (path != NULL && (m = ps_repaired_load_b (path, NULL, NULL)) != NULL)
+  if (path != NULL && (m = load_model (job, path, NULL)) != NULL)
     {
       ps_model_free (job->model);
       job->model = m;
@@ -601,14 +627,20 @@ check_load (PsSession *self, LoadJob *job, gboolean *take)
     check_load (self, job, take);
 }
 
-/* A model opened again gets the layer chosen for it before; a new one its default. */
+/* A G starts at the layer it pruned; a model opened again at the layer chosen for it
+ * before; a new one at its default. */
 static void
-recall_layer (PsSession *self)
+recall_layer (PsSession *self, const char *g_layer)
 {
-  g_autofree char *uri = g_file_get_uri (self->files[PS_SLOT_MODEL]);
-  const char *name = g_hash_table_lookup (self->layers, uri);
-  int layer = name ? ps_model_find_layer (self->model, name) : -1;
+  char *uri = g_file_get_uri (self->files[PS_SLOT_MODEL]);
+  const char *name;
+  int layer;
 
+  if (g_layer != NULL)
+    g_hash_table_insert (self->layers, g_strdup (uri), g_strdup (g_layer));
+  name = g_hash_table_lookup (self->layers, uri);
+  layer = name ? ps_model_find_layer (self->model, name) : -1;
+  g_free (uri);
   g_clear_pointer (&self->layer, g_free);
   if (layer >= 0 && ps_model_is_prunable (self->model, layer))
     self->layer = g_strdup (name);
@@ -634,7 +666,7 @@ apply_load (PsSession *self, LoadJob *job)
         {
           ps_model_free (self->model);
           self->model = g_steal_pointer (&job->model);
-          recall_layer (self);
+          recall_layer (self, job->g_layer);
         }
       else
         {
