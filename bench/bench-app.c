@@ -18,6 +18,7 @@
 #include <gtk/gtk.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "ps-application.h"
 #include "ps-image.h"
@@ -283,8 +284,18 @@ demo_curve (gint64 launch)
       if (shown == 0 && ps_session_get_rows (w->session, &n) && n > 0)
         shown = g_get_monotonic_time ();
     }
-  printf ("launch -> first point of the demo's curve: %.1f s; -> finished curve: %.1f s\n",
-          (shown - launch) / 1e6, (g_get_monotonic_time () - launch) / 1e6);
+  {
+    struct rusage ru;
+    GskRenderer *renderer = gtk_native_get_renderer (GTK_NATIVE (w));
+
+    getrusage (RUSAGE_SELF, &ru);
+    printf ("renderer: %s; %d cores\n", renderer ? G_OBJECT_TYPE_NAME (renderer) : "none",
+            (int) g_get_num_processors ());
+    printf ("launch -> first point of the demo's curve: %.1f s; -> finished curve: %.1f s "
+            "(process CPU time %.1f s)\n",
+            (shown - launch) / 1e6, (g_get_monotonic_time () - launch) / 1e6,
+            ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+  }
   printf ("peak resident memory (VmHWM): %.0f MB\n", peak_rss_mb ());
   gtk_window_destroy (GTK_WINDOW (w));
   for (int i = 0; i < 100; i++)
@@ -358,9 +369,9 @@ main (int argc, char *argv[])
   measuring = FALSE;
   ps_session_get_rows (w->session, &n_rows);
   printf ("load + sweep of %d + %d + %d images, %d steps: %.1f s\n",
-          ps_session_get_sweep_data (w->session, PS_SET_VALID)->n,
-          ps_session_get_sweep_data (w->session, PS_SET_TEST)->n,
-          ps_session_get_sweep_data (w->session, PS_SET_POISONED)->n, n_rows,
+          ps_session_get_sweep_header (w->session, PS_SET_VALID)->n,
+          ps_session_get_sweep_header (w->session, PS_SET_TEST)->n,
+          ps_session_get_sweep_header (w->session, PS_SET_POISONED)->n, n_rows,
           (g_get_monotonic_time () - t0) / 1e6);
   printf ("longest UI-thread stall during load and sweep: %.2f ms (UI thread busy %.1f %% of the time)\n",
           busy_max / 1e3, 100.0 * busy_total / (g_get_monotonic_time () - t0));

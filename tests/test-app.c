@@ -5,9 +5,11 @@
 
 #include "config.h"
 
+#include <glib/gstdio.h>
 #include <gtk/gtk.h>
 #include <math.h>
 #include <stdlib.h>
+#include <utime.h>
 
 #include "ps-application.h"
 #include "ps-infer.h"
@@ -363,7 +365,8 @@ test_save_g (void)
   g_autofree char *path = g_build_filename (ps_test_tmpdir (), "G.h5", NULL);
   g_autoptr (GFile) file = g_file_new_for_path (path);
   const PsSweep *sweep = ps_session_get_sweep (w->session);
-  const PsDataset *test = ps_session_get_sweep_data (w->session, PS_SET_TEST);
+  g_autofree char *test_path = g_file_get_path (ps_session_get_file (w->session, PS_SLOT_TEST));
+  g_autoptr (PsDataset) test = NULL;
   g_autoptr (PsRepaired) g = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree int *classes = NULL;
@@ -388,7 +391,11 @@ test_save_g (void)
   g_assert_cmpint (n, ==, step);
   for (int i = 0; i < n; i++)
     g_assert_cmpint (channels[i], ==, ps_sweep_order (sweep)[i]);
-  /* G classifies the test images as the sweep said it would. */
+  /* G classifies the test images as the sweep said it would: the whole set, read again
+   * (the window keeps only a sample of its images). */
+  test = ps_dataset_load (test_path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (test->n, ==, ps_session_get_sweep_header (w->session, PS_SET_TEST)->n);
   classes = g_new (int, test->n);
   g_assert_true (ps_repaired_classify (g, test, classes, NULL, &error));
   for (int i = 0; i < test->n; i++)
@@ -578,6 +585,11 @@ test_input_scale (void)
   PsWindow *w = open_lab (lab);
   double scale = ps_session_get_input_scale (w->session);
 
+  g_autoptr (GArray) first = g_array_new (FALSE, FALSE, sizeof (PsSweepStep));
+  int n;
+  const PsSweepStep *rows = ps_session_get_rows (w->session, &n);
+
+  g_array_append_vals (first, rows, n);
   g_assert_cmpfloat (scale, ==, 1.0 / 255);
   g_assert_cmpuint (gtk_drop_down_get_selected (w->scale_dropdown), ==, 1);
   gtk_drop_down_set_selected (w->scale_dropdown, 0);
@@ -585,6 +597,33 @@ test_input_scale (void)
   g_assert_true (ps_session_get_busy (w->session));
   g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
   g_assert_cmpfloat (ps_session_get_sweep_model (w->session)->input_scale, ==, 1.0);
+
+  /* The window let the sets' pixels go after the first sweep: going back reads the files
+   * again and gives the first sweep again, step for step. */
+  gtk_drop_down_set_selected (w->scale_dropdown, 1);
+  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+  {
+    int n_again;
+    const PsSweepStep *again = ps_session_get_rows (w->session, &n_again);
+
+    g_assert_cmpint (n_again, ==, first->len);
+    g_assert_cmpmem (again, n_again * sizeof (PsSweepStep), first->data, first->len * sizeof (PsSweepStep));
+  }
+
+  /* A file rewritten since it was opened is not read again as if it were the same. */
+  {
+    g_autofree char *valid = lab_file (lab, "data/cl/valid.h5");
+    struct utimbuf times = { .actime = 1000000000, .modtime = 1000000000 };
+    const PsSweep *kept = ps_session_get_sweep (w->session);
+
+    g_assert_cmpint (g_utime (valid, &times), ==, 0);
+    gtk_drop_down_set_selected (w->scale_dropdown, 0);
+    g_assert_true (ps_test_wait_until (error_shown, w, 60));
+    assert_contains (gtk_label_get_text (w->error_label), "valid.h5");
+    assert_contains (gtk_label_get_text (w->error_label), "changed on disk since it was opened");
+    g_assert_true (ps_session_get_sweep (w->session) == kept);
+    g_assert_false (ps_session_get_sweep_current (w->session));
+  }
   gtk_window_destroy (GTK_WINDOW (w));
   ps_test_drain ();
 }
@@ -597,6 +636,12 @@ has_rows (gpointer data)
   /* Rows of a running sweep (a finished or stale one would not be busy and empty). */
   ps_session_get_rows (w->session, &n);
   return n >= 2 && ps_session_get_busy (w->session) && ps_session_get_sweep (w->session) == NULL;
+}
+
+static gboolean
+has_resumable (gpointer data)
+{
+  return ps_session_get_resumable_steps (PS_WINDOW (data)->session) > 0;
 }
 
 static void
@@ -616,7 +661,7 @@ test_interruptions (void)
   g_assert_true (ps_test_wait_until (has_rows, w, 60));
   ps_window_open_files (w, &small, 1);
   g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
-  g_assert_cmpint (ps_session_get_sweep_data (w->session, PS_SET_VALID)->n, ==, 240);
+  g_assert_cmpint (ps_session_get_sweep_header (w->session, PS_SET_VALID)->n, ==, 240);
 
   /* Run Again with nothing changed recomputes nothing. */
   {
@@ -632,7 +677,7 @@ test_interruptions (void)
   gtk_widget_activate_action (GTK_WIDGET (w), "win.cancel", NULL);
   g_assert_false (ps_session_get_busy (w->session));
   g_assert_nonnull (ps_session_get_sweep (w->session));
-  g_assert_cmpint (ps_session_get_sweep_data (w->session, PS_SET_VALID)->n, ==, 240);
+  g_assert_cmpint (ps_session_get_sweep_header (w->session, PS_SET_VALID)->n, ==, 240);
   g_assert_false (ps_session_get_sweep_current (w->session));
   ps_session_get_rows (w->session, &n);
   g_assert_cmpint (n, ==, ps_sweep_n_steps (ps_session_get_sweep (w->session)));
@@ -641,8 +686,35 @@ test_interruptions (void)
   g_assert_cmpint (ps_channel_view_get_n_channels (w->channel_view), ==, ps_sweep_n_channels (w->shown_sweep));
   g_assert_true (gtk_widget_get_visible (GTK_WIDGET (ps_test_panel_label (w, "stale_label"))));
 
+  /* Run Again after the cancel goes on from where the sweep stopped: the steps it had are
+   * there at once, and the end is the sweep done in one go. */
+  g_assert_true (ps_test_wait_until (has_resumable, w, 60));
+  {
+    int kept = ps_session_get_resumable_steps (w->session);
+    g_autoptr (GArray) resumed = g_array_new (FALSE, FALSE, sizeof (PsSweepStep));
+    const PsSweepStep *rows;
+
+    gtk_widget_activate_action (GTK_WIDGET (w), "win.run", NULL);
+    g_assert_true (ps_session_get_busy (w->session));
+    ps_session_get_rows (w->session, &n);
+    g_assert_cmpint (n, ==, kept);
+    g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+    g_assert_cmpint (ps_session_get_resumable_steps (w->session), ==, -1);
+    rows = ps_session_get_rows (w->session, &n);
+    g_array_append_vals (resumed, rows, n);
+    g_assert_cmpint (ps_session_get_sweep_header (w->session, PS_SET_VALID)->n, ==, 2400);
+    /* the same sweep from the start: the other input scale and back */
+    gtk_drop_down_set_selected (w->scale_dropdown, 0);
+    g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+    gtk_drop_down_set_selected (w->scale_dropdown, 1);
+    g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+    rows = ps_session_get_rows (w->session, &n);
+    g_assert_cmpint (n, ==, resumed->len);
+    g_assert_cmpmem (rows, n * sizeof (PsSweepStep), resumed->data, resumed->len * sizeof (PsSweepStep));
+  }
+
   /* Closing the window mid-sweep: the thread finishes on its own, nothing is left behind. */
-  gtk_widget_activate_action (GTK_WIDGET (w), "win.run", NULL);
+  gtk_drop_down_set_selected (w->scale_dropdown, 0);
   g_assert_true (ps_test_wait_until (has_rows, w, 60));
   {
     g_autoptr (PsSession) session = g_object_ref (w->session);

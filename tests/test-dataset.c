@@ -326,6 +326,55 @@ test_batch_scale (void)
   check_batches (df, quarters);
 }
 
+/* A sample keeps evenly spaced images with their place in the set, also when it is taken
+ * from another sample; a header keeps shape and labels, no pixels. */
+static void
+test_sample_and_header (void)
+{
+  g_autoptr (LabSet) quarters = lab_set_new (10, 3, 2, 4, 4);
+  g_autofree char *pf = tmp_path ("sample-f32.h5");
+  g_autoptr (PsDataset) ds = NULL;
+  g_autoptr (PsDataset) s = NULL;
+  g_autoptr (PsDataset) ss = NULL;
+  g_autoptr (PsDataset) h = NULL;
+  gsize img;
+
+  lab_set_write (quarters, pf, H5T_IEEE_F64LE);
+  ds = load_ok (pf);
+  img = (gsize) ds->h * ds->w * ds->c;
+  g_assert_null (ds->index);
+  s = ps_dataset_sample (ds, 4);
+  g_assert_cmpint (s->n, ==, 4);
+  g_assert_nonnull (s->f32);
+  for (int i = 0; i < s->n; i++)
+    {
+      g_assert_cmpint (s->index[i], ==, i * 10 / 4);
+      g_assert_cmpint (s->labels[i], ==, ds->labels[s->index[i]]);
+      g_assert_cmpmem (s->f32 + i * img, img * sizeof (float), ds->f32 + s->index[i] * img, img * sizeof (float));
+    }
+  ss = ps_dataset_sample (s, 3);
+  g_assert_cmpint (ss->n, ==, 3);
+  for (int i = 0; i < ss->n; i++)
+    {
+      g_assert_cmpint (ss->index[i], ==, s->index[i * 4 / 3]);
+      g_assert_cmpint (ss->labels[i], ==, ds->labels[ss->index[i]]);
+    }
+  /* asking for more than there is gives the whole set, in order */
+  g_clear_pointer (&s, ps_dataset_free);
+  s = ps_dataset_sample (ds, 50);
+  g_assert_cmpint (s->n, ==, 10);
+  for (int i = 0; i < s->n; i++)
+    g_assert_cmpint (s->index[i], ==, i);
+
+  h = ps_dataset_header (ds);
+  g_assert_null (h->u8);
+  g_assert_null (h->f32);
+  g_assert_cmpint (h->n, ==, 10);
+  g_assert_cmpint (h->h * h->w * h->c, ==, (int) img);
+  g_assert_cmpmem (h->labels, 10 * sizeof (int), ds->labels, 10 * sizeof (int));
+  g_assert_cmpstr (h->path, ==, ds->path);
+}
+
 /* ---- saving ---- */
 
 static int
@@ -706,6 +755,7 @@ main (int argc, char **argv)
   g_test_add_func ("/dataset/load/chunks", test_chunks);
   g_test_add_func ("/dataset/load/chunks-late-fraction", test_chunks_late_fraction);
   g_test_add_func ("/dataset/batch/scale", test_batch_scale);
+  g_test_add_func ("/dataset/sample-and-header", test_sample_and_header);
   g_test_add_func ("/dataset/save/round-trip-u8", test_save_round_trip_u8);
   g_test_add_func ("/dataset/save/round-trip-f32", test_save_round_trip_f32);
   g_test_add_func ("/dataset/save/no-directory", test_save_no_directory);

@@ -254,6 +254,70 @@ test_cancel (Fixture *f, gconstpointer data)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 }
 
+/* A cancelled first pass leaves the sweep as it was, a cancelled finish keeps its steps:
+ * adding the set again and finishing again give the uninterrupted sweep exactly. */
+static void
+record_done (const PsSweepStep *step, double done, gpointer data)
+{
+  g_array_append_val ((GArray *) data, done);
+}
+
+static void
+test_resume (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GCancellable) c = g_cancellable_new ();
+  g_autoptr (GCancellable) now = g_cancellable_new ();
+  g_autoptr (PsSweep) ref = ps_sweep_run (f->model, (const PsDataset * const *) f->sets, NULL,
+                                          NULL, NULL, NULL, &error);
+  g_autoptr (PsSweep) s = ps_sweep_new (f->model, NULL, &error);
+  g_autoptr (GArray) done = g_array_new (FALSE, FALSE, sizeof (double));
+  int total = 0;
+  double prev = 0;
+
+  g_assert_no_error (error);
+  for (int k = 0; k < PS_N_SETS; k++)
+    total += f->sets[k]->n;
+  ps_sweep_expect_images (s, total);
+  g_assert_true (ps_sweep_add_set (s, PS_SET_VALID, f->sets[PS_SET_VALID], record_done, done, NULL, &error));
+  g_cancellable_cancel (now);
+  g_assert_false (ps_sweep_add_set (s, PS_SET_TEST, f->sets[PS_SET_TEST], record_done, done, now, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_false (ps_sweep_has_set (s, PS_SET_TEST));
+  for (int k = PS_SET_TEST; k < PS_N_SETS; k++)
+    g_assert_true (ps_sweep_add_set (s, k, f->sets[k], record_done, done, NULL, &error));
+
+  g_assert_false (ps_sweep_finish (s, cancel_on_step, c, c, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_false (ps_sweep_is_finished (s));
+  g_assert_cmpint (ps_sweep_n_steps_done (s), ==, 3);
+  g_assert_true (ps_sweep_finish (s, record_done, done, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (ps_sweep_is_finished (s));
+  g_assert_cmpint (ps_sweep_n_steps_done (s), ==, ps_sweep_n_steps (s));
+
+  g_assert_cmpmem (ps_sweep_order (s), sizeof (int) * ps_sweep_n_channels (s),
+                   ps_sweep_order (ref), sizeof (int) * ps_sweep_n_channels (ref));
+  for (int step = 0; step < ps_sweep_n_steps (s); step++)
+    {
+      g_assert_cmpmem (ps_sweep_get_step (s, step), sizeof (PsSweepStep),
+                       ps_sweep_get_step (ref, step), sizeof (PsSweepStep));
+      for (int k = 0; k < PS_N_SETS; k++)
+        for (int i = 0; i < f->sets[k]->n; i++)
+          g_assert_cmpint (ps_sweep_prediction (s, k, step, i), ==, ps_sweep_prediction (ref, k, step, i));
+    }
+  /* progress never ran past the end, and the set added twice counted once */
+  for (guint i = 0; i < done->len; i++)
+    {
+      double d = g_array_index (done, double, i);
+      g_assert_cmpfloat (d, <=, 1.0);
+      prev = d;
+    }
+  g_assert_cmpfloat (prev, ==, 1.0);
+}
+
 static void
 test_bad_layers (Fixture *f, gconstpointer data)
 {
@@ -281,12 +345,6 @@ test_labels_out_of_range (Fixture *f, gconstpointer data)
   s = ps_sweep_run (f->model, (const PsDataset * const *) f->sets, NULL, NULL, NULL, NULL, &error);
   g_assert_null (s);
   g_assert_error (error, PS_ERROR, PS_ERROR_MISMATCH);
-}
-
-static void
-record_done (const PsSweepStep *step, double done, gpointer data)
-{
-  g_array_append_val ((GArray *) data, done);
 }
 
 /* Sets added one at a time (as the CLI does) with their total announced: progress rises
@@ -336,6 +394,7 @@ main (int argc, char **argv)
   ADD ("/sweep/stop-rule", test_default_layer_and_stop);
   ADD ("/sweep/decreasing", test_decreasing);
   ADD ("/sweep/cancel", test_cancel);
+  ADD ("/sweep/resume", test_resume);
   ADD ("/sweep/progress-over-sets", test_progress_over_sets);
   ADD ("/sweep/bad-layers", test_bad_layers);
   ADD ("/sweep/labels-out-of-range", test_labels_out_of_range);

@@ -74,6 +74,8 @@ ps_explain_error (const GError *error)
     return g_strdup_printf (_("%s is truncated. Copy or download it again."), file);
   if (strstr (m, "signature not found") != NULL || strstr (m, "not a readable HDF5") != NULL)
     return g_strdup_printf (_("%s is not an HDF5 file."), file);
+  if (strstr (m, "changed on disk") != NULL || strstr (m, "changed while it was read") != NULL)
+    return g_strdup_printf (_("%s changed on disk since it was opened. Open it again."), file);
   if (g_error_matches (error, PS_ERROR, PS_ERROR_MISMATCH) || strstr (m, "does not fit") != NULL
       || strstr (m, "the model takes") != NULL)
     return g_strdup_printf (_("%s does not fit the model; what was loaded before is kept."), file);

@@ -40,12 +40,14 @@ fill_tiles (PsGallery *self, const PsDataset *ds, PsSetKind set, GtkFlowBox *box
        child = gtk_widget_get_next_sibling (child), i++)
     {
       PsSampleTile *tile = PS_SAMPLE_TILE (gtk_flow_box_child_get_child (GTK_FLOW_BOX_CHILD (child)));
-      Sample s = { set, count ? (int) ((gint64) i * ds->n / count) : 0, tile };
+      /* @ds may be a sample of the set: its index table gives each image's place there */
+      int j = count ? (int) ((gint64) i * ds->n / count) : 0;
+      Sample s = { set, ds && ds->index ? ds->index[j] : j, tile };
 
       gtk_widget_set_visible (child, i < count);
       if (i >= count)
         continue;
-      ps_sample_tile_set_image (tile, ds, s.index, set == PS_SET_POISONED);
+      ps_sample_tile_set_image (tile, ds, j, set == PS_SET_POISONED);
       g_array_append_val (self->samples, s);
     }
 }

@@ -146,12 +146,12 @@ ps_sample_tile_set_image (PsSampleTile *self, const PsDataset *ds, int index, gb
   g_clear_pointer (&self->surface, cairo_surface_destroy);
   self->surface = make_surface (ds, index);
   self->label = ds->labels[index];
-  self->index = index;
+  self->index = ds->index ? ds->index[index] : index; /* its place in the whole set */
   self->poisoned = poisoned;
   gtk_drawing_area_set_content_width (self->image, ds->w * ZOOM);
   gtk_drawing_area_set_content_height (self->image, ds->h * ZOOM);
-  title = poisoned ? g_strdup_printf (_("#%d · target %d"), index, self->label)
-                   : g_strdup_printf (_("#%d · label %d"), index, self->label);
+  title = poisoned ? g_strdup_printf (_("#%d · target %d"), self->index, self->label)
+                   : g_strdup_printf (_("#%d · label %d"), self->index, self->label);
   gtk_label_set_text (self->title_label, title);
   gtk_widget_queue_draw (GTK_WIDGET (self->image));
 }

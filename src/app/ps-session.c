@@ -11,8 +11,13 @@
 
 #include <glib/gi18n.h>
 #include <math.h>
+#ifdef __GLIBC__
+# include <malloc.h>
+#endif
+#include <string.h>
 #include <sys/resource.h>
 
+#include "ps-file.h"
 #include "ps-infer.h"
 #include "ps-onnx.h"
 #include "ps-repaired.h"
@@ -21,30 +26,47 @@
 # include "ps-demo.h"
 #endif
 
-/* An image set shared between the session and worker threads. */
-typedef PsDataset *SharedData;
+/* Images of each set the window keeps: the gallery shows some of them, and the input scale
+ * check measures B on those of the validation set. */
+#define SHOWN_SAMPLE 300
 
-/* Validation images the input scale check measures B on. */
-#define SCALE_SAMPLE 300
+/* How often a running sweep updates the window. */
+#define ANNOUNCE_HZ 10
+
+/* What the session keeps of an image set, shared with worker threads (an atomic refcounted
+ * box). Its shape and labels always, and a few hundred images spread over it for the window;
+ * the whole set's pixels only until a sweep has read them. At lab scale the pixels are a
+ * third of the memory and a sweep needs them once, so a later sweep (another input scale,
+ * Run Again after a cancel) reads the file again — if it is still the file that was opened. */
+typedef struct {
+  PsDataset *header;   /* shape, labels, path; no pixels */
+  PsDataset *sample;   /* up to SHOWN_SAMPLE images, with their indices in the set */
+  char      *stamp;    /* the file as it was read (ps_file_stamp) */
+  GMutex     lock;     /* guards images */
+  PsDataset *images;   /* the whole set, until a sweep takes it */
+} SetSource;
 
 /* A finished sweep with exactly what it ran on. */
 typedef struct {
   PsSweep    *sweep;
   PsModel    *model;
-  SharedData *sets[PS_N_SETS];
+  SetSource  *sets[PS_N_SETS];
   PsVerdictOptions scale_check;  /* B on a sample at both input scales */
 } Result;
 
 typedef struct {
   PsSession  *session;   /* main thread only; the GTask keeps it alive */
+  guint       inputs;    /* the session's inputs serial when it started */
   PsModel    *model;
   char       *layer;     /* the layer to prune, by name */
-  SharedData *sets[PS_N_SETS];
+  PsSweep    *sweep;     /* one to go on with, or the one in progress (it refers to model) */
+  SetSource  *sets[PS_N_SETS];
   PsVerdictOptions scale_check; /* filled by the thread after the sweep */
   GMutex      mutex;     /* guards the three fields below */
   GArray     *pending;   /* rows finished but not yet shown */
   double      fraction;
   guint       idle_id;
+  gint64      announced; /* when the window was last told */
 } SweepJob;
 
 typedef struct {
@@ -55,7 +77,7 @@ typedef struct {
   GCancellable *cancellable; /* the task's: Cancel stops a set between chunks */
   /* results */
   PsModel    *model;
-  PsDataset  *sets[PS_N_SETS];
+  SetSource  *sets[PS_N_SETS];
   GFile      *loaded[PS_N_SLOTS];
   char       *g_layer;   /* the layer a G opened as its B had pruned */
   GError     *error;     /* the first failure; the other files still load */
@@ -65,7 +87,7 @@ struct _PsSession {
   GObject       parent_instance;
 
   PsModel      *model;
-  SharedData   *sets[PS_N_SETS];
+  SetSource    *sets[PS_N_SETS];
   GFile        *files[PS_N_SLOTS];
   guint         slot_serial[PS_N_SLOTS];
   guint         load_serial;
@@ -82,6 +104,12 @@ struct _PsSession {
   Result       *result;
   Result       *previous;   /* the last complete result, while a new sweep runs */
   gboolean      result_current; /* the result ran on the files and scale now loaded */
+  guint         inputs;     /* serial of the files and scale loaded */
+  /* A sweep the user cancelled, with its model, kept until the inputs change so that Run
+   * Again goes on from where it stopped instead of starting over. */
+  PsSweep      *partial;
+  PsModel      *partial_model;
+  guint         partial_inputs;
   gboolean      hold;
   char         *layer;      /* the layer chosen for the model; NULL: its default */
   GHashTable   *layers;     /* model file URI -> layer chosen, for this window's life */
@@ -95,25 +123,76 @@ G_DEFINE_FINAL_TYPE (PsSession, ps_session, G_TYPE_OBJECT)
 /* ---- shared pieces ---- */
 
 static void
-shared_data_clear (gpointer box)
+set_source_clear (gpointer data)
 {
-  ps_dataset_free (*(SharedData *) box);
+  SetSource *src = data;
+
+  ps_dataset_free (src->header);
+  ps_dataset_free (src->sample);
+  ps_dataset_free (src->images);
+  g_free (src->stamp);
+  g_mutex_clear (&src->lock);
 }
 
-static SharedData *
-shared_data_new (PsDataset *ds)
+/* Takes @ds. */
+static SetSource *
+set_source_new (PsDataset *ds, char *stamp)
 {
-  SharedData *box = g_atomic_rc_box_new (SharedData);
+  SetSource *src = g_atomic_rc_box_new0 (SetSource);
 
-  *box = ds;
-  return box;
+  g_mutex_init (&src->lock);
+  src->header = ps_dataset_header (ds);
+  src->sample = ps_dataset_sample (ds, SHOWN_SAMPLE);
+  src->stamp = stamp;
+  src->images = ds;
+  return src;
 }
 
 static void
-shared_data_release (SharedData *box)
+set_source_release (SetSource *src)
 {
-  if (box != NULL)
-    g_atomic_rc_box_release_full (box, shared_data_clear);
+  if (src != NULL)
+    g_atomic_rc_box_release_full (src, set_source_clear);
+}
+
+static GError *
+set_source_changed (const SetSource *src)
+{
+  return g_error_new (PS_ERROR, PS_ERROR_FILE,
+                      _("%s: the file changed on disk since it was opened; open it again"),
+                      src->header->path);
+}
+
+/* The whole set for a sweep: the images still held (the caller then owns them, and the
+ * session no longer holds them), else the file read again. Runs on a worker thread. */
+static PsDataset *
+set_source_get_images (SetSource *src, GCancellable *cancellable, GError **error)
+{
+  const PsDataset *h = src->header;
+  g_autofree char *stamp = NULL;
+  PsDataset *ds;
+
+  g_mutex_lock (&src->lock);
+  ds = g_steal_pointer (&src->images);
+  g_mutex_unlock (&src->lock);
+  if (ds != NULL)
+    return ds;
+  stamp = ps_file_stamp (h->path);
+  if (stamp == NULL || g_strcmp0 (stamp, src->stamp) != 0)
+    {
+      g_propagate_error (error, set_source_changed (src));
+      return NULL;
+    }
+  if ((ds = ps_dataset_load_cancellable (h->path, cancellable, error)) == NULL)
+    return NULL;
+  if (ds->n != h->n || ds->h != h->h || ds->w != h->w || ds->c != h->c
+      || memcmp (ds->labels, h->labels, sizeof (int) * h->n) != 0)
+    {
+      ps_dataset_free (ds);
+      g_propagate_error (error, set_source_changed (src));
+      return NULL;
+    }
+  return ds;
 }
 
 static void
@@ -124,7 +203,7 @@ result_clear (gpointer data)
   ps_sweep_free (r->sweep);
   ps_model_free (r->model);
   for (int k = 0; k < PS_N_SETS; k++)
-    shared_data_release (r->sets[k]);
+    set_source_release (r->sets[k]);
 }
 
 static void
@@ -132,6 +211,13 @@ result_release (Result *r)
 {
   if (r != NULL)
     g_atomic_rc_box_release_full (r, result_clear);
+}
+
+static void
+drop_partial (PsSession *self)
+{
+  g_clear_pointer (&self->partial, ps_sweep_free);
+  g_clear_pointer (&self->partial_model, ps_model_free);
 }
 
 /* Keeps the application alive while a thread works, so quitting waits for it to stop. */
@@ -170,10 +256,11 @@ sweep_job_free (gpointer data)
 {
   SweepJob *job = data;
 
+  ps_sweep_free (job->sweep);
   ps_model_free (job->model);
   g_free (job->layer);
   for (int k = 0; k < PS_N_SETS; k++)
-    shared_data_release (job->sets[k]);
+    set_source_release (job->sets[k]);
   g_array_unref (job->pending);
   g_mutex_clear (&job->mutex);
   g_free (job);
@@ -188,6 +275,7 @@ sweep_job_announce (gpointer data)
 
   g_mutex_lock (&job->mutex);
   job->idle_id = 0;
+  job->announced = g_get_monotonic_time ();
   if (current)
     {
       g_array_append_vals (self->rows, job->pending->data, job->pending->len);
@@ -212,7 +300,17 @@ sweep_job_progress (const PsSweepStep *step, double done, gpointer data)
     g_array_append_vals (job->pending, step, 1);
   job->fraction = done;
   if (job->idle_id == 0)
-    job->idle_id = g_idle_add_full (G_PRIORITY_LOW, sweep_job_announce, job, NULL);
+    {
+      /* At most ANNOUNCE_HZ times a second: each announcement costs the window a frame,
+       * and the sweep reports far more often than anyone can read. */
+      gint64 wait = job->announced + G_USEC_PER_SEC / ANNOUNCE_HZ - g_get_monotonic_time ();
+
+      if (wait <= 0)
+        job->idle_id = g_idle_add_full (G_PRIORITY_LOW, sweep_job_announce, job, NULL);
+      else
+        job->idle_id = g_timeout_add_full (G_PRIORITY_LOW, (guint) (wait / 1000) + 1,
+                                           sweep_job_announce, job, NULL);
+    }
   g_mutex_unlock (&job->mutex);
 }
 
@@ -220,6 +318,7 @@ typedef struct {
   SweepJob     *job;
   GCancellable *cancellable;
   GError       *error;
+  gboolean      data_error; /* about a set's file, which the error names */
 } SweepRun;
 
 /* A thread of its own, at a lower priority that its workers inherit, so that on a machine
@@ -229,34 +328,58 @@ sweep_run_thread (gpointer data)
 {
   SweepRun *run = data;
   SweepJob *job = run->job;
-  const PsDataset *sets[PS_N_SETS];
+  PsSweep *sweep = job->sweep;
   PsSweepOptions options = { job->layer, FALSE };
 
   setpriority (PRIO_PROCESS, 0, 10);
+  if (sweep == NULL)
+    {
+      gint64 n_images = 0;
+
+      if ((sweep = job->sweep = ps_sweep_new (job->model, &options, &run->error)) == NULL)
+        return GINT_TO_POINTER (FALSE);
+      for (int k = 0; k < PS_N_SETS; k++)
+        n_images += job->sets[k] ? job->sets[k]->header->n : 0;
+      ps_sweep_expect_images (sweep, n_images);
+    }
+  if (ps_sweep_is_finished (sweep))
+    return GINT_TO_POINTER (TRUE);
+  /* A set's pixels are let go once its first pass is done, as the CLI does; a sweep that
+   * goes on after a cancel has some sets already. */
   for (int k = 0; k < PS_N_SETS; k++)
-    sets[k] = job->sets[k] ? *job->sets[k] : NULL;
-  return ps_sweep_run (job->model, sets, &options, sweep_job_progress, job, run->cancellable, &run->error);
+    if (job->sets[k] != NULL && !ps_sweep_has_set (sweep, k))
+      {
+        g_autoptr (PsDataset) ds = set_source_get_images (job->sets[k], run->cancellable, &run->error);
+
+        run->data_error = ds == NULL;
+        if (ds == NULL
+            || !ps_sweep_add_set (sweep, k, ds, sweep_job_progress, job, run->cancellable, &run->error))
+          return GINT_TO_POINTER (FALSE);
+      }
+  return GINT_TO_POINTER (ps_sweep_finish (sweep, sweep_job_progress, job, run->cancellable, &run->error));
 }
 
 static void
 sweep_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
 {
   SweepJob *job = data;
-  SweepRun run = { job, cancellable, NULL };
-  PsSweep *sweep = g_thread_join (g_thread_new ("ps-sweep", sweep_run_thread, &run));
+  SweepRun run = { job, cancellable, NULL, FALSE };
+  gboolean ok = GPOINTER_TO_INT (g_thread_join (g_thread_new ("ps-sweep", sweep_run_thread, &run)));
 
   /* A few hundred images at both scales: cheap next to the sweep, and a fact, not a guess. */
-  if (sweep != NULL
-      && !ps_verdict_measure_scale (job->model, *job->sets[PS_SET_VALID], SCALE_SAMPLE,
-                                    &job->scale_check, cancellable, &run.error))
-    g_clear_pointer (&sweep, ps_sweep_free);
-  if (sweep == NULL)
+  ok = ok && ps_verdict_measure_scale (job->model, job->sets[PS_SET_VALID]->sample, SHOWN_SAMPLE,
+                                       &job->scale_check, cancellable, &run.error);
+  /* A cancelled sweep stays with the job for Run Again; any other failure lets it go. */
+  if (!ok && !g_error_matches (run.error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    g_clear_pointer (&job->sweep, ps_sweep_free);
+  if (!ok)
     {
-      g_prefix_error (&run.error, "%s: ", job->model->path ? job->model->path : _("model"));
+      if (!run.data_error)
+        g_prefix_error (&run.error, "%s: ", job->model->path ? job->model->path : _("model"));
       g_task_return_error (task, run.error);
     }
   else
-    g_task_return_pointer (task, sweep, (GDestroyNotify) ps_sweep_free);
+    g_task_return_pointer (task, g_steal_pointer (&job->sweep), (GDestroyNotify) ps_sweep_free);
 }
 
 static void
@@ -314,6 +437,15 @@ sweep_done (GObject *object, GAsyncResult *res, gpointer data)
   if (self->job != job)
     {
       ps_sweep_free (sweep);
+      /* cancelled by the user, nothing newer started, inputs as they were: keep it */
+      if (self->job == NULL && job->sweep != NULL && job->inputs == self->inputs
+          && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          drop_partial (self);
+          self->partial = g_steal_pointer (&job->sweep);
+          self->partial_model = g_steal_pointer (&job->model);
+          self->partial_inputs = job->inputs;
+        }
       return;
     }
   self->job = NULL;
@@ -327,6 +459,16 @@ sweep_done (GObject *object, GAsyncResult *res, gpointer data)
     g_signal_emit (self, signals[FINISHED], 0);
   else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     g_signal_emit (self, signals[FAILED], 0, error);
+}
+
+/* The files, the model or the input scale changed: results and a cancelled sweep no longer
+ * answer for them. */
+static void
+inputs_changed (PsSession *self)
+{
+  self->result_current = FALSE;
+  self->inputs++;
+  drop_partial (self);
 }
 
 static void
@@ -361,8 +503,19 @@ start_sweep (PsSession *self)
 
   job = g_new0 (SweepJob, 1);
   job->session = self;
-  job->model = ps_model_copy (self->model);
+  job->inputs = self->inputs;
+  if (self->partial != NULL && self->partial_inputs == self->inputs)
+    {
+      /* go on from where the cancelled sweep stopped: its rows are known */
+      job->sweep = g_steal_pointer (&self->partial);
+      job->model = g_steal_pointer (&self->partial_model);
+      for (int i = 0; i < ps_sweep_n_steps_done (job->sweep); i++)
+        g_array_append_vals (self->rows, ps_sweep_get_step (job->sweep, i), 1);
+    }
+  else
+    job->model = ps_model_copy (self->model);
   job->layer = g_strdup (ps_session_get_layer (self));
+  drop_partial (self);
   for (int k = 0; k < PS_N_SETS; k++)
     job->sets[k] = self->sets[k] ? g_atomic_rc_box_acquire (self->sets[k]) : NULL;
   g_mutex_init (&job->mutex);
@@ -389,7 +542,7 @@ load_job_free (gpointer data)
   ps_model_free (job->model);
   g_free (job->g_layer);
   for (int k = 0; k < PS_N_SETS; k++)
-    ps_dataset_free (job->sets[k]);
+    set_source_release (job->sets[k]);
   for (int k = 0; k < PS_N_SLOTS; k++)
     g_clear_object (&job->loaded[k]);
   g_clear_error (&job->error);
@@ -454,11 +607,21 @@ load_into (LoadJob *job, GFile *file, PsSlot slot)
     }
   else
     {
+      /* the stamp before and after: a file rewritten while it was read is not taken */
+      g_autofree char *stamp = ps_file_stamp (path);
       PsDataset *ds = ps_dataset_load_cancellable (path, job->cancellable, &error);
+      g_autofree char *after = ds ? ps_file_stamp (path) : NULL;
+
+      if (ds != NULL && (stamp == NULL || g_strcmp0 (stamp, after) != 0))
+        {
+          g_set_error (&error, PS_ERROR, PS_ERROR_FILE,
+                       _("%s: the file changed while it was read"), path);
+          g_clear_pointer (&ds, ps_dataset_free);
+        }
       if (ds != NULL)
         {
-          ps_dataset_free (job->sets[slot]);
-          job->sets[slot] = ds;
+          set_source_release (job->sets[slot]);
+          job->sets[slot] = set_source_new (ds, g_steal_pointer (&stamp));
         }
     }
   if (error != NULL)
@@ -580,8 +743,8 @@ static const PsDataset *
 candidate_set (PsSession *self, LoadJob *job, const gboolean *take, int k)
 {
   if (take[k])
-    return job->sets[k];
-  return self->sets[k] ? *self->sets[k] : NULL;
+    return job->sets[k]->header;
+  return self->sets[k] ? self->sets[k]->header : NULL;
 }
 
 /* Check first, then swap: a file that does not fit what stays loaded is refused and the
@@ -598,7 +761,7 @@ check_load (PsSession *self, LoadJob *job, gboolean *take)
     {
       GError *error = NULL;
 
-      if (take[k] && !ps_infer_check_dataset (model, job->sets[k], &error))
+      if (take[k] && !ps_infer_check_dataset (model, job->sets[k]->header, &error))
         {
           take[k] = FALSE;
           load_job_fail (job, error);
@@ -670,13 +833,13 @@ apply_load (PsSession *self, LoadJob *job)
         }
       else
         {
-          shared_data_release (self->sets[k]);
-          self->sets[k] = shared_data_new (g_steal_pointer (&job->sets[k]));
+          set_source_release (self->sets[k]);
+          self->sets[k] = g_steal_pointer (&job->sets[k]);
         }
       changed = TRUE;
     }
   if (changed)
-    self->result_current = FALSE;
+    inputs_changed (self);
   return changed;
 }
 
@@ -689,6 +852,11 @@ load_done (GObject *object, GAsyncResult *res, gpointer data)
 
   thread_returned (self);
   self->n_loads--;
+#ifdef __GLIBC__
+  /* The readers' chunk buffers were freed in the loader thread's arena; give those pages
+   * back before the sweep adds its own. */
+  malloc_trim (0);
+#endif
   if (job->serial <= self->cancel_serial)
     self->n_loads_cancelled--;
   else
@@ -885,7 +1053,7 @@ ps_session_set_input_scale (PsSession *self, double scale)
   if (self->model == NULL || self->model->input_scale == scale)
     return;
   self->model->input_scale = scale;
-  self->result_current = FALSE;
+  inputs_changed (self);
   g_signal_emit (self, signals[CHANGED], 0);
   start_sweep (self);
   g_signal_emit (self, signals[PROGRESS], 0);
@@ -925,7 +1093,7 @@ ps_session_set_layer (PsSession *self, const char *name, GError **error)
   g_free (self->layer);
   self->layer = g_strdup (name);
   g_hash_table_insert (self->layers, g_file_get_uri (self->files[PS_SLOT_MODEL]), g_strdup (name));
-  self->result_current = FALSE;
+  inputs_changed (self);
   g_signal_emit (self, signals[CHANGED], 0);
   start_sweep (self);
   g_signal_emit (self, signals[PROGRESS], 0);
@@ -976,6 +1144,14 @@ ps_session_cancel (PsSession *self)
   stop_sweep (self);
   restore_previous (self);
   g_signal_emit (self, signals[PROGRESS], 0);
+}
+
+int
+ps_session_get_resumable_steps (PsSession *self)
+{
+  if (self->partial == NULL || self->partial_inputs != self->inputs)
+    return -1;
+  return ps_sweep_n_steps_done (self->partial);
 }
 
 gboolean
@@ -1043,7 +1219,13 @@ ps_session_get_sweep_model (PsSession *self)
 const PsDataset *
 ps_session_get_sweep_data (PsSession *self, PsSetKind set)
 {
-  return self->result && self->result->sets[set] ? *self->result->sets[set] : NULL;
+  return self->result && self->result->sets[set] ? self->result->sets[set]->sample : NULL;
+}
+
+const PsDataset *
+ps_session_get_sweep_header (PsSession *self, PsSetKind set)
+{
+  return self->result && self->result->sets[set] ? self->result->sets[set]->header : NULL;
 }
 
 gboolean
@@ -1057,7 +1239,7 @@ ps_session_get_sweep_current (PsSession *self)
 void
 ps_session_get_verdict_options (PsSession *self, PsVerdictOptions *options)
 {
-  const PsDataset *poisoned = ps_session_get_sweep_data (self, PS_SET_POISONED);
+  const PsDataset *poisoned = ps_session_get_sweep_header (self, PS_SET_POISONED);
 
   ps_verdict_options_init (options);
   if (self->result == NULL)
@@ -1087,11 +1269,12 @@ ps_session_finalize (GObject *object)
 
   ps_model_free (self->model);
   for (int k = 0; k < PS_N_SETS; k++)
-    shared_data_release (self->sets[k]);
+    set_source_release (self->sets[k]);
   for (int k = 0; k < PS_N_SLOTS; k++)
     g_clear_object (&self->files[k]);
   g_clear_pointer (&self->result, result_release);
   g_clear_pointer (&self->previous, result_release);
+  drop_partial (self);
   g_array_unref (self->rows);
   g_free (self->layer);
   g_hash_table_unref (self->layers);

@@ -47,6 +47,9 @@ void               ps_session_run              (PsSession      *self);
 void               ps_session_cancel           (PsSession      *self);
 
 gboolean           ps_session_get_busy         (PsSession      *self);
+/* After a cancelled sweep, which Run goes on with: the steps it has done (0 while its first
+ * pass had not ended); -1 when a Run would start over. */
+int                ps_session_get_resumable_steps (PsSession   *self);
 gboolean           ps_session_can_run          (PsSession      *self);
 /* 0..1, or -1 while the amount of work is unknown (loading). */
 double             ps_session_get_fraction     (PsSession      *self);
@@ -60,7 +63,12 @@ const PsSweepStep *ps_session_get_rows         (PsSession      *self,
 /* The finished sweep with the model and data it ran on; NULL while none. */
 const PsSweep     *ps_session_get_sweep        (PsSession      *self);
 const PsModel     *ps_session_get_sweep_model  (PsSession      *self);
+/* The images of a set the window can show: a few hundred spread over the set, each with its
+ * index in the set (PsDataset.index); NULL if the sweep had no such set. */
 const PsDataset   *ps_session_get_sweep_data   (PsSession      *self,
+                                                PsSetKind       set);
+/* The whole set's shape and labels (no pixels). */
+const PsDataset   *ps_session_get_sweep_header (PsSession      *self,
                                                 PsSetKind       set);
 /* FALSE when the sweep shown ran on other files, another input scale or another layer (a
  * newer sweep was cancelled or failed, and the last complete one was kept). */

@@ -238,33 +238,6 @@ ps_verdict_free (PsVerdict *verdict)
   g_free (verdict);
 }
 
-/* Every (n / n_sample)-th image, so the sample spans the whole set in a fixed way. */
-static PsDataset *
-sample_of (const PsDataset *ds, int n_sample)
-{
-  PsDataset *s = g_new0 (PsDataset, 1);
-  gsize img = (gsize) ds->h * ds->w * ds->c;
-
-  s->n = MIN (n_sample, ds->n);
-  s->h = ds->h, s->w = ds->w, s->c = ds->c;
-  s->labels = g_new (int, MAX (s->n, 1));
-  if (ds->u8 != NULL)
-    s->u8 = g_new (guint8, img * MAX (s->n, 1));
-  else
-    s->f32 = g_new (float, img * MAX (s->n, 1));
-  for (int i = 0; i < s->n; i++)
-    {
-      gsize from = (gsize) ((gint64) i * ds->n / s->n);
-
-      s->labels[i] = ds->labels[from];
-      if (ds->u8 != NULL)
-        memcpy (s->u8 + i * img, ds->u8 + from * img, img);
-      else
-        memcpy (s->f32 + i * img, ds->f32 + from * img, img * sizeof (float));
-    }
-  return s;
-}
-
 gboolean
 ps_verdict_measure_scale (const PsModel *model, const PsDataset *valid, int n_sample,
                           PsVerdictOptions *options, GCancellable *cancellable, GError **error)
@@ -277,7 +250,7 @@ ps_verdict_measure_scale (const PsModel *model, const PsDataset *valid, int n_sa
 
   if (valid->n == 0 || n_sample <= 0)
     return TRUE;
-  sample = sample_of (valid, n_sample);
+  sample = ps_dataset_sample (valid, n_sample);
   classes = g_new (int, sample->n);
   if (!ps_infer_classes (model, sample, classes, cancellable, error))
     return FALSE;

@@ -20,8 +20,51 @@ ps_dataset_free (PsDataset *ds)
   g_free (ds->u8);
   g_free (ds->f32);
   g_free (ds->labels);
+  g_free (ds->index);
   g_free (ds->path);
   g_free (ds);
+}
+
+PsDataset *
+ps_dataset_header (const PsDataset *ds)
+{
+  PsDataset *h = g_new0 (PsDataset, 1);
+
+  h->n = ds->n, h->h = ds->h, h->w = ds->w, h->c = ds->c;
+  h->labels = g_memdup2 (ds->labels, sizeof (int) * MAX (ds->n, 1));
+  h->path = g_strdup (ds->path);
+  return h;
+}
+
+PsDataset *
+ps_dataset_sample (const PsDataset *ds, int count)
+{
+  PsDataset *s = g_new0 (PsDataset, 1);
+  gsize img = (gsize) ds->h * ds->w * ds->c;
+
+  g_return_val_if_fail (ds->u8 != NULL || ds->f32 != NULL, NULL);
+
+  s->n = CLAMP (count, 0, ds->n);
+  s->h = ds->h, s->w = ds->w, s->c = ds->c;
+  s->path = g_strdup (ds->path);
+  s->labels = g_new (int, MAX (s->n, 1));
+  s->index = g_new (int, MAX (s->n, 1));
+  if (ds->u8 != NULL)
+    s->u8 = g_new (guint8, img * MAX (s->n, 1));
+  else
+    s->f32 = g_new (float, img * MAX (s->n, 1));
+  for (int i = 0; i < s->n; i++)
+    {
+      int from = (int) ((gint64) i * ds->n / s->n);
+
+      s->index[i] = ds->index ? ds->index[from] : from;
+      s->labels[i] = ds->labels[from];
+      if (ds->u8 != NULL)
+        memcpy (s->u8 + i * img, ds->u8 + (gsize) from * img, img);
+      else
+        memcpy (s->f32 + i * img, ds->f32 + (gsize) from * img, img * sizeof (float));
+    }
+  return s;
 }
 
 gsize

@@ -11,6 +11,7 @@ typedef struct _PsDataset {
   guint8  *u8;      /* NHWC pixels when every value is a whole number 0..255 */
   float   *f32;     /* NHWC pixels otherwise (exactly one of u8/f32 is set) */
   int     *labels;  /* n labels */
+  int     *index;   /* a sample of a larger set: each image's index there; else NULL */
   char    *path;
 } PsDataset;
 
@@ -32,6 +33,12 @@ PsDataset *ps_dataset_new_u8       (int               n,
                                     int               c,
                                     const guint8     *pixels,
                                     const int        *labels);
+/* @count images evenly spaced over @ds (image i * n / count), with their indices. */
+PsDataset *ps_dataset_sample       (const PsDataset  *ds,
+                                    int               count);
+/* Shape, labels and path of @ds without its pixels (u8 and f32 NULL): enough to check a
+ * set against a model, never to be read as images. */
+PsDataset *ps_dataset_header       (const PsDataset  *ds);
 void       ps_dataset_free         (PsDataset        *ds);
 /* Writes @count images from @start as floats multiplied by @scale, NHWC. */
 void       ps_dataset_get_batch    (const PsDataset  *ds,

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,6 +26,17 @@ kind_of (mode_t mode)
   if (S_ISSOCK (mode))
     return "is a socket, not a regular file";
   return "is not a regular file";
+}
+
+char *
+ps_file_stamp (const char *path)
+{
+  struct stat st;
+
+  if (path == NULL || stat (path, &st) != 0 || !S_ISREG (st.st_mode))
+    return NULL;
+  return g_strdup_printf ("%jd:%jd.%09ld:%ju:%ju", (intmax_t) st.st_size, (intmax_t) st.st_mtim.tv_sec,
+                          (long) st.st_mtim.tv_nsec, (uintmax_t) st.st_ino, (uintmax_t) st.st_dev);
 }
 
 gboolean

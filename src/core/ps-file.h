@@ -13,6 +13,10 @@ G_BEGIN_DECLS
 gboolean  ps_file_check_regular      (const char     *path,
                                       GError        **error);
 
+/* What identifies a regular file's version: size, modification time, inode and device
+ * (a save renames a new file into place: a new inode). NULL unless @path is a regular file. */
+char     *ps_file_stamp              (const char     *path);
+
 /* Writes @tmp_path, a new empty file beside the destination. */
 typedef gboolean (*PsFileWriter)     (const char     *tmp_path,
                                       gconstpointer   data,

@@ -6,6 +6,7 @@
 
 #include "ps-probe.h"
 #include "ps-error.h"
+#include "ps-file.h"
 #include "ps-model.h"
 #include "ps-repaired.h"
 
@@ -75,18 +76,6 @@ ps_probe_handle_args (int argc, char **argv, int *status)
   if (probe_exe == NULL)
     probe_exe = g_file_read_link ("/proc/self/exe", NULL);
   return FALSE;
-}
-
-static char *
-stamp_of (const char *path)
-{
-  GStatBuf st;
-
-  if (g_stat (path, &st) != 0 || !S_ISREG (st.st_mode))
-    return NULL; /* for the real reader to report */
-  /* a save renames a new file into place: a new inode */
-  return g_strdup_printf ("%jd:%jd:%ju", (intmax_t) st.st_size, (intmax_t) st.st_mtime,
-                          (uintmax_t) st.st_ino);
 }
 
 static void
@@ -171,7 +160,7 @@ ps_probe_model_file (const char *path, GError **error)
   g_autofree char *stamp = NULL, *message = NULL;
   g_autoptr (GError) local = NULL;
 
-  if (probe_exe == NULL || (stamp = stamp_of (path)) == NULL)
+  if (probe_exe == NULL || (stamp = ps_file_stamp (path)) == NULL)
     return TRUE;
   if (probed_before (path, stamp, &message))
     {

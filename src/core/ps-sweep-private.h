@@ -58,6 +58,8 @@ struct _PsSweep {
   gsize          h_size;
   double        *reach_out; /* per class c: max_j |W_j - W_c| of the output kernel */
   gboolean       finished;
+  gboolean       ordered;   /* the order is chosen: no more sets can be added */
+  int            next_step; /* steps done so far (a cancelled finish goes on from here) */
   SetData        sets[PS_N_SETS];
   PsSweepStep   *steps;
   PsPlan       **plans;

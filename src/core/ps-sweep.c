@@ -12,27 +12,31 @@
 #include <math.h>
 #include <string.h>
 
+static void
+set_data_clear (SetData *d)
+{
+  if (d->state != d->act)
+    g_free (d->state);
+  g_free (d->act);
+  g_free (d->labels);
+  g_free (d->href);
+  g_free (d->margin);
+  g_free (d->preds);
+  g_free (d->affected);
+  g_free (d->active);
+  g_free (d->sums);
+  g_free (d->means);
+  g_free (d->hits);
+  memset (d, 0, sizeof *d);
+}
+
 void
 ps_sweep_free (PsSweep *s)
 {
   if (s == NULL)
     return;
   for (int k = 0; k < PS_N_SETS; k++)
-    {
-      SetData *d = &s->sets[k];
-      if (d->state != d->act)
-        g_free (d->state);
-      g_free (d->act);
-      g_free (d->labels);
-      g_free (d->href);
-      g_free (d->margin);
-      g_free (d->preds);
-      g_free (d->affected);
-      g_free (d->active);
-      g_free (d->sums);
-      g_free (d->means);
-      g_free (d->hits);
-    }
+    set_data_clear (&s->sets[k]);
   if (s->plans != NULL)
     for (int i = 0; i < s->n_workers; i++)
       ps_plan_free (s->plans[i]);
@@ -153,9 +157,10 @@ ps_sweep_add_set (PsSweep *s, PsSetKind set, const PsDataset *ds, PsSweepProgres
                   gpointer user_data, GCancellable *cancellable, GError **error)
 {
   SetData *d = &s->sets[set];
+  int batches_before = s->done_batches;
   gboolean ok;
 
-  g_return_val_if_fail (!s->finished && !d->present, FALSE);
+  g_return_val_if_fail (!s->finished && !s->ordered && !d->present, FALSE);
   if (!ps_infer_check_dataset (s->model, ds, error))
     return FALSE;
   d->ds = ds;
@@ -169,6 +174,12 @@ ps_sweep_add_set (PsSweep *s, PsSetKind set, const PsDataset *ds, PsSweepProgres
     s->total_batches = s->done_batches + (ds->n + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH;
   ok = _ps_sweep_first_pass (s, d, error);
   d->ds = NULL; /* the caller may free the images now */
+  if (!ok)
+    {
+      /* as before: the set can be added again */
+      set_data_clear (d);
+      s->done_batches = batches_before;
+    }
   return ok;
 }
 
@@ -208,22 +219,30 @@ ps_sweep_finish (PsSweep *s, PsSweepProgress progress, gpointer user_data,
   s->cancellable = cancellable;
 
   /* Only the validation set chooses the order. */
-  for (int c = 0; c < s->n_channels; c++)
-    s->order[c] = c;
-  g_qsort_with_data (s->order, s->n_channels, sizeof (int), compare_means,
-                     s->sets[PS_SET_VALID].means);
-  if (s->decreasing)
-    for (int i = 0; i < s->n_channels / 2; i++)
-      {
-        int t = s->order[i];
-        s->order[i] = s->order[s->n_channels - 1 - i];
-        s->order[s->n_channels - 1 - i] = t;
-      }
+  if (!s->ordered)
+    {
+      for (int c = 0; c < s->n_channels; c++)
+        s->order[c] = c;
+      g_qsort_with_data (s->order, s->n_channels, sizeof (int), compare_means,
+                         s->sets[PS_SET_VALID].means);
+      if (s->decreasing)
+        for (int i = 0; i < s->n_channels / 2; i++)
+          {
+            int t = s->order[i];
+            s->order[i] = s->order[s->n_channels - 1 - i];
+            s->order[s->n_channels - 1 - i] = t;
+          }
+      s->ordered = TRUE;
+    }
 
-  for (int step = 0; step < s->n_steps; step++)
+  for (int step = s->next_step; step < s->n_steps; step++)
     {
       int channel = step > 0 ? s->order[step - 1] : -1;
 
+      /* Between steps the caches match the steps done: a cancelled sweep goes on from here
+       * when finish is called again. */
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        return FALSE;
       for (int k = 0; k < PS_N_SETS; k++)
         if (s->sets[k].present)
           {
@@ -231,10 +250,9 @@ ps_sweep_finish (PsSweep *s, PsSweepProgress progress, gpointer user_data,
               _ps_sweep_run_step (s, &s->sets[k], step, channel);
             count_hits (s, &s->sets[k], step);
           }
-      if (g_cancellable_set_error_if_cancelled (cancellable, error))
-        return FALSE;
       fill_row (s, step, channel);
       s->cur_step = step;
+      s->next_step = step + 1;
       _ps_sweep_report (s, &s->steps[step]);
     }
 
@@ -281,6 +299,8 @@ ps_sweep_run (const PsModel *model, const PsDataset * const sets[PS_N_SETS],
 /* ---- accessors ---- */
 
 int ps_sweep_n_steps (const PsSweep *s) { return s->n_steps; }
+int ps_sweep_n_steps_done (const PsSweep *s) { return s->next_step; }
+gboolean ps_sweep_is_finished (const PsSweep *s) { return s->finished; }
 int ps_sweep_n_channels (const PsSweep *s) { return s->n_channels; }
 int ps_sweep_n_classes (const PsSweep *s) { return s->n_classes; }
 const char *ps_sweep_layer_name (const PsSweep *s) { return s->layer_name; }

@@ -55,7 +55,9 @@ void                ps_sweep_free            (PsSweep                *sweep);
 
 /* The same in three parts, so that a caller can load a set, add it and free its images
  * before loading the next (the sweep keeps only what it computed). @model must stay
- * alive until ps_sweep_finish() returns. */
+ * alive until ps_sweep_finish() returns. A cancelled (or failed) ps_sweep_add_set() leaves
+ * the sweep as it was, so the set can be added again; a cancelled ps_sweep_finish() keeps
+ * the steps it did, and calling it again goes on from the next one. */
 PsSweep            *ps_sweep_new             (const PsModel          *model,
                                               const PsSweepOptions   *options,
                                               GError                **error);
@@ -77,6 +79,10 @@ gboolean            ps_sweep_finish          (PsSweep                *sweep,
                                               GError                **error);
 
 int                 ps_sweep_n_steps         (const PsSweep          *sweep); /* channels + 1 */
+/* Steps done so far: all of them once finished; fewer after a cancelled ps_sweep_finish(),
+ * and only those rows are meaningful then. */
+int                 ps_sweep_n_steps_done    (const PsSweep          *sweep);
+gboolean            ps_sweep_is_finished     (const PsSweep          *sweep);
 int                 ps_sweep_n_channels      (const PsSweep          *sweep);
 int                 ps_sweep_n_classes       (const PsSweep          *sweep);
 const char         *ps_sweep_layer_name      (const PsSweep          *sweep);
