@@ -63,6 +63,22 @@ not_busy (gpointer data)
 }
 
 static gboolean
+resumable (gpointer data)
+{
+  return ps_session_get_resumable_steps (PS_WINDOW (data)->session) >= 0;
+}
+
+/* The first pass is done and a few channels are pruned. */
+static gboolean
+pruning (gpointer data)
+{
+  int n;
+
+  ps_session_get_rows (PS_WINDOW (data)->session, &n);
+  return n >= 3;
+}
+
+static gboolean
 notice_shown (gpointer data)
 {
   return PS_WINDOW (data)->last_notice != NULL;
@@ -96,6 +112,24 @@ wait_for_model (PsWindow *w, const char *path)
 
   g_assert_true (ps_test_wait_until (slot_holds, &s, 60));
   g_assert_true (ps_test_wait_until (not_busy, w, 60));
+  ps_test_drain ();
+}
+
+static gboolean
+session_released (gpointer data)
+{
+  return G_OBJECT (data)->ref_count == 1;
+}
+
+/* Closes @w and waits for the threads it started to return (a running sweep holds the
+ * session until it sees the cancel). */
+static void
+close_window (PsWindow *w)
+{
+  g_autoptr (PsSession) session = g_object_ref (w->session);
+
+  gtk_window_destroy (GTK_WINDOW (w));
+  g_assert_true (ps_test_wait_until (session_released, session, 300));
   ps_test_drain ();
 }
 
@@ -318,8 +352,7 @@ test_keras_chooser (void)
   else
     g_assert_true (ps_test_wait_until (not_busy, w, 60));
   check_chooser (w, demo, "conv_3");
-  gtk_window_destroy (GTK_WINDOW (w));
-  ps_test_drain ();
+  close_window (w);
 }
 
 /* The fixture's folder dropped on a window: bd_net.onnx and the lab's data paths find their
@@ -371,8 +404,7 @@ test_drop_folder (void)
   g_assert_false (gtk_info_bar_get_revealed (w->error_bar));
   check_chooser (w, model, DEFAULT_LAYER);
   /* closing cancels the sweep the drop started */
-  gtk_window_destroy (GTK_WINDOW (w));
-  ps_test_drain ();
+  close_window (w);
 }
 
 static PsWindow *
@@ -438,18 +470,37 @@ test_sweep_layers (void)
   ps_test_wait_for_frames (w);
   ps_test_save_screenshot (w, "app-onnx.png");
 
-  /* another layer, cancelled at once: the last complete sweep stays, marked as not this one */
+  /* another layer, cancelled while it prunes: the last complete sweep stays, marked as not
+   * this one; the cancelled one could go on */
   ps_window_set_layer (w, OTHER_LAYER);
   g_assert_cmpstr (ps_session_get_layer (w->session), ==, OTHER_LAYER);
   g_assert_true (ps_session_get_busy (w->session));
   assert_contains (gtk_window_get_title (GTK_WINDOW (w)), OTHER_LAYER);
+  g_assert_true (ps_test_wait_until (pruning, w, 240));
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (w), "win.cancel", NULL));
   g_assert_false (ps_session_get_busy (w->session));
+  /* the sweep is kept when its thread has returned */
+  g_assert_true (ps_test_wait_until (resumable, w, 60));
   ps_test_drain ();
   g_assert_true (ps_session_get_sweep (w->session) == first);
   g_assert_false (ps_session_get_sweep_current (w->session));
   g_assert_true (gtk_widget_get_visible (GTK_WIDGET (ps_test_panel_label (w, "stale_label"))));
   assert_contains (gtk_label_get_text (ps_test_panel_label (w, "verdict_label")), "“" DEFAULT_LAYER "”");
+  g_assert_cmpint (ps_session_get_resumable_steps (w->session), >=, 3);
+
+  /* back to the default layer: the cancelled sweep of the other one is dropped, never taken
+   * up for this layer */
+  ps_window_set_layer (w, DEFAULT_LAYER);
+  g_assert_cmpint (ps_session_get_resumable_steps (w->session), ==, -1);
+  {
+    int n_rows;
+    ps_session_get_rows (w->session, &n_rows);
+    g_assert_cmpint (n_rows, ==, 0);
+  }
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (w), "win.cancel", NULL));
+  ps_window_set_layer (w, OTHER_LAYER);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (w), "win.cancel", NULL));
+  ps_test_drain ();
 
   /* Run Sweep Again runs the layer chosen */
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (w), "win.run", NULL));
@@ -543,8 +594,7 @@ test_sweep_layers (void)
     g_assert_cmpstr (w->layer_names[gtk_drop_down_get_selected (w->layer_dropdown)], ==, OTHER_LAYER);
     g_assert_true (ps_session_get_busy (w->session)); /* sweeping it; closing cancels */
   }
-  gtk_window_destroy (GTK_WINDOW (w));
-  ps_test_drain ();
+  close_window (w);
 }
 
 int
