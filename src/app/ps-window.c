@@ -278,35 +278,37 @@ update_layers (PsWindow *self)
   const PsModel *m = ps_session_get_model (self->session);
   const char *chosen = ps_session_get_layer (self->session);
   int dflt = m ? ps_model_default_layer (m) : -1;
-  g_autoptr (GStrvBuilder) builder = g_strv_builder_new ();
-  g_auto (GStrv) names = NULL;
+  g_autoptr (GStrvBuilder) names = g_strv_builder_new ();
+  g_autoptr (GStrvBuilder) items = g_strv_builder_new ();
+  g_auto (GStrv) new_names = NULL, new_items = NULL;
+  guint n = g_list_model_get_n_items (G_LIST_MODEL (self->layer_list));
   guint selected = GTK_INVALID_LIST_POSITION;
+  gboolean same;
 
   for (int i = 0; m != NULL && i < m->n_layers; i++)
     if (ps_model_is_prunable (m, i))
-      g_strv_builder_add (builder, m->layers[i]->name);
-  names = g_strv_builder_end (builder);
+      {
+        const PsLayer *l = m->layers[i];
+        g_autofree char *item = i == dflt
+                                ? g_strdup_printf (_("%s  %d×%d×%d (default)"), l->name, l->out.c, l->out.h, l->out.w)
+                                : g_strdup_printf ("%s  %d×%d×%d", l->name, l->out.c, l->out.h, l->out.w);
 
+        g_strv_builder_add (names, l->name);
+        g_strv_builder_add (items, item);
+      }
+  new_names = g_strv_builder_end (names);
+  new_items = g_strv_builder_end (items);
+
+  /* another model with the same names may have other shapes: compare what is shown */
+  same = self->layer_names != NULL && g_strv_length (new_items) == n;
+  for (guint k = 0; same && k < n; k++)
+    same = g_str_equal (new_items[k], gtk_string_list_get_string (self->layer_list, k));
   self->updating = TRUE;
-  if (self->layer_names == NULL || !g_strv_equal ((const char * const *) names,
-                                                   (const char * const *) self->layer_names))
+  if (!same)
     {
-      g_autoptr (GPtrArray) items = g_ptr_array_new_with_free_func (g_free);
-
-      for (int k = 0; names[k] != NULL; k++)
-        {
-          const PsLayer *l = m->layers[ps_model_find_layer (m, names[k])];
-          gboolean is_default = dflt >= 0 && g_str_equal (names[k], m->layers[dflt]->name);
-
-          g_ptr_array_add (items, is_default
-                                  ? g_strdup_printf (_("%s  %d×%d×%d (default)"), l->name, l->out.c, l->out.h, l->out.w)
-                                  : g_strdup_printf ("%s  %d×%d×%d", l->name, l->out.c, l->out.h, l->out.w));
-        }
-      g_ptr_array_add (items, NULL);
-      gtk_string_list_splice (self->layer_list, 0, g_list_model_get_n_items (G_LIST_MODEL (self->layer_list)),
-                              (const char * const *) items->pdata);
+      gtk_string_list_splice (self->layer_list, 0, n, (const char * const *) new_items);
       g_strfreev (self->layer_names);
-      self->layer_names = g_steal_pointer (&names);
+      self->layer_names = g_steal_pointer (&new_names);
     }
   for (guint k = 0; chosen != NULL && self->layer_names[k] != NULL; k++)
     if (g_str_equal (self->layer_names[k], chosen))
