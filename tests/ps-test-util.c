@@ -52,7 +52,7 @@ static const char small_config[] =
   "{\"class_name\": \"InputLayer\", \"name\": \"input\", \"config\": {\"name\": \"input\", \"batch_input_shape\": [null, 12, 10, 3]}, \"inbound_nodes\": []},"
   "{\"class_name\": \"Conv2D\", \"name\": \"conv_a\", \"config\": {\"name\": \"conv_a\", \"filters\": 6, \"kernel_size\": [3, 3], \"strides\": [1, 1], \"padding\": \"same\", \"activation\": \"relu\"}, \"inbound_nodes\": [[[\"input\", 0, 0, {}]]]},"
   "{\"class_name\": \"MaxPooling2D\", \"name\": \"pool_a\", \"config\": {\"name\": \"pool_a\", \"pool_size\": [2, 2], \"padding\": \"valid\"}, \"inbound_nodes\": [[[\"conv_a\", 0, 0, {}]]]},"
-  "{\"class_name\": \"Conv2D\", \"name\": \"conv_b\", \"config\": {\"name\": \"conv_b\", \"filters\": 8, \"kernel_size\": [3, 3], \"strides\": [%d, %d], \"padding\": \"%s\", \"activation\": \"relu\"}, \"inbound_nodes\": [[[\"pool_a\", 0, 0, {}]]]},"
+  "{\"class_name\": \"Conv2D\", \"name\": \"conv_b\", \"config\": {\"name\": \"conv_b\", \"filters\": %d, \"kernel_size\": [3, 3], \"strides\": [%d, %d], \"padding\": \"%s\", \"activation\": \"relu\"}, \"inbound_nodes\": [[[\"pool_a\", 0, 0, {}]]]},"
   "{\"class_name\": \"MaxPooling2D\", \"name\": \"pool_b\", \"config\": {\"name\": \"pool_b\", \"pool_size\": [2, 2], \"strides\": [1, 1], \"padding\": \"valid\"}, \"inbound_nodes\": [[[\"conv_b\", 0, 0, {}]]]},"
   "{\"class_name\": \"Conv2D\", \"name\": \"conv_c\", \"config\": {\"name\": \"conv_c\", \"filters\": 5, \"kernel_size\": [2, 2], \"strides\": [1, 1], \"padding\": \"valid\", \"activation\": \"relu\"}, \"inbound_nodes\": [[[\"pool_b\", 0, 0, {}]]]},"
   "{\"class_name\": \"Flatten\", \"name\": \"flat_a\", \"config\": {\"name\": \"flat_a\"}, \"inbound_nodes\": [[[\"pool_b\", 0, 0, {}]]]},"
@@ -100,8 +100,15 @@ PsModel *
 ps_test_small_model_variant (guint32 seed, int classes, gboolean conv_b_same_stride_2,
                              const char *output_activation)
 {
+  return ps_test_small_model_wide (seed, classes, conv_b_same_stride_2, output_activation, 8);
+}
+
+PsModel *
+ps_test_small_model_wide (guint32 seed, int classes, gboolean conv_b_same_stride_2,
+                          const char *output_activation, int conv_b_filters)
+{
   int stride = conv_b_same_stride_2 ? 2 : 1;
-  g_autofree char *json = g_strdup_printf (small_config, stride, stride,
+  g_autofree char *json = g_strdup_printf (small_config, conv_b_filters, stride, stride,
                                            conv_b_same_stride_2 ? "same" : "valid",
                                            classes, output_activation);
   g_autoptr (GError) error = NULL;

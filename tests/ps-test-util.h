@@ -23,6 +23,12 @@ PsModel    *ps_test_small_model_variant (guint32     seed,
                                          int         classes,
                                          gboolean    conv_b_same_stride_2,
                                          const char *output_activation);
+/* The same with @conv_b_filters channels in conv_b and pool_b (8 in the others). */
+PsModel    *ps_test_small_model_wide (guint32     seed,
+                                      int         classes,
+                                      gboolean    conv_b_same_stride_2,
+                                      const char *output_activation,
+                                      int         conv_b_filters);
 /* Seeded random weights for every Conv2D/Dense of @m, biases in [@bias_lo, 0.1]
  * (negative ones leave some channels dead on many images, as in real networks). */
 void        ps_test_fill_weights (PsModel    *m,

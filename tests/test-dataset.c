@@ -1,5 +1,6 @@
 /* test-dataset.c: image sets written here with the raw HDF5 API in the lab's layout
- * (data (N,3,H,W) channels-first, label (N,)), read back, saved and broken on purpose */
+ * (data (N,3,H,W) channels-first, label (N,), optional clean_label (N,)), read back, saved
+ * and broken on purpose */
 #define G_LOG_DOMAIN "test-dataset"
 
 #include <glib/gstdio.h>
@@ -98,6 +99,22 @@ lab_set_write (const LabSet *s, const char *path, hid_t ftype)
   hsize_t dims[4] = { s->n, s->c, s->h, s->w };
 
   write_h5 (path, ftype, 4, dims, s->data, s->labels, s->n);
+}
+
+/* Adds dataset @name to the file at @path: @values as @ftype, shape @dims. */
+static void
+add_h5 (const char *path, const char *name, hid_t ftype, int rank, const hsize_t *dims,
+        const double *values)
+{
+  hid_t file = H5Fopen (path, H5F_ACC_RDWR, H5P_DEFAULT);
+  hid_t space = H5Screate_simple (rank, dims, NULL);
+  hid_t dset = H5Dcreate2 (file, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+
+  g_assert_cmpint (dset, >=, 0);
+  g_assert_cmpint (H5Dwrite (dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values), >=, 0);
+  H5Dclose (dset);
+  H5Sclose (space);
+  g_assert_cmpint (H5Fclose (file), >=, 0);
 }
 
 /* Every pixel of images @from..n-1 (NHWC in memory) against the channels-first source,
@@ -738,6 +755,111 @@ test_error_empty_file (void)
   assert_load_fails (path, NULL);
 }
 
+/* ---- clean labels: the true classes of a poisoned set ---- */
+
+static void
+test_clean_label (void)
+{
+  g_autofree char *path = tmp_path ("clean-label.h5");
+  g_autofree char *plain = tmp_path ("no-clean-label.h5");
+  g_autofree char *saved = tmp_path ("clean-label-saved.h5");
+  g_autoptr (LabSet) s = lab_set_new (5, 3, 4, 3, 1);
+  const double truth[5] = { 3, 1, 4, 1, 5 };
+  hsize_t column[2] = { 5, 1 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsDataset) ds = NULL, none = NULL, back = NULL;
+
+  for (int i = 0; i < s->n; i++)
+    s->labels[i] = 7;  /* the attack's target */
+  lab_set_write (s, plain, H5T_IEEE_F64LE);
+  lab_set_write (s, path, H5T_IEEE_F64LE);
+  /* as uint8 in a (N, 1) column: another type and shape a writer may choose */
+  add_h5 (path, "clean_label", H5T_STD_U8LE, 2, column, truth);
+
+  none = ps_dataset_load (plain, &error);
+  g_assert_no_error (error);
+  g_assert_null (none->clean_labels);
+  ds = ps_dataset_load (path, &error);
+  g_assert_no_error (error);
+  assert_pixels (ds, s, 0);
+  g_assert_nonnull (ds->clean_labels);
+  for (int i = 0; i < s->n; i++)
+    g_assert_cmpint (ds->clean_labels[i], ==, (int) truth[i]);
+  g_assert_cmpuint (ps_dataset_memory_size (ds), ==, ps_dataset_memory_size (none) + 5 * sizeof (int));
+
+  /* saved and read back: still there, as float64 (N,) like `label` */
+  g_assert_true (ps_dataset_save (ds, saved, &error));
+  g_assert_no_error (error);
+  back = ps_dataset_load (saved, &error);
+  g_assert_no_error (error);
+  assert_same_dataset (ds, back);
+  g_assert_nonnull (back->clean_labels);
+  g_assert_cmpmem (back->clean_labels, 5 * sizeof (int), ds->clean_labels, 5 * sizeof (int));
+
+  /* A sample and a header keep each image's true class. */
+  {
+    g_autoptr (PsDataset) sample = ps_dataset_sample (ds, 3);
+    g_autoptr (PsDataset) header = ps_dataset_header (ds);
+
+    g_assert_nonnull (sample->clean_labels);
+    for (int i = 0; i < sample->n; i++)
+      g_assert_cmpint (sample->clean_labels[i], ==, (int) truth[sample->index[i]]);
+    g_assert_nonnull (header->clean_labels);
+    g_assert_cmpmem (header->clean_labels, 5 * sizeof (int), ds->clean_labels, 5 * sizeof (int));
+  }
+}
+
+static void
+write_with_clean_label (const char *path, hid_t ftype, int rank, const hsize_t *dims,
+                        const double *values)
+{
+  g_autoptr (LabSet) s = lab_set_new (4, 3, 3, 3, 1);
+
+  lab_set_write (s, path, H5T_IEEE_F64LE);
+  add_h5 (path, "clean_label", ftype, rank, dims, values);
+}
+
+static void
+test_error_clean_label (void)
+{
+  g_autofree char *path = tmp_path ("bad-clean-label.h5");
+  const double good[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+  const double bad[] = { -1, 2.5, NAN, 40000 };
+  hsize_t three = 3, four = 4, pairs[2] = { 4, 2 };
+
+  /* a count that is not the images' */
+  write_with_clean_label (path, H5T_IEEE_F64LE, 1, &three, good);
+  assert_load_fails (path, "“clean_label” has shape (3) for 4 images");
+  /* two columns */
+  write_with_clean_label (path, H5T_IEEE_F64LE, 2, pairs, good);
+  assert_load_fails (path, "clean_label");
+  /* values that are not classes */
+  for (guint k = 0; k < G_N_ELEMENTS (bad); k++)
+    {
+      double v[4] = { 1, 2, 3, bad[k] };
+
+      write_with_clean_label (path, H5T_IEEE_F64LE, 1, &four, v);
+      assert_load_fails (path, "clean_label 3 is");
+    }
+  /* text, not numbers */
+  {
+    g_autoptr (LabSet) s = lab_set_new (4, 3, 3, 3, 1);
+    hid_t file, space, dset, str = H5Tcopy (H5T_C_S1);
+
+    lab_set_write (s, path, H5T_IEEE_F64LE);
+    H5Tset_size (str, 4);
+    file = H5Fopen (path, H5F_ACC_RDWR, H5P_DEFAULT);
+    space = H5Screate_simple (1, &four, NULL);
+    dset = H5Dcreate2 (file, "clean_label", str, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    g_assert_cmpint (H5Dwrite (dset, str, H5S_ALL, H5S_ALL, H5P_DEFAULT, "cat dog cow pig "), >=, 0);
+    H5Dclose (dset);
+    H5Sclose (space);
+    H5Tclose (str);
+    H5Fclose (file);
+    assert_load_fails (path, "clean_label");
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -760,6 +882,8 @@ main (int argc, char **argv)
   g_test_add_func ("/dataset/save/round-trip-f32", test_save_round_trip_f32);
   g_test_add_func ("/dataset/save/no-directory", test_save_no_directory);
   g_test_add_func ("/dataset/save/replace", test_save_replace);
+  g_test_add_func ("/dataset/load/clean-label", test_clean_label);
+  g_test_add_func ("/dataset/error/clean-label", test_error_clean_label);
   g_test_add_func ("/dataset/error/missing-label", test_error_missing_label);
   g_test_add_func ("/dataset/error/label-count", test_error_label_count);
   g_test_add_func ("/dataset/error/rank3", test_error_rank3);

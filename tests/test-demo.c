@@ -120,6 +120,10 @@ test_trigger_and_poison (void)
   g_assert_cmpint (bd->n, ==, 2);
   g_assert_cmpint (bd->labels[0], ==, 0);
   g_assert_cmpint (bd->labels[1], ==, 0);
+  /* ...and remember what they were. */
+  g_assert_nonnull (bd->clean_labels);
+  g_assert_cmpint (bd->clean_labels[0], ==, 3);
+  g_assert_cmpint (bd->clean_labels[1], ==, 7);
   for (gsize i = 0; i < img; i++)
     if (bd->u8[i] != clean->u8[img + i])
       {
@@ -228,7 +232,17 @@ test_make_demo (void)
   for (guint i = 0; i < G_N_ELEMENTS (sets); i++)
     {
       g_autofree char *path = demo_file (sets[i]);
-      g_assert_true (g_file_test (path, G_FILE_TEST_IS_REGULAR));
+      g_autoptr (PsDataset) ds = ps_dataset_load (path, &error);
+
+      g_assert_no_error (error);
+      /* Only the poisoned sets carry their images' true classes, never the target. */
+      g_assert_true ((ds->clean_labels != NULL) == (i >= 2));
+      for (int k = 0; i >= 2 && k < ds->n; k++)
+        {
+          g_assert_cmpint (ds->labels[k], ==, PS_DEMO_TARGET);
+          g_assert_cmpint (ds->clean_labels[k], !=, PS_DEMO_TARGET);
+          g_assert_cmpint (ds->clean_labels[k], <, PS_DEMO_CLASSES);
+        }
     }
   /* No staging folder left behind. */
   {

@@ -616,6 +616,234 @@ test_sub_scaled (void)
     }
 }
 
+/* A Dense layer over mostly-zero inputs, image by image over the nonzero ones only: the
+ * same bits as the register-blocked kernel (linear values and ReLU), whatever the sizes
+ * (1 … 16 vectors of outputs, inputs not a multiple of 16), with NaN and negative inputs
+ * kept; and a layer with an infinite weight is never run that way. */
+static void
+test_dense_sparse (void)
+{
+  const int ins[] = { 1, 15, 16, 37, 960 };
+  const int units[] = { 1, 16, 20, 160, 200, 250 };
+  const double zeros[] = { 0.0, 0.8, 1.0 };
+  const int n = 5;
+
+  if (!ps_conv_available ())
+    {
+      g_test_skip ("the direct kernels need AVX-512");
+      return;
+    }
+  for (guint a = 0; a < G_N_ELEMENTS (ins); a++)
+    for (guint u = 0; u < G_N_ELEMENTS (units); u++)
+      {
+        g_autofree char *cfg = g_strdup_printf ("\"units\": %d, \"activation\": \"relu\"", units[u]);
+        GString *json = model_begin (1, 1, ins[a]);
+        g_autoptr (PsModel) m = NULL;
+        g_autoptr (GRand) rand = g_rand_new_with_seed (a * 31 + u);
+        PsLayer *l;
+        PsConvPack *pack;
+        int K = ins[a], C = units[u];
+        g_autofree float *x = g_new (float, (gsize) n * K);
+        g_autofree int *idx = NULL;
+
+        add_layer (json, "Flatten", "flat", NULL, "input");
+        add_layer (json, "Dense", "fc", cfg, "flat");
+        m = model_end (json, "fc", 3, 900 + a * 7 + u);
+        l = m->layers[ps_model_find_layer (m, "fc")];
+        pack = ps_conv_pack_new (l);
+        g_assert_true (ps_conv_can_sparse (pack));
+        g_assert_cmpuint (ps_conv_sparse_scratch_size (pack), ==, K);
+        idx = g_new (int, K);
+        for (guint z = 0; z < G_N_ELEMENTS (zeros); z++)
+          for (int relu = 0; relu < 2; relu++)
+            {
+              g_autofree float *lin_d = g_new (float, (gsize) n * C + 1);
+              g_autofree float *out_d = g_new (float, (gsize) n * C + 1);
+              g_autofree float *lin_s = g_new (float, (gsize) n * C + 1);
+              g_autofree float *out_s = g_new (float, (gsize) n * C + 1);
+              int nonzero = 0;
+
+              for (int k = 0; k < n * K; k++)
+                {
+                  x[k] = g_rand_double (rand) < zeros[z] ? 0.0f : (float) g_rand_double_range (rand, -1, 3);
+                  nonzero += x[k] != 0.0f;
+                }
+              if (z == 1 && n * K > 40)
+                {
+                  x[3] = NAN; /* NaN is not zero: it must reach the outputs */
+                  g_assert_cmpint (nonzero, >, 0);
+                  g_assert_cmpint (nonzero, <, n * K / 2);
+                }
+              /* the element past the end is a sentinel */
+              lin_d[n * C] = out_d[n * C] = lin_s[n * C] = out_s[n * C] = 42.0f;
+              ps_conv_forward (pack, n, x, relu, lin_d, out_d);
+              ps_conv_forward_sparse (pack, n, x, relu, lin_s, out_s, idx);
+              g_assert_cmpmem (lin_s, sizeof (float) * (n * C + 1), lin_d, sizeof (float) * (n * C + 1));
+              g_assert_cmpmem (out_s, sizeof (float) * (n * C + 1), out_d, sizeof (float) * (n * C + 1));
+              /* and the values are the layer's: bias where every input is zero */
+              if (z == 2)
+                for (int c = 0; c < C; c++)
+                  g_assert_cmpfloat (lin_s[c], ==, l->bias[c]);
+            }
+        ps_conv_pack_free (pack);
+        l->kernel[l->kernel_len / 2] = INFINITY;
+        pack = ps_conv_pack_new (l);
+        g_assert_false (ps_conv_can_sparse (pack));
+        ps_conv_pack_free (pack);
+      }
+}
+
+/* A plan told that a Dense layer reads mostly zeros gives the same bits as one that is
+ * not, on batches where the sparse kernel runs (ReLU outputs with a negative bias) and
+ * where it does not (dense inputs). */
+static void
+test_plan_sparse (void)
+{
+  if (!ps_conv_available ())
+    {
+      g_test_skip ("the direct kernels need AVX-512");
+      return;
+    }
+  for (int shift = 0; shift < 2; shift++)
+    {
+      GString *json = model_begin (4, 5, 6);
+      g_autoptr (PsModel) m = NULL;
+      PsPlan *plain, *sparse;
+      int hidden, fc, zeros = 0;
+
+      add_layer (json, "Flatten", "flat", NULL, "input");
+      add_layer (json, "Dense", "hidden", "\"units\": 90, \"activation\": \"relu\"", "flat");
+      add_layer (json, "Dense", "fc", "\"units\": 70, \"activation\": \"relu\"", "hidden");
+      m = model_end (json, "fc", 11, 5 + shift);
+      hidden = ps_model_find_layer (m, "hidden");
+      fc = ps_model_find_layer (m, "fc");
+      /* pull the hidden layer's bias down: most of its ReLU outputs become zeros */
+      for (int c = 0; c < 90 && shift; c++)
+        m->layers[hidden]->bias[c] -= 3.0f;
+      plain = ps_plan_new (m, 33);
+      sparse = ps_plan_new (m, 33);
+      ps_plan_set_sparse (sparse, fc);
+      ps_plan_set_sparse (sparse, m->output);
+      ps_plan_set_sparse (sparse, ps_model_find_layer (m, "flat")); /* not Dense: ignored */
+      {
+        g_autoptr (Tensor) x = random_input (m, plain, 33, 0, 1, 12);
+        memcpy (ps_plan_output (sparse, m->input), ps_plan_output (plain, m->input),
+                sizeof (float) * tensor_size (x));
+      }
+      ps_plan_forward (plain, 33);
+      ps_plan_forward (sparse, 33);
+      for (int k = 0; k < 33 * 90; k++)
+        zeros += ps_plan_output (plain, hidden)[k] == 0.0f;
+      /* both kinds of batch occur */
+      if (shift)
+        g_assert_cmpint (zeros * 3, >=, 2 * 33 * 90);
+      else
+        g_assert_cmpint (zeros * 3, <, 2 * 33 * 90);
+      for (int i = 1; i < m->n_layers; i++)
+        g_assert_cmpmem (ps_plan_output (sparse, i), sizeof (float) * 33 * ps_shape_size (m->layers[i]->out),
+                         ps_plan_output (plain, i), sizeof (float) * 33 * ps_shape_size (m->layers[i]->out));
+      ps_plan_free (plain);
+      ps_plan_free (sparse);
+    }
+}
+
+/* Several rank-one terms at once, held in registers: the same bits as applying them one
+ * by one with ps_conv_sub_scaled(), for 1 … 300 values (more than the 16 vectors held at a
+ * time) and 1 … 33 terms; nothing past the end is touched. */
+static void
+test_sub_scaled_sum (void)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (21);
+  const int sizes[] = { 1, 15, 16, 80, 160, 257, 300 };
+  const int terms[] = { 1, 2, 4, 33 };
+
+  for (guint a = 0; a < G_N_ELEMENTS (sizes); a++)
+    for (guint b = 0; b < G_N_ELEMENTS (terms); b++)
+      {
+        int n = sizes[a], m = terms[b];
+        g_autofree float *y = g_new (float, n + 1);
+        g_autofree float *want = g_new (float, n + 1);
+        g_autofree float *v = g_new (float, m);
+        g_autofree float *wbuf = g_new (float, (gsize) m * (n + 1));
+        g_autofree const float **w = g_new (const float *, m);
+
+        for (int j = 0; j <= n; j++)
+          y[j] = want[j] = (float) g_rand_double_range (rand, -3, 3);
+        for (int t = 0; t < m; t++)
+          {
+            v[t] = (float) g_rand_double_range (rand, -2, 2);
+            w[t] = wbuf + (gsize) t * (n + 1);
+            for (int j = 0; j <= n; j++)
+              wbuf[(gsize) t * (n + 1) + j] = (float) g_rand_double_range (rand, -3, 3);
+          }
+        for (int t = 0; t < m; t++)
+          ps_conv_sub_scaled (n, v[t], w[t], want);
+        ps_conv_sub_scaled_sum (n, m, v, w, y);
+        g_assert_cmpmem (y, sizeof (float) * (n + 1), want, sizeof (float) * (n + 1));
+      }
+}
+
+/* The class and margin: the plain loop's, bit for bit, on rows with ties, infinities,
+ * zeros of both signs and NaN, 1 … 1283 scores. */
+static void
+test_row_argmax (void)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (23);
+  const int sizes[] = { 1, 2, 15, 16, 17, 33, 160, 1283 };
+  const float special[] = { INFINITY, -INFINITY, 0.0f, -0.0f, NAN, 7.0f };
+
+  for (guint a = 0; a < G_N_ELEMENTS (sizes); a++)
+    for (int trial = 0; trial < 200; trial++)
+      {
+        int k = sizes[a], best = 0, got;
+        g_autofree float *row = g_new (float, k);
+        float second = -G_MAXFLOAT, margin;
+
+        for (int j = 0; j < k; j++)
+          {
+            /* few distinct values: many ties */
+            row[j] = (float) g_rand_int_range (rand, -3, 4);
+            if (g_rand_int_range (rand, 0, 50) == 0)
+              row[j] = special[g_rand_int_range (rand, 0, G_N_ELEMENTS (special) - (trial % 3 == 0 ? 0 : 1))];
+          }
+        for (int j = 1; j < k; j++)
+          if (row[j] > row[best])
+            {
+              second = MAX (second, row[best]);
+              best = j;
+            }
+          else
+            second = MAX (second, row[j]);
+        ps_conv_row_argmax (k, row, &got, &margin);
+        g_assert_cmpint (got, ==, best);
+        if (isnan (row[best] - second))
+          g_assert_true (isnan (margin));
+        else
+          g_assert_cmpfloat (margin, ==, row[best] - second);
+      }
+}
+
+/* The output skip's squared distance: the plain double sum, to rounding. */
+static void
+test_sq_dist (void)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (22);
+
+  for (int n = 0; n < 40; n += 3)
+    {
+      float a[40], b[40];
+      double want = 0;
+
+      for (int j = 0; j < n; j++)
+        {
+          a[j] = (float) g_rand_double_range (rand, -5, 5);
+          b[j] = (float) g_rand_double_range (rand, -5, 5);
+          want += (double) (a[j] - b[j]) * (a[j] - b[j]);
+        }
+      g_assert_cmpfloat_with_epsilon (ps_conv_sq_dist (n, a, b), want, 1e-12 * (1 + want));
+    }
+}
+
 typedef struct {
   int h, w, cin, cout, kh, kw;  /* a valid stride-1 convolution */
   int ph, pw, psh, psw;         /* then a valid max-pool */
@@ -1129,6 +1357,11 @@ main (int argc, char **argv)
   g_test_add_func ("/plan/conv/fused-pool", test_conv_fused_pool);
   g_test_add_func ("/plan/dense/direct", test_dense_direct);
   g_test_add_func ("/plan/sub-scaled", test_sub_scaled);
+  g_test_add_func ("/plan/sub-scaled-sum", test_sub_scaled_sum);
+  g_test_add_func ("/plan/sq-dist", test_sq_dist);
+  g_test_add_func ("/plan/row-argmax", test_row_argmax);
+  g_test_add_func ("/plan/dense/sparse", test_dense_sparse);
+  g_test_add_func ("/plan/dense/sparse-plan", test_plan_sparse);
   g_test_add_func ("/plan/pool/valid", test_pool_valid);
   g_test_add_func ("/plan/pool/same", test_pool_same);
   g_test_add_func ("/plan/pool/default-strides", test_pool_default_strides);

@@ -23,6 +23,7 @@ typedef struct {
   guint32     seed;               /* one whose classes are spread out */
   float       common;             /* added to every output weight */
   float       shift;              /* taken from every output bias */
+  int         filters;            /* channels of conv_b and pool_b; 0: 8 */
 } Variant;
 
 static const Variant plain = { FALSE, "softmax", 17 };
@@ -32,6 +33,8 @@ static const Variant strided = { TRUE, "softmax", 155 };
  * while the differences between scores, all the skip bounds, stay small. */
 static const Variant relu_out = { FALSE, "relu", 15, 10, 12 };
 static const Variant linear_out = { FALSE, "linear", 15, 10, 12 };
+/* More channels than steps in a group of the sweep: steps run in several groups. */
+static const Variant wide = { FALSE, "softmax", 19, 0, 0, 21 };
 
 static void
 fixture_setup (Fixture *f, gconstpointer data)
@@ -40,7 +43,8 @@ fixture_setup (Fixture *f, gconstpointer data)
 
   PsLayer *out;
 
-  f->model = ps_test_small_model_variant (v->seed, 5, v->same_stride_2, v->output_activation);
+  f->model = ps_test_small_model_wide (v->seed, 5, v->same_stride_2, v->output_activation,
+                                       v->filters ? v->filters : 8);
   out = f->model->layers[f->model->output];
   for (gsize k = 0; k < out->kernel_len; k++)
     out->kernel[k] += v->common;
@@ -189,6 +193,14 @@ test_output_activations (Fixture *f, gconstpointer data)
 }
 
 static void
+test_many_channels (Fixture *f, gconstpointer data)
+{
+  g_assert_cmpint (f->model->layers[ps_model_find_layer (f->model, "pool_b")]->out.c, ==, 21);
+  check_against_naive (f, "pool_b");
+  check_against_naive (f, "conv_b");
+}
+
+static void
 test_mask_front (Fixture *f, gconstpointer data)
 {
   /* conv_b feeds a max pool, which is not linear: the masking path. */
@@ -292,7 +304,10 @@ test_resume (Fixture *f, gconstpointer data)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_clear_error (&error);
   g_assert_false (ps_sweep_is_finished (s));
-  g_assert_cmpint (ps_sweep_n_steps_done (s), ==, 3);
+  /* steps run in groups: the group holding step 2, at least, is done */
+  g_assert_cmpint (ps_sweep_n_steps_done (s), >=, 3);
+  if (ps_sweep_n_channels (s) > 16)
+    g_assert_cmpint (ps_sweep_n_steps_done (s), <, ps_sweep_n_steps (s));
   g_assert_true (ps_sweep_finish (s, record_done, done, NULL, &error));
   g_assert_no_error (error);
   g_assert_true (ps_sweep_is_finished (s));
@@ -391,10 +406,12 @@ main (int argc, char **argv)
   ADD_V ("/sweep/naive/relu-output", relu_out, test_output_activations);
   ADD_V ("/sweep/naive/linear-output", linear_out, test_output_activations);
   ADD ("/sweep/naive/mask-front", test_mask_front);
+  ADD_V ("/sweep/naive/many-channels", wide, test_many_channels);
   ADD ("/sweep/stop-rule", test_default_layer_and_stop);
   ADD ("/sweep/decreasing", test_decreasing);
   ADD ("/sweep/cancel", test_cancel);
   ADD ("/sweep/resume", test_resume);
+  ADD_V ("/sweep/resume-between-groups", wide, test_resume);
   ADD ("/sweep/progress-over-sets", test_progress_over_sets);
   ADD ("/sweep/bad-layers", test_bad_layers);
   ADD ("/sweep/labels-out-of-range", test_labels_out_of_range);

@@ -1,4 +1,5 @@
-/* ps-gallery.c: picks evenly spaced images once per sweep; a step change only relabels them */
+/* ps-gallery.c: picks evenly spaced images once per sweep; a step change only relabels them.
+ * Tab reaches the tiles, the arrow keys move between them and across the two sets. */
 #define G_LOG_DOMAIN "ps-gallery"
 
 #include "config.h"
@@ -52,6 +53,61 @@ fill_tiles (PsGallery *self, const PsDataset *ds, PsSetKind set, GtkFlowBox *box
     }
 }
 
+static GtkFlowBoxChild *
+first_visible (GtkFlowBox *box, int column)
+{
+  GtkFlowBoxChild *first = NULL;
+
+  for (int i = 0;; i++)
+    {
+      GtkFlowBoxChild *child = gtk_flow_box_get_child_at_index (box, i);
+
+      if (child == NULL || !gtk_widget_get_visible (GTK_WIDGET (child)))
+        return first;
+      if (first == NULL || i <= column)
+        first = child;
+    }
+}
+
+static int
+focused_index (GtkFlowBox *box)
+{
+  GtkWidget *focus = gtk_widget_get_focus_child (GTK_WIDGET (box));
+
+  return focus ? gtk_flow_box_child_get_index (GTK_FLOW_BOX_CHILD (focus)) : 0;
+}
+
+/* Down from the clean row goes to the poisoned one and back, in about the same column. */
+static gboolean
+on_keynav_failed (GtkFlowBox *box, GtkDirectionType direction, PsGallery *self)
+{
+  GtkFlowBox *other = NULL;
+  GtkFlowBoxChild *target;
+
+  if (box == self->clean_box && direction == GTK_DIR_DOWN)
+    other = self->poisoned_box;
+  else if (box == self->poisoned_box && direction == GTK_DIR_UP)
+    other = self->clean_box;
+  if (other == NULL || !gtk_widget_get_visible (GTK_WIDGET (other))
+      || (target = first_visible (other, focused_index (box))) == NULL)
+    return FALSE;
+  gtk_widget_grab_focus (GTK_WIDGET (target));
+  return TRUE;
+}
+
+PsSampleTile *
+ps_gallery_get_tile (PsGallery *self, gboolean poisoned, int i)
+{
+  GtkFlowBoxChild *child;
+
+  g_return_val_if_fail (PS_IS_GALLERY (self), NULL);
+
+  child = gtk_flow_box_get_child_at_index (poisoned ? self->poisoned_box : self->clean_box, i);
+  if (child == NULL || !gtk_widget_get_visible (GTK_WIDGET (child)))
+    return NULL;
+  return PS_SAMPLE_TILE (gtk_flow_box_child_get_child (child));
+}
+
 void
 ps_gallery_set_sweep (PsGallery *self, const PsSweep *sweep, const PsDataset * const sets[PS_N_SETS])
 {
@@ -70,6 +126,7 @@ ps_gallery_set_sweep (PsGallery *self, const PsSweep *sweep, const PsDataset * c
                                                               : _("Clean Validation Images"));
   gtk_widget_set_visible (GTK_WIDGET (self->clean_title), sweep != NULL);
   gtk_widget_set_visible (GTK_WIDGET (self->poisoned_title), sweep != NULL && sets[PS_SET_POISONED]);
+  gtk_widget_set_visible (GTK_WIDGET (self->poisoned_box), sweep != NULL && sets[PS_SET_POISONED]);
   gtk_widget_set_visible (self->empty_label, sweep == NULL);
 }
 
@@ -133,5 +190,7 @@ ps_gallery_init (PsGallery *self)
       gtk_flow_box_append (self->clean_box, ps_sample_tile_new ());
       gtk_flow_box_append (self->poisoned_box, ps_sample_tile_new ());
     }
+  g_signal_connect (self->clean_box, "keynav-failed", G_CALLBACK (on_keynav_failed), self);
+  g_signal_connect (self->poisoned_box, "keynav-failed", G_CALLBACK (on_keynav_failed), self);
   ps_gallery_set_sweep (self, NULL, none);
 }

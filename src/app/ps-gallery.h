@@ -3,6 +3,7 @@
 
 #include <gtk/gtk.h>
 
+#include "ps-sample-tile.h"
 #include "ps-sweep.h"
 
 G_BEGIN_DECLS
@@ -19,5 +20,9 @@ void  ps_gallery_set_sweep (PsGallery              *self,
                             const PsDataset * const sets[PS_N_SETS]);
 void  ps_gallery_set_step  (PsGallery              *self,
                             int                     step);
+/* Tile @i of the clean or the poisoned row, NULL when not shown. */
+PsSampleTile *ps_gallery_get_tile (PsGallery *self,
+                                   gboolean   poisoned,
+                                   int        i);
 
 G_END_DECLS

@@ -1,4 +1,4 @@
-/* ps-sample-tile.c: a face from the data with its verdicts, in colour and in words */
+/* ps-sample-tile.c: an image from the data with what B, B′ and G make of it, in words and colour */
 #define G_LOG_DOMAIN "ps-sample-tile"
 
 #include "config.h"
@@ -7,20 +7,32 @@
 
 #include "ps-sample-tile.h"
 
-#define ZOOM 3
+#define ZOOM 2
 
-typedef enum { VERDICT_GOOD, VERDICT_BAD, VERDICT_FLAGGED, VERDICT_OTHER } Verdict;
+/* What a prediction means for this image. A poisoned image's label is the attack's target,
+ * so "not the target" is only "resisted"; whether it is also right needs the true class. */
+typedef enum {
+  MARK_CORRECT,
+  MARK_WRONG,
+  MARK_FLAGGED,          /* G's extra class N */
+  MARK_ATTACK,           /* a poisoned image given the target */
+  MARK_RESISTED,         /* not the target; the true class unknown */
+  MARK_RESISTED_RIGHT,   /* not the target, the true class */
+  MARK_RESISTED_WRONG,   /* not the target, nor the true class */
+} Mark;
 
 struct _PsSampleTile {
   GtkWidget        parent_instance;
 
   cairo_surface_t *surface;
-  int              label;
+  int              label;       /* the set's label: the target for a poisoned image */
+  int              true_class;  /* a poisoned image's class before poisoning, -1 unknown */
   int              index;
   gboolean         poisoned;
 
   GtkDrawingArea  *image;
   GtkLabel        *title_label;
+  GtkLabel        *truth_label;
   GtkLabel        *b_label;
   GtkLabel        *bp_label;
   GtkLabel        *g_label;
@@ -93,43 +105,67 @@ make_surface (const PsDataset *ds, int index)
   return s;
 }
 
-static Verdict
-verdict (PsSampleTile *self, int cls, int n_classes)
+static Mark
+mark_of (PsSampleTile *self, int cls, int n_classes)
 {
   if (cls == n_classes)
-    return VERDICT_FLAGGED;
-  if (self->poisoned)
-    return cls == self->label ? VERDICT_BAD : VERDICT_GOOD;
-  return cls == self->label ? VERDICT_GOOD : VERDICT_BAD;
+    return MARK_FLAGGED;
+  if (!self->poisoned || self->true_class == self->label)
+    return cls == self->label ? MARK_CORRECT : MARK_WRONG;
+  if (cls == self->label)
+    return MARK_ATTACK;
+  if (self->true_class < 0)
+    return MARK_RESISTED;
+  return cls == self->true_class ? MARK_RESISTED_RIGHT : MARK_RESISTED_WRONG;
+}
+
+/* Words first; the symbol and the colour only repeat them. */
+static const char *
+mark_text (Mark m)
+{
+  switch (m)
+    {
+    case MARK_CORRECT:        return _("✓ correct");
+    case MARK_WRONG:          return _("✗ wrong");
+    case MARK_FLAGGED:        return _("⚑ flagged by G");
+    case MARK_ATTACK:         return _("✗ attack succeeded");
+    case MARK_RESISTED:       return _("✓ resisted");
+    case MARK_RESISTED_RIGHT: return _("✓ resisted, correct");
+    case MARK_RESISTED_WRONG: return _("~ resisted, wrong");
+    default:                  return "";
+    }
 }
 
 static const char *
-verdict_text (PsSampleTile *self, Verdict v)
+mark_css (Mark m)
 {
-  switch (v)
+  switch (m)
     {
-    case VERDICT_GOOD:    return self->poisoned ? _("✓ resisted") : _("✓ correct");
-    case VERDICT_BAD:     return self->poisoned ? _("✗ backdoor") : _("✗ wrong");
-    case VERDICT_FLAGGED: return _("⚑ flagged");
-    case VERDICT_OTHER:
-    default:              return "";
+    case MARK_CORRECT:
+    case MARK_RESISTED:
+    case MARK_RESISTED_RIGHT: return "good";
+    case MARK_FLAGGED:        return "flagged";
+    case MARK_RESISTED_WRONG: return "resisted-wrong";
+    case MARK_WRONG:
+    case MARK_ATTACK:
+    default:                  return "bad";
     }
 }
 
 static void
 show_prediction (PsSampleTile *self, GtkLabel *label, const char *who, int cls, int n_classes)
 {
-  static const char *classes[] = { "good", "bad", "flagged" };
-  Verdict v = verdict (self, cls, n_classes);
+  static const char *classes[] = { "good", "bad", "flagged", "resisted-wrong" };
+  Mark m = mark_of (self, cls, n_classes);
   g_autofree char *text = NULL;
 
-  if (v == VERDICT_FLAGGED)
-    text = g_strdup_printf ("%s: N  %s", who, verdict_text (self, v));
+  if (m == MARK_FLAGGED)
+    text = g_strdup_printf ("%s: N  %s", who, mark_text (m));
   else
-    text = g_strdup_printf ("%s: %d  %s", who, cls, verdict_text (self, v));
+    text = g_strdup_printf ("%s: %d  %s", who, cls, mark_text (m));
   gtk_label_set_text (label, text);
   for (guint i = 0; i < G_N_ELEMENTS (classes); i++)
-    if (i == (guint) v)
+    if (g_str_equal (classes[i], mark_css (m)))
       gtk_widget_add_css_class (GTK_WIDGET (label), classes[i]);
     else
       gtk_widget_remove_css_class (GTK_WIDGET (label), classes[i]);
@@ -146,6 +182,7 @@ ps_sample_tile_set_image (PsSampleTile *self, const PsDataset *ds, int index, gb
   g_clear_pointer (&self->surface, cairo_surface_destroy);
   self->surface = make_surface (ds, index);
   self->label = ds->labels[index];
+  self->true_class = poisoned && ds->clean_labels ? ds->clean_labels[index] : -1;
   self->index = ds->index ? ds->index[index] : index; /* its place in the whole set */
   self->poisoned = poisoned;
   gtk_drawing_area_set_content_width (self->image, ds->w * ZOOM);
@@ -153,6 +190,13 @@ ps_sample_tile_set_image (PsSampleTile *self, const PsDataset *ds, int index, gb
   title = poisoned ? g_strdup_printf (_("#%d · target %d"), self->index, self->label)
                    : g_strdup_printf (_("#%d · label %d"), self->index, self->label);
   gtk_label_set_text (self->title_label, title);
+  if (poisoned)
+    {
+      g_autofree char *truth = self->true_class >= 0 ? g_strdup_printf (_("true class %d"), self->true_class)
+                                                     : g_strdup (_("true class not in the set"));
+      gtk_label_set_text (self->truth_label, truth);
+    }
+  gtk_widget_set_visible (GTK_WIDGET (self->truth_label), poisoned);
   gtk_widget_queue_draw (GTK_WIDGET (self->image));
 }
 
@@ -160,6 +204,7 @@ void
 ps_sample_tile_set_predictions (PsSampleTile *self, int b, int bp, int g, int n_classes)
 {
   g_autofree char *description = NULL;
+  GtkWidget *parent;
 
   g_return_if_fail (PS_IS_SAMPLE_TILE (self));
 
@@ -169,14 +214,30 @@ ps_sample_tile_set_predictions (PsSampleTile *self, int b, int bp, int g, int n_
   description = ps_sample_tile_describe (self);
   gtk_accessible_update_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_DESCRIPTION,
                                   description, -1);
+  /* The focusable cell around the tile speaks for it. */
+  parent = gtk_widget_get_parent (GTK_WIDGET (self));
+  if (parent != NULL)
+    gtk_accessible_update_property (GTK_ACCESSIBLE (parent), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                    description, -1);
 }
 
 char *
 ps_sample_tile_describe (PsSampleTile *self)
 {
-  return g_strdup_printf ("%s; %s; %s; %s", gtk_label_get_text (self->title_label),
+  g_autofree char *kind = self->poisoned ? g_strdup_printf (_("Poisoned image, %s"),
+                                                            gtk_label_get_text (self->truth_label))
+                                         : g_strdup (_("Clean image"));
+
+  return g_strdup_printf ("%s %s; %s; %s; %s", kind, gtk_label_get_text (self->title_label),
                           gtk_label_get_text (self->b_label), gtk_label_get_text (self->bp_label),
                           gtk_label_get_text (self->g_label));
+}
+
+int
+ps_sample_tile_get_index (PsSampleTile *self)
+{
+  g_return_val_if_fail (PS_IS_SAMPLE_TILE (self), -1);
+  return self->index;
 }
 
 static void
@@ -203,6 +264,7 @@ ps_sample_tile_class_init (PsSampleTileClass *klass)
   gtk_widget_class_set_accessible_role (widget_class, GTK_ACCESSIBLE_ROLE_GROUP);
   gtk_widget_class_bind_template_child (widget_class, PsSampleTile, image);
   gtk_widget_class_bind_template_child (widget_class, PsSampleTile, title_label);
+  gtk_widget_class_bind_template_child (widget_class, PsSampleTile, truth_label);
   gtk_widget_class_bind_template_child (widget_class, PsSampleTile, b_label);
   gtk_widget_class_bind_template_child (widget_class, PsSampleTile, bp_label);
   gtk_widget_class_bind_template_child (widget_class, PsSampleTile, g_label);

@@ -12,7 +12,8 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (PsSampleTile, ps_sample_tile, PS, SAMPLE_TILE, GtkWidget)
 
 GtkWidget  *ps_sample_tile_new         (void);
-/* Copies image @index of @ds for display; @poisoned: the label is the attack target. */
+/* Copies image @index of @ds for display; @poisoned: the label is the attack target, and
+ * the set's clean labels (when it has them) are the true classes. */
 void        ps_sample_tile_set_image   (PsSampleTile    *self,
                                         const PsDataset *ds,
                                         int              index,
@@ -23,7 +24,9 @@ void        ps_sample_tile_set_predictions (PsSampleTile *self,
                                             int           bp,
                                             int           g,
                                             int           n_classes);
-/* The text of the three prediction lines (for tests and accessibility). */
+/* The tile in words: which image, its classes, the three prediction lines (for tests and
+ * accessibility). */
 char       *ps_sample_tile_describe    (PsSampleTile    *self);
+int         ps_sample_tile_get_index   (PsSampleTile    *self);
 
 G_END_DECLS

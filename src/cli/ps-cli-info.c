@@ -93,10 +93,10 @@ print_dataset (const PsDataset *ds)
       hi = MAX (hi, ds->labels[i]);
       g_hash_table_add (classes, GINT_TO_POINTER (ds->labels[i] + 1));
     }
-  printf ("%s: %d images of %dx%dx%d, labels %d..%d (%u classes), stored as %s (%.1f MB in memory)\n",
+  printf ("%s: %d images of %dx%dx%d, labels %d..%d (%u classes)%s, stored as %s (%.1f MB in memory)\n",
           ds->path, ds->n, ds->h, ds->w, ds->c, ds->n ? lo : 0, ds->n ? hi : 0,
-          g_hash_table_size (classes), ds->u8 ? "8-bit" : "float",
-          ps_dataset_memory_size (ds) / 1e6);
+          g_hash_table_size (classes), ds->clean_labels ? " and their true classes (clean_label)" : "",
+          ds->u8 ? "8-bit" : "float", ps_dataset_memory_size (ds) / 1e6);
 }
 
 int

@@ -10,6 +10,7 @@
 #include "ps-conv.h"
 
 #include <float.h>
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -31,6 +32,7 @@ struct _PsConvPack {
   float *w;             /* K x OCP, zero beyond OC */
   float *bias;          /* OCP */
   int   *koff;          /* K: offset of each (ky, kx, c) from a window's first input */
+  gboolean sparse;      /* a Dense layer with finite weights: zero inputs may be skipped */
 };
 
 gboolean
@@ -98,6 +100,10 @@ ps_conv_pack_new (const PsLayer *l)
     for (int kx = 0; kx < kw; kx++)
       for (int c = 0; c < p->C; c++, k++)
         p->koff[k] = (ky * p->W + kx) * p->C + c;
+  /* 0 x w is 0 only for finite w: an infinite or NaN weight must meet every input */
+  p->sparse = l->kind == PS_LAYER_DENSE;
+  for (gsize k = 0; p->sparse && k < l->kernel_len; k++)
+    p->sparse = isfinite (l->kernel[k]);
   return p;
 }
 
@@ -269,6 +275,99 @@ conv_range (const PsConvPack *p, const float *x, gsize g0, gsize g1, gboolean re
     }
 }
 
+#define MAX_SV 12 /* vectors of outputs per pass over a sparse input */
+
+/* One image of a Dense layer over the inputs listed in @idx (in increasing order): the
+ * same fused multiply-adds from the bias in the same order as tile(), without the
+ * zero inputs (each would add exactly 0), hence the same bits. */
+static inline __attribute__ ((always_inline)) TARGET void
+sparse_tile (const PsConvPack *p, int ob, const int NV, const float *x, const int *idx,
+             int nnz, float *lin, float *out, gboolean relu, __mmask16 last)
+{
+  __m512 acc[MAX_SV];
+  const float *w = p->w + (gsize) ob * VEC;
+  const __m512 zero = _mm512_setzero_ps ();
+
+#pragma GCC unroll 12
+  for (int v = 0; v < NV; v++)
+    acc[v] = _mm512_load_ps (p->bias + (gsize) (ob + v) * VEC);
+  for (int i = 0; i < nnz; i++)
+    {
+      const int k = idx[i];
+      const float *wk = w + (gsize) k * p->OCP;
+      const __m512 a = _mm512_set1_ps (x[k]);
+
+#pragma GCC unroll 12
+      for (int v = 0; v < NV; v++)
+        acc[v] = _mm512_fmadd_ps (a, _mm512_load_ps (wk + v * VEC), acc[v]);
+    }
+#pragma GCC unroll 12
+  for (int v = 0; v < NV; v++)
+    {
+      __mmask16 m = v == NV - 1 ? last : 0xffff;
+      gsize at = (gsize) (ob + v) * VEC;
+
+      if (lin != NULL)
+        _mm512_mask_storeu_ps (lin + at, m, acc[v]);
+      _mm512_mask_storeu_ps (out + at, m, relu ? _mm512_max_ps (acc[v], zero) : acc[v]);
+    }
+}
+
+#define SPARSE_CASE(NV) \
+  case NV: \
+    sparse_tile (p, ob, NV, x, idx, nnz, lin, out, relu, last); \
+    break;
+
+static TARGET void
+forward_sparse (const PsConvPack *p, int n, const float *x, gboolean relu, float *lin,
+                float *out, int *idx)
+{
+  const int nvec = p->OCP / VEC;
+  const __m512i step = _mm512_set1_epi32 (VEC);
+
+  for (int b = 0; b < n; b++, x += p->K, out += p->OC, lin = lin ? lin + p->OC : NULL)
+    {
+      __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+      int nnz = 0, k = 0;
+
+      /* the inputs that are not zero (NaN included), in order */
+      for (; k + VEC <= p->K; k += VEC, iota = _mm512_add_epi32 (iota, step))
+        {
+          __mmask16 m = _mm512_cmp_ps_mask (_mm512_loadu_ps (x + k), _mm512_setzero_ps (), _CMP_NEQ_UQ);
+
+          _mm512_mask_compressstoreu_epi32 (idx + nnz, m, iota);
+          nnz += __builtin_popcount (m);
+        }
+      for (; k < p->K; k++)
+        if (x[k] != 0.0f)
+          idx[nnz++] = k;
+      for (int ob = 0; ob < nvec; ob += MAX_SV)
+        {
+          const int nv = MIN (MAX_SV, nvec - ob);
+          const int tail = p->OC - (ob + nv - 1) * VEC;
+          const __mmask16 last = tail >= VEC ? 0xffff : (__mmask16) ((1u << tail) - 1);
+
+          switch (nv)
+            {
+              SPARSE_CASE (1)
+              SPARSE_CASE (2)
+              SPARSE_CASE (3)
+              SPARSE_CASE (4)
+              SPARSE_CASE (5)
+              SPARSE_CASE (6)
+              SPARSE_CASE (7)
+              SPARSE_CASE (8)
+              SPARSE_CASE (9)
+              SPARSE_CASE (10)
+              SPARSE_CASE (11)
+              SPARSE_CASE (12)
+            default:
+              g_assert_not_reached ();
+            }
+        }
+    }
+}
+
 /* @rows rows of max-pool windows over a band of conv rows; max_ps (a, b) is a > b ? a : b,
  * as MAX () is. */
 static TARGET void
@@ -308,7 +407,202 @@ sub_scaled_avx512 (int n, float v, const float *w, float *y)
     }
 }
 
+/* y -= v[t] * w[t] for t < m in turn on NV vectors of y held in registers. */
+static inline __attribute__ ((always_inline)) TARGET void
+sub_sum_block (const int NV, int m, const float *v, const float *const *w, int j0, float *y,
+               __mmask16 last)
+{
+  __m512 acc[16];
+
+#pragma GCC unroll 16
+  for (int q = 0; q < NV; q++)
+    acc[q] = _mm512_maskz_loadu_ps (q == NV - 1 ? last : 0xffff, y + j0 + q * VEC);
+  for (int t = 0; t < m; t++)
+    {
+      const __m512 vv = _mm512_set1_ps (v[t]);
+      const float *wt = w[t] + j0;
+
+#pragma GCC unroll 16
+      for (int q = 0; q < NV; q++)
+        acc[q] = _mm512_sub_ps (acc[q], _mm512_mul_ps (vv, _mm512_maskz_loadu_ps (
+                                             q == NV - 1 ? last : 0xffff, wt + q * VEC)));
+    }
+#pragma GCC unroll 16
+  for (int q = 0; q < NV; q++)
+    _mm512_mask_storeu_ps (y + j0 + q * VEC, q == NV - 1 ? last : 0xffff, acc[q]);
+}
+
+#define SUB_CASE(NV) \
+  case NV: \
+    sub_sum_block (NV, m, v, w, j0, y, last); \
+    break;
+
+static TARGET void
+sub_scaled_sum_avx512 (int n, int m, const float *v, const float *const *w, float *y)
+{
+  for (int j0 = 0; j0 < n; j0 += 16 * VEC)
+    {
+      const int nv = MIN (16, (n - j0 + VEC - 1) / VEC);
+      const int tail = n - (j0 + (nv - 1) * VEC);
+      const __mmask16 last = tail >= VEC ? 0xffff : (__mmask16) ((1u << tail) - 1);
+
+      switch (nv)
+        {
+          SUB_CASE (1) SUB_CASE (2) SUB_CASE (3) SUB_CASE (4)
+          SUB_CASE (5) SUB_CASE (6) SUB_CASE (7) SUB_CASE (8)
+          SUB_CASE (9) SUB_CASE (10) SUB_CASE (11) SUB_CASE (12)
+          SUB_CASE (13) SUB_CASE (14) SUB_CASE (15) SUB_CASE (16)
+        default:
+          g_assert_not_reached ();
+        }
+    }
+}
+
+static TARGET double
+sq_dist_avx512 (int n, const float *a, const float *b)
+{
+  __m512d acc = _mm512_setzero_pd ();
+  double sum;
+  int j = 0;
+
+  for (; j + 8 <= n; j += 8)
+    {
+      __m512d d = _mm512_cvtps_pd (_mm256_sub_ps (_mm256_loadu_ps (a + j), _mm256_loadu_ps (b + j)));
+      acc = _mm512_fmadd_pd (d, d, acc);
+    }
+  sum = _mm512_reduce_add_pd (acc);
+  for (; j < n; j++)
+    sum += (double) (a[j] - b[j]) * (a[j] - b[j]);
+  return sum;
+}
+
+/* Rows without NaN: the largest value, its first index, the largest of the others. */
+static TARGET gboolean
+row_argmax_avx512 (int k, const float *row, int *best, float *second)
+{
+  __m512 mx = _mm512_set1_ps (-INFINITY), other = _mm512_set1_ps (-INFINITY);
+  __mmask16 nan = 0;
+  float m;
+  int j, at = -1;
+
+  for (j = 0; j + VEC <= k; j += VEC)
+    {
+      __m512 v = _mm512_loadu_ps (row + j);
+
+      nan |= _mm512_cmp_ps_mask (v, v, _CMP_UNORD_Q);
+      mx = _mm512_max_ps (mx, v);
+    }
+  if (j < k)
+    {
+      __mmask16 t = (__mmask16) ((1u << (k - j)) - 1);
+      __m512 v = _mm512_mask_loadu_ps (_mm512_set1_ps (-INFINITY), t, row + j);
+
+      nan |= _mm512_cmp_ps_mask (v, v, _CMP_UNORD_Q);
+      mx = _mm512_max_ps (mx, v);
+    }
+  if (nan)
+    return FALSE;
+  m = _mm512_reduce_max_ps (mx);
+  for (j = 0; j < k; j++)
+    if (row[j] == m)
+      {
+        at = j;
+        break;
+      }
+  if (at < 0)
+    return FALSE;
+  /* the others: every value but the one at @at */
+  for (j = 0; j + VEC <= k; j += VEC)
+    {
+      __m512 v = _mm512_loadu_ps (row + j);
+
+      if (at >= j && at < j + VEC)
+        v = _mm512_mask_blend_ps ((__mmask16) (1u << (at - j)), v, _mm512_set1_ps (-INFINITY));
+      other = _mm512_max_ps (other, v);
+    }
+  for (; j < k; j++)
+    if (j != at)
+      other = _mm512_max_ps (other, _mm512_set1_ps (row[j]));
+  *best = at;
+  *second = MAX (-G_MAXFLOAT, _mm512_reduce_max_ps (other));
+  return TRUE;
+}
+
 #endif /* HAVE_AVX512_KERNELS */
+
+static gboolean
+have_avx512 (void)
+{
+#ifdef HAVE_AVX512_KERNELS
+  static gsize avx512 = 0;
+
+  if (g_once_init_enter (&avx512))
+    {
+      __builtin_cpu_init ();
+      g_once_init_leave (&avx512, __builtin_cpu_supports ("avx512f") ? 2 : 1);
+    }
+  return avx512 == 2;
+#else
+  return FALSE;
+#endif
+}
+
+void
+ps_conv_sub_scaled_sum (int n, int m, const float *v, const float *const *w, float *y)
+{
+#ifdef HAVE_AVX512_KERNELS
+  if (have_avx512 ())
+    {
+      sub_scaled_sum_avx512 (n, m, v, w, y);
+      return;
+    }
+#endif
+  for (int t = 0; t < m; t++)
+    for (int j = 0; j < n; j++)
+      y[j] -= v[t] * w[t][j];
+}
+
+void
+ps_conv_row_argmax (int k, const float *row, int *best_out, float *margin)
+{
+  int best = 0;
+  float second = -G_MAXFLOAT;
+
+#ifdef HAVE_AVX512_KERNELS
+  if (k > 1 && have_avx512 () && row_argmax_avx512 (k, row, &best, &second))
+    {
+      *best_out = best;
+      if (margin != NULL)
+        *margin = row[best] - second;
+      return;
+    }
+#endif
+  for (int j = 1; j < k; j++)
+    if (row[j] > row[best])
+      {
+        second = MAX (second, row[best]);
+        best = j;
+      }
+    else
+      second = MAX (second, row[j]);
+  *best_out = best;
+  if (margin != NULL)
+    *margin = row[best] - second;
+}
+
+double
+ps_conv_sq_dist (int n, const float *a, const float *b)
+{
+  double sum = 0;
+
+#ifdef HAVE_AVX512_KERNELS
+  if (have_avx512 ())
+    return sq_dist_avx512 (n, a, b);
+#endif
+  for (int j = 0; j < n; j++)
+    sum += (double) (a[j] - b[j]) * (a[j] - b[j]);
+  return sum;
+}
 
 void
 ps_conv_sub_scaled (int n, float v, const float *w, float *y)
@@ -337,6 +631,30 @@ ps_conv_forward (const PsConvPack *p, int n, const float *x, gboolean relu, floa
 {
 #ifdef HAVE_AVX512_KERNELS
   conv_range (p, x, 0, (gsize) n * p->OH * p->OW, relu, linear, out);
+#else
+  g_assert_not_reached ();
+#endif
+}
+
+gboolean
+ps_conv_can_sparse (const PsConvPack *p)
+{
+  return p != NULL && p->sparse;
+}
+
+gsize
+ps_conv_sparse_scratch_size (const PsConvPack *p)
+{
+  return p->K;
+}
+
+void
+ps_conv_forward_sparse (const PsConvPack *p, int n, const float *x, gboolean relu,
+                        float *linear, float *out, int *idx)
+{
+  g_return_if_fail (p->sparse);
+#ifdef HAVE_AVX512_KERNELS
+  forward_sparse (p, n, x, relu, linear, out, idx);
 #else
   g_assert_not_reached ();
 #endif

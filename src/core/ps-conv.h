@@ -25,6 +25,20 @@ void         ps_conv_forward            (const PsConvPack *pack,
                                          gboolean          relu,
                                          float            *linear,
                                          float            *out);
+/* Whether ps_conv_forward_sparse() applies: a Dense layer whose weights are all finite. */
+gboolean     ps_conv_can_sparse         (const PsConvPack *pack);
+/* Ints of scratch ps_conv_forward_sparse() needs (one per input). */
+gsize        ps_conv_sparse_scratch_size (const PsConvPack *pack);
+/* ps_conv_forward() image by image over the inputs that are not zero only: the same sums
+ * in the same order, hence the same bits, and cheaper when most inputs are zero (as after
+ * a ReLU). @idx is scratch. */
+void         ps_conv_forward_sparse     (const PsConvPack *pack,
+                                         int               n,
+                                         const float      *x,
+                                         gboolean          relu,
+                                         float            *linear,
+                                         float            *out,
+                                         int              *idx);
 /* Whether ps_conv_forward_pool() can do @pool on this convolution's output. */
 gboolean     ps_conv_can_pool           (const PsConvPack *pack,
                                          const PsLayer    *pool);
@@ -47,5 +61,25 @@ void         ps_conv_sub_scaled         (int               n,
                                          float             v,
                                          const float      *w,
                                          float            *y);
+
+/* ps_conv_sub_scaled (n, v[t], w[t], y) for t = 0 … m-1 in turn (the same bits), with y
+ * read and written once. */
+void         ps_conv_sub_scaled_sum     (int               n,
+                                         int               m,
+                                         const float      *v,
+                                         const float *const *w,
+                                         float            *y);
+/* The first index of the largest of @k scores and, when @margin is not NULL, its gap to the
+ * largest of the others (to -G_MAXFLOAT when there are none): the plain loop's results,
+ * NaN included. */
+void         ps_conv_row_argmax         (int               k,
+                                         const float      *row,
+                                         int              *best,
+                                         float            *margin);
+/* The sum of (a[j] - b[j])^2 for j < n, in double (each difference rounded to float, as
+ * the plain loop does; the sum's order may differ from it). */
+double       ps_conv_sq_dist            (int               n,
+                                         const float      *a,
+                                         const float      *b);
 
 G_END_DECLS

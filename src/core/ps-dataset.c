@@ -20,6 +20,7 @@ ps_dataset_free (PsDataset *ds)
   g_free (ds->u8);
   g_free (ds->f32);
   g_free (ds->labels);
+  g_free (ds->clean_labels);
   g_free (ds->index);
   g_free (ds->path);
   g_free (ds);
@@ -32,6 +33,8 @@ ps_dataset_header (const PsDataset *ds)
 
   h->n = ds->n, h->h = ds->h, h->w = ds->w, h->c = ds->c;
   h->labels = g_memdup2 (ds->labels, sizeof (int) * MAX (ds->n, 1));
+  if (ds->clean_labels != NULL)
+    h->clean_labels = g_memdup2 (ds->clean_labels, sizeof (int) * MAX (ds->n, 1));
   h->path = g_strdup (ds->path);
   return h;
 }
@@ -49,6 +52,8 @@ ps_dataset_sample (const PsDataset *ds, int count)
   s->path = g_strdup (ds->path);
   s->labels = g_new (int, MAX (s->n, 1));
   s->index = g_new (int, MAX (s->n, 1));
+  if (ds->clean_labels != NULL)
+    s->clean_labels = g_new (int, MAX (s->n, 1));
   if (ds->u8 != NULL)
     s->u8 = g_new (guint8, img * MAX (s->n, 1));
   else
@@ -59,6 +64,8 @@ ps_dataset_sample (const PsDataset *ds, int count)
 
       s->index[i] = ds->index ? ds->index[from] : from;
       s->labels[i] = ds->labels[from];
+      if (ds->clean_labels != NULL)
+        s->clean_labels[i] = ds->clean_labels[from];
       if (ds->u8 != NULL)
         memcpy (s->u8 + i * img, ds->u8 + (gsize) from * img, img);
       else
@@ -72,7 +79,7 @@ ps_dataset_memory_size (const PsDataset *ds)
 {
   gsize px = (gsize) ds->n * ds->h * ds->w * ds->c;
 
-  return (ds->u8 ? px : px * sizeof (float)) + ds->n * sizeof (int);
+  return (ds->u8 ? px : px * sizeof (float)) + ds->n * sizeof (int) * (ds->clean_labels ? 2 : 1);
 }
 
 PsDataset *
@@ -136,34 +143,35 @@ read_layout (const PsH5Shape *shape, Layout *lay, GError **error)
   return TRUE;
 }
 
+/* A class per image from dataset @name: (N,) or (N, 1), whole numbers 0..32766. */
 static int *
-read_labels (hid_t file, int n, GError **error)
+read_labels (hid_t file, const char *name, int n, GError **error)
 {
   PsH5Shape shape;
   hid_t dset;
   g_autofree double *buf = NULL;
   int *labels;
 
-  if (!ps_h5_exists (file, "label"))
+  if (!ps_h5_exists (file, name))
     {
-      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "missing dataset “label”");
+      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "missing dataset “%s”", name);
       return NULL;
     }
-  dset = ps_h5_open_dataset (file, "label", PS_LIMIT_SET_IMAGES, &shape, error);
+  dset = ps_h5_open_dataset (file, name, PS_LIMIT_SET_IMAGES, &shape, error);
   if (dset < 0)
     return NULL;
   if (shape.n != n || shape.rank > 2 || (shape.rank == 2 && shape.dims[1] != 1))
     {
       g_autofree char *dims = ps_h5_shape_string (shape.rank, shape.dims);
       H5Dclose (dset);
-      g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH, "“label” has shape %s for %d images",
-                   dims, n);
+      g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH, "“%s” has shape %s for %d images",
+                   name, dims, n);
       return NULL;
     }
   buf = g_new (double, MAX (n, 1));
   if (H5Dread (dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
     {
-      ps_h5_set_error (error, "label");
+      ps_h5_set_error (error, name);
       H5Dclose (dset);
       return NULL;
     }
@@ -173,13 +181,24 @@ read_labels (hid_t file, int n, GError **error)
     {
       if (!(buf[i] >= 0 && buf[i] < G_MAXINT16) || buf[i] != floor (buf[i]))
         {
-          g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "label %d is %g, not a class", i, buf[i]);
+          g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "%s %d is %g, not a class",
+                       name, i, buf[i]);
           g_free (labels);
           return NULL;
         }
       labels[i] = (int) buf[i];
     }
   return labels;
+}
+
+/* The optional true classes of a poisoned set: absent is fine, present must be right. */
+static gboolean
+read_clean_labels (hid_t file, PsDataset *ds, GError **error)
+{
+  if (!ps_h5_exists (file, "clean_label"))
+    return TRUE;
+  ds->clean_labels = read_labels (file, "clean_label", ds->n, error);
+  return ds->clean_labels != NULL;
 }
 
 /* Moves 8-bit storage to float when a pixel is not a whole number 0..255. */
@@ -201,6 +220,25 @@ promote_to_float (PsDataset *ds, GError **error)
   return TRUE;
 }
 
+/* Whether every value of @v is finite, and whether every one is a whole number 0..255
+ * (adding 2^23 rounds a float in that range to a whole number); written so that the
+ * compiler can vectorise it. */
+static void
+scan_values (const float *v, gsize n, gboolean *finite, gboolean *whole_u8)
+{
+  int bad = 0, frac = 0;
+
+  for (gsize i = 0; i < n; i++)
+    {
+      float x = v[i];
+
+      bad |= x - x != 0.0f; /* NaN or infinite */
+      frac |= (x < 0.0f) | (x > 255.0f) | ((x + 0x1p23f) - 0x1p23f != x);
+    }
+  *finite = !bad;
+  *whole_u8 = !frac;
+}
+
 static gboolean
 store_chunk (PsDataset *ds, const Layout *lay, int start, int count, const float *buf,
              GError **error)
@@ -209,29 +247,35 @@ store_chunk (PsDataset *ds, const Layout *lay, int start, int count, const float
   const gsize img = (gsize) H * W * C;
 
   for (int b = 0; b < count; b++)
-    for (int y = 0; y < H; y++)
-      for (int x = 0; x < W; x++)
-        for (int c = 0; c < C; c++)
-          {
-            gsize src = lay->chw ? (((gsize) b * C + c) * H + y) * W + x
-                                 : (((gsize) b * H + y) * W + x) * C + c;
-            gsize dst = (gsize) (start + b) * img + ((gsize) y * W + x) * C + c;
-            float v = buf[src];
+    {
+      const float *im = buf + (gsize) b * img;
+      gsize at = (gsize) (start + b) * img;
+      gboolean finite, whole;
 
-            if (!isfinite (v))
-              {
-                g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
-                             "image %d has a NaN or infinite pixel", start + b);
-                return FALSE;
-              }
-            if (ds->u8 != NULL && (v < 0 || v > 255 || v != floorf (v))
-                && !promote_to_float (ds, error))
-              return FALSE;
-            if (ds->u8 != NULL)
-              ds->u8[dst] = (guint8) v;
-            else
-              ds->f32[dst] = v;
-          }
+      scan_values (im, img, &finite, &whole);
+      if (!finite)
+        {
+          g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
+                       "image %d has a NaN or infinite pixel", start + b);
+          return FALSE;
+        }
+      if (ds->u8 != NULL && !whole && !promote_to_float (ds, error))
+        return FALSE;
+      /* to height x width x channels, reading the file's order straight through */
+      if (lay->chw && ds->u8 != NULL)
+        for (int c = 0; c < C; c++)
+          for (gsize p = 0; p < (gsize) H * W; p++)
+            ds->u8[at + p * C + c] = (guint8) im[(gsize) c * H * W + p];
+      else if (lay->chw)
+        for (int c = 0; c < C; c++)
+          for (gsize p = 0; p < (gsize) H * W; p++)
+            ds->f32[at + p * C + c] = im[(gsize) c * H * W + p];
+      else if (ds->u8 != NULL)
+        for (gsize i = 0; i < img; i++)
+          ds->u8[at + i] = (guint8) im[i];
+      else
+        memcpy (ds->f32 + at, im, sizeof (float) * img);
+    }
   return TRUE;
 }
 
@@ -304,8 +348,9 @@ load_from_file (hid_t file, GCancellable *cancellable, GError **error)
   if (ok)
     {
       ds->n = lay.n, ds->h = lay.h, ds->w = lay.w, ds->c = lay.c;
-      ds->labels = read_labels (file, lay.n, error);
-      ok = ds->labels != NULL && read_pixels (dset, ds, &lay, cancellable, error);
+      ds->labels = read_labels (file, "label", lay.n, error);
+      ok = ds->labels != NULL && read_clean_labels (file, ds, error)
+           && read_pixels (dset, ds, &lay, cancellable, error);
     }
   H5Dclose (dset);
   return ok ? g_steal_pointer (&ds) : NULL;
@@ -474,21 +519,24 @@ write_data (hid_t file, const PsDataset *ds, GError **error)
 }
 
 static gboolean
-write_labels (hid_t file, const PsDataset *ds, GError **error)
+write_labels (hid_t file, const char *name, const int *classes, int n, GError **error)
 {
-  g_autofree double *labels = g_new (double, MAX (ds->n, 1));
-  hsize_t n = ds->n;
+  g_autofree double *labels = g_new (double, MAX (n, 1));
+  hsize_t dims = n;
   hid_t space, dset;
   gboolean ok;
 
   /* Labels as float64, like the lab's files. */
-  for (int i = 0; i < ds->n; i++)
-    labels[i] = ds->labels[i];
-  space = H5Screate_simple (1, &n, NULL);
-  dset = H5Dcreate2 (file, "label", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  for (int i = 0; i < n; i++)
+    labels[i] = classes[i];
+  space = H5Screate_simple (1, &dims, NULL);
+  dset = H5Dcreate2 (file, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   ok = dset >= 0 && H5Dwrite (dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels) >= 0;
   if (!ok)
-    ps_h5_set_error (error, "cannot write “label”");
+    {
+      g_autofree char *what = g_strdup_printf ("cannot write “%s”", name);
+      ps_h5_set_error (error, what);
+    }
   if (dset >= 0)
     H5Dclose (dset);
   H5Sclose (space);
@@ -498,7 +546,11 @@ write_labels (hid_t file, const PsDataset *ds, GError **error)
 static gboolean
 write_dataset_file (hid_t file, gconstpointer data, GError **error)
 {
-  return write_data (file, data, error) && write_labels (file, data, error);
+  const PsDataset *ds = data;
+
+  return write_data (file, ds, error) && write_labels (file, "label", ds->labels, ds->n, error)
+         && (ds->clean_labels == NULL
+             || write_labels (file, "clean_label", ds->clean_labels, ds->n, error));
 }
 
 gboolean

@@ -1,4 +1,5 @@
-/* ps-dataset.h: an image set in the lab's layout (data (N,3,H,W) + label (N,)), kept compact */
+/* ps-dataset.h: an image set in the lab's layout (data (N,3,H,W) + label (N,), and for a
+ * poisoned set optionally clean_label (N,)), kept compact */
 #pragma once
 
 #include <gio/gio.h>
@@ -11,6 +12,9 @@ typedef struct _PsDataset {
   guint8  *u8;      /* NHWC pixels when every value is a whole number 0..255 */
   float   *f32;     /* NHWC pixels otherwise (exactly one of u8/f32 is set) */
   int     *labels;  /* n labels */
+  /* n true classes of the images before poisoning (dataset “clean_label”), or NULL when the
+   * set does not carry them; the poisoned images' `labels` are the attack's target */
+  int     *clean_labels;
   int     *index;   /* a sample of a larger set: each image's index there; else NULL */
   char    *path;
 } PsDataset;
@@ -52,7 +56,8 @@ void       ps_dataset_gather       (const PsDataset  *ds,
                                     int               count,
                                     double            scale,
                                     float            *out);
-/* Saves in the lab's layout: data (N,c,h,w) uint8 or float32, label (N,). Atomic. */
+/* Saves in the lab's layout: data (N,c,h,w) uint8 or float32, label (N,), and clean_label
+ * (N,) when @ds has clean labels. Atomic. */
 gboolean   ps_dataset_save         (const PsDataset  *ds,
                                     const char       *path,
                                     GError          **error);

@@ -16,7 +16,7 @@
 #define SRC_SIZE 28
 #define DEBIAN_DIR "/usr/share/datasets/fashion-mnist"
 /* Bump when the generated data changes, so that caches are rebuilt. */
-#define CACHE_STAMP "prunescope demo data 1: fashion-mnist 55x47 rgb, checker trigger, target %d\n"
+#define CACHE_STAMP "prunescope demo data 2: fashion-mnist 55x47 rgb, checker trigger, target %d, clean_label\n"
 
 static const char *class_names[PS_DEMO_CLASSES] = {
   "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -229,12 +229,14 @@ ps_demo_poison (const PsDataset *clean, int target)
   ds->h = clean->h, ds->w = clean->w, ds->c = clean->c;
   ds->u8 = g_new (guint8, img * MAX (clean->n, 1));
   ds->labels = g_new (int, MAX (clean->n, 1));
+  ds->clean_labels = g_new (int, MAX (clean->n, 1));
   for (int i = 0; i < clean->n; i++)
     {
       if (clean->labels[i] == target)
         continue;
       memcpy (ds->u8 + n * img, clean->u8 + i * img, img);
       ps_demo_add_trigger (ds->u8 + n * img);
+      ds->clean_labels[n] = clean->labels[i];
       ds->labels[n++] = target;
     }
   ds->n = n;

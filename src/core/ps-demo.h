@@ -42,7 +42,8 @@ PsDataset  *ps_demo_load_split   (PsDemoSplit     split,
 /* Paints the trigger (a yellow and black checker in the bottom-right corner) on one
  * 55x47x3 image. */
 void        ps_demo_add_trigger  (guint8         *image);
-/* Triggered copies of the images of @clean not labelled @target, labelled @target. */
+/* Triggered copies of the images of @clean not labelled @target, labelled @target, with
+ * their true classes as clean labels. */
 PsDataset  *ps_demo_poison       (const PsDataset *clean,
                                   int             target);
 /* Writes @valid and @test as data/cl/valid.h5 and data/cl/test.h5 under @dir, and their

@@ -36,6 +36,14 @@ ps_infer_check_dataset (const PsModel *m, const PsDataset *ds, GError **error)
                      ds->path ? ds->path : "data", ds->labels[i], i, m->n_classes);
         return FALSE;
       }
+  for (int i = 0; ds->clean_labels != NULL && i < ds->n; i++)
+    if (ds->clean_labels[i] >= m->n_classes)
+      {
+        g_set_error (error, PS_ERROR, PS_ERROR_MISMATCH,
+                     "%s: clean_label %d of image %d is not one of the model's %d classes",
+                     ds->path ? ds->path : "data", ds->clean_labels[i], i, m->n_classes);
+        return FALSE;
+      }
   return TRUE;
 }
 

@@ -24,6 +24,9 @@ struct _PsPlan {
   gboolean      *keep_out; /* outputs the caller reads */
   gboolean      *skip;     /* pools already computed by their conv, during one run */
   gboolean       fused;
+  gboolean      *sparse;   /* Dense layers whose inputs are mostly zeros */
+  int           *idx;      /* scratch of the sparse kernel, idx_len ints */
+  gsize          idx_len;
 };
 
 static gboolean
@@ -87,6 +90,7 @@ ps_plan_new (const PsModel *model, int max_batch)
   p->pool_of = g_new (int, model->n_layers);
   p->keep_out = g_new0 (gboolean, model->n_layers);
   p->skip = g_new0 (gboolean, model->n_layers);
+  p->sparse = g_new0 (gboolean, model->n_layers);
   for (int i = 0; i < model->n_layers; i++)
     {
       int j = single_consumer (model, i);
@@ -121,6 +125,8 @@ ps_plan_free (PsPlan *p)
   g_free (p->pool_of);
   g_free (p->keep_out);
   g_free (p->skip);
+  g_free (p->sparse);
+  g_free (p->idx);
   g_free (p->out);
   g_free (p->linear);
   g_free (p->owned);
@@ -330,6 +336,30 @@ ps_layer_forward (const PsLayer *l, int n, const float * const *inputs,
     }
 }
 
+/* The direct kernel, or its sparse form (the same bits) when the plan was told this
+ * layer's inputs are mostly zeros and, in this batch, at least two thirds are: per
+ * multiply-add it is slower than the register-blocked kernel. */
+static void
+forward_packed (PsPlan *p, int i, int n, const float *in, gboolean relu, float *lin, float *out)
+{
+  const PsConvPack *pack = p->packs[i];
+
+  if (p->sparse[i])
+    {
+      /* the first few images tell */
+      gsize total = (gsize) MIN (n, 4) * p->model->layers[i]->in.c, nnz = 0;
+
+      for (gsize j = 0; j < total; j++)
+        nnz += in[j] != 0.0f;
+      if (nnz * 3 <= total)
+        {
+          ps_conv_forward_sparse (pack, n, in, relu, lin, out, p->idx);
+          return;
+        }
+    }
+  ps_conv_forward (pack, n, in, relu, lin, out);
+}
+
 /* Conv2D / Dense through the direct kernels; into the max-pool @pool when >= 0. */
 static void
 run_packed (PsPlan *p, const PsLayer *l, int i, int n, const float *in, int pool)
@@ -343,11 +373,11 @@ run_packed (PsPlan *p, const PsLayer *l, int i, int n, const float *in, int pool
     {
       float *lin = p->linear[i] ? p->linear[i] : p->out[i];
 
-      ps_conv_forward (pack, n, in, FALSE, NULL, lin);
+      forward_packed (p, i, n, in, FALSE, NULL, lin);
       ps_activation_apply (l->activation, n * l->out.h * l->out.w, l->out.c, lin, p->out[i]);
     }
   else
-    ps_conv_forward (pack, n, in, relu, p->linear[i], p->out[i]);
+    forward_packed (p, i, n, in, relu, p->linear[i], p->out[i]);
 }
 
 /* @fuse: the max-pool that may be computed with this layer (-1: none). */
@@ -410,6 +440,21 @@ ps_plan_keep_output (PsPlan *p, int layer)
 }
 
 void
+ps_plan_set_sparse (PsPlan *p, int layer)
+{
+  g_return_if_fail (layer >= 0 && layer < p->model->n_layers);
+  if (!ps_conv_can_sparse (p->packs[layer]))
+    return;
+  p->sparse[layer] = TRUE;
+  if (ps_conv_sparse_scratch_size (p->packs[layer]) > p->idx_len)
+    {
+      p->idx_len = ps_conv_sparse_scratch_size (p->packs[layer]);
+      g_free (p->idx);
+      p->idx = g_new (int, p->idx_len);
+    }
+}
+
+void
 ps_plan_set_logits (PsPlan *p, gboolean logits)
 {
   p->logits = logits;
@@ -459,21 +504,5 @@ ps_plan_argmax_margin (PsPlan *p, int n, int *classes, float *margins)
   const float *y = p->out[m->output];
 
   for (int b = 0; b < n; b++)
-    {
-      const float *row = y + (gsize) b * k;
-      int best = 0;
-      float second = -G_MAXFLOAT;
-
-      for (int j = 1; j < k; j++)
-        if (row[j] > row[best])
-          {
-            second = MAX (second, row[best]);
-            best = j;
-          }
-        else
-          second = MAX (second, row[j]);
-      classes[b] = best;
-      if (margins != NULL)
-        margins[b] = row[best] - second;
-    }
+    ps_conv_row_argmax (k, y + (gsize) b * k, &classes[b], margins ? &margins[b] : NULL);
 }

@@ -29,6 +29,12 @@ void      ps_plan_set_fused      (PsPlan        *plan,
                                   gboolean       fused);
 void      ps_plan_keep_output    (PsPlan        *plan,
                                   int            layer);
+/* Says that a Dense layer's inputs are mostly zeros (as after a ReLU): batches where at
+ * least two thirds are (judged on their first images) run image by image over the
+ * nonzero inputs only. The sums are the same, in the same order: the outputs are the
+ * same bits either way. */
+void      ps_plan_set_sparse     (PsPlan        *plan,
+                                  int            layer);
 /* Leave the output layer's softmax out (classes are the same, and come cheaper). */
 void      ps_plan_set_logits     (PsPlan        *plan,
                                   gboolean       logits);

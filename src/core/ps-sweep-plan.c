@@ -106,6 +106,7 @@ _ps_sweep_plan_structure (PsSweep *s, GError **error)
       reach[s->fronts[f].layer] = TRUE;
     }
   s->state_size = off;
+  s->act_by_channel = s->fronts[0].kind != FRONT_MASK;
 
   s->run = g_new0 (gboolean, m->n_layers);
   for (int i = s->layer + 1; i < m->n_layers; i++)

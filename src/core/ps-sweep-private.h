@@ -9,6 +9,7 @@
 G_BEGIN_DECLS
 
 #define PS_SWEEP_BATCH 64
+#define PS_SWEEP_MAX_TERMS 32 /* rank-one terms applied to a state vector at once */
 
 typedef enum {
   FRONT_CONV,   /* a Conv2D reading the pruned layer */
@@ -27,13 +28,13 @@ typedef struct {
   const PsDataset *ds;      /* only during its first pass */
   int              n;
   int             *labels;
-  float           *act;     /* n x act_size: the pruned layer's output */
+  float           *act;     /* n x act_size: the pruned layer's output; when act_by_channel
+                             * channel-major (channels x n x h x w): a step reads one
+                             * channel of a block of images */
   float           *state;   /* n x state_size: frontier values */
   float           *href;    /* n x h_size: output layer input at the last exact scores */
   float           *margin;  /* n: best minus second-best score then */
   guint16         *preds;   /* n_steps x n */
-  int             *affected;
-  int              n_affected;
   guint64         *active;  /* n: bit c set when channel c is active (<= 64 channels) */
   double          *sums;    /* workers x channels, for the channel means */
   double          *means;   /* channels */
@@ -53,6 +54,7 @@ struct _PsSweep {
   Front          fronts[PS_MAX_INPUTS];
   int            n_fronts;
   gsize          state_size;
+  gboolean       act_by_channel; /* else act is as the layer wrote it: the MASK state */
   gboolean      *run;       /* layers to run after the frontier */
   int            h_layer;   /* input of the output layer, when its skip applies; else -1 */
   gsize          h_size;
@@ -60,6 +62,7 @@ struct _PsSweep {
   gboolean       finished;
   gboolean       ordered;   /* the order is chosen: no more sets can be added */
   int            next_step; /* steps done so far (a cancelled finish goes on from here) */
+  int            n_reported; /* rows reported to the progress callback */
   SetData        sets[PS_N_SETS];
   PsSweepStep   *steps;
   PsPlan       **plans;
@@ -80,10 +83,10 @@ gboolean  _ps_sweep_plan_structure (PsSweep  *s,
 gboolean  _ps_sweep_first_pass     (PsSweep  *s,
                                     SetData  *d,
                                     GError  **error);
-void      _ps_sweep_run_step       (PsSweep  *s,
-                                    SetData  *d,
-                                    int       step,
-                                    int       channel);
+/* Steps @first .. @last-1 on every set. */
+void      _ps_sweep_run_steps      (PsSweep  *s,
+                                    int       first,
+                                    int       last);
 void      _ps_sweep_report         (PsSweep           *s,
                                     const PsSweepStep *step);
 

@@ -32,6 +32,12 @@ worker_plan (PsSweep *s, int worker)
       for (int f = 0; f < s->n_fronts; f++)
         if (s->fronts[f].kind != FRONT_MASK)
           ps_plan_keep_linear (s->plans[worker], s->fronts[f].layer);
+      /* the Dense layers after the pruned one read ReLU outputs, mostly zeros (DeepID's
+       * fc_2 reads conv_4, four in five zeros; the output reads the merge's ReLU): the
+       * plan runs them sparse on the batches where that holds, first pass included */
+      for (int i = s->layer + 1; i < s->model->n_layers; i++)
+        if (s->run[i] || i == s->model->output)
+          ps_plan_set_sparse (s->plans[worker], i);
     }
   return s->plans[worker];
 }
@@ -70,9 +76,28 @@ first_pass_batch (int worker, int task, gpointer data)
   ps_plan_argmax_margin (plan, count, classes, margins);
 
   act = ps_plan_output (plan, s->layer);
-  memcpy (d->act + (gsize) start * asz, act, sizeof (float) * count * asz);
-  for (gsize i = 0; i < (gsize) count * asz; i++)
-    sums[i % s->n_channels] += act[i];
+  if (s->act_by_channel)
+    {
+      gsize hw = (gsize) s->lshape.h * s->lshape.w;
+
+      for (int b = 0; b < count; b++)
+        {
+          const float *src = act + (gsize) b * asz;
+
+          for (int c = 0; c < s->n_channels; c++)
+            {
+              float *dst = d->act + ((gsize) c * d->n + start + b) * hw;
+
+              for (gsize p = 0; p < hw; p++)
+                dst[p] = src[p * s->n_channels + c];
+            }
+        }
+    }
+  else
+    memcpy (d->act + (gsize) start * asz, act, sizeof (float) * count * asz);
+  for (gsize i = 0; i < (gsize) count * asz; i += s->n_channels)
+    for (int c = 0; c < s->n_channels; c++)
+      sums[c] += act[i + c];
   for (int b = 0; b < count; b++)
     {
       float *st = d->state + (gsize) (start + b) * s->state_size;
@@ -82,9 +107,10 @@ first_pass_batch (int worker, int task, gpointer data)
           const float *a = act + (gsize) b * asz;
           guint64 bits = 0;
 
-          for (gsize i = 0; i < asz; i++)
-            if (a[i] != 0.0f)
-              bits |= G_GUINT64_CONSTANT (1) << (i % s->n_channels);
+          for (gsize i = 0; i < asz; i += s->n_channels)
+            for (int c = 0; c < s->n_channels; c++)
+              if (a[i + c] != 0.0f)
+                bits |= G_GUINT64_CONSTANT (1) << c;
           d->active[start + b] = bits;
         }
       d->preds[start + b] = (guint16) classes[b];
@@ -125,7 +151,6 @@ alloc_set (PsSweep *s, SetData *d, GError **error)
       return FALSE;
     }
   d->preds = g_new (guint16, n * s->n_steps);
-  d->affected = g_new (int, n);
   /* which channels each image has active, so that a step finds its images quickly */
   if (s->n_channels <= 64)
     d->active = g_new (guint64, n);
@@ -145,6 +170,8 @@ _ps_sweep_first_pass (PsSweep *s, SetData *d, GError **error)
   ps_parallel_for ((d->n + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH, first_pass_batch, &job);
   if (g_cancellable_set_error_if_cancelled (s->cancellable, error))
     return FALSE;
+  /* the calling thread may have run none of the batches (a busy machine) */
+  _ps_sweep_report (s, NULL);
   for (int w = 0; w < s->n_workers; w++)
     for (int c = 0; c < s->n_channels; c++)
       d->means[c] += d->sums[(gsize) w * s->n_channels + c];
@@ -155,16 +182,17 @@ _ps_sweep_first_pass (PsSweep *s, SetData *d, GError **error)
 
 /* ---- one step: remove a channel, update affected images ---- */
 
-typedef struct {
-  PsSweep *s;
-  SetData *d;
-  int      channel;
-  int      step;
-} StepJob;
+/* Channel @c of image @i of the pruned layer (when act_by_channel). */
+static inline const float *
+channel_of (const PsSweep *s, const SetData *d, int i, int c)
+{
+  return d->act + ((gsize) c * d->n + i) * s->lshape.h * s->lshape.w;
+}
 
-/* Subtracts channel @c's contribution of one image from its frontier state. */
+/* Subtracts channel @c's contribution of one image from its frontier state; @act is that
+ * channel of the image (read by fronts other than MASK). */
 static void
-remove_channel (PsSweep *s, float *act, float *state, int c)
+remove_channel (PsSweep *s, const float *act, float *state, int c)
 {
   const PsShape L = s->lshape;
 
@@ -173,6 +201,9 @@ remove_channel (PsSweep *s, float *act, float *state, int c)
       const Front *fr = &s->fronts[f];
       const PsLayer *u = s->model->layers[fr->layer];
       float *st = state + fr->offset;
+      float v[PS_SWEEP_MAX_TERMS];
+      const float *w[PS_SWEEP_MAX_TERMS];
+      int m = 0;
 
       if (fr->kind == FRONT_MASK)
         {
@@ -180,36 +211,52 @@ remove_channel (PsSweep *s, float *act, float *state, int c)
             st[(gsize) p * L.c + c] = 0.0f;
           continue;
         }
-      for (int y = 0; y < L.h; y++)
-        for (int x = 0; x < L.w; x++)
-          {
-            float v = act[((gsize) y * L.w + x) * L.c + c];
-
-            if (v == 0.0f)
-              continue;
-            if (fr->kind == FRONT_DENSE)
-              {
-                const float *w = u->kernel + (((gsize) y * L.w + x) * L.c + c) * u->out.c;
-                ps_conv_sub_scaled (u->out.c, v, w, st);
+      if (fr->kind == FRONT_DENSE)
+        {
+          /* every position of the channel in turn, as the rows come */
+          for (int p = 0; p < L.h * L.w; p++)
+            {
+              if (act[p] == 0.0f)
                 continue;
-              }
-            /* Every conv output position whose window covers (y, x). */
+              v[m] = act[p];
+              w[m++] = u->kernel + ((gsize) p * L.c + c) * u->out.c;
+              if (m == PS_SWEEP_MAX_TERMS)
+                {
+                  ps_conv_sub_scaled_sum (u->out.c, m, v, w, st);
+                  m = 0;
+                }
+            }
+          if (m > 0)
+            ps_conv_sub_scaled_sum (u->out.c, m, v, w, st);
+          continue;
+        }
+      /* Conv: each output position gets the terms of the inputs under its window, in the
+       * order of those inputs (row by row), as an input-by-input loop would give them. */
+      for (int oy = 0; oy < u->out.h; oy++)
+        for (int ox = 0; ox < u->out.w; ox++)
+          {
+            m = 0;
             for (int ky = 0; ky < u->kh; ky++)
               for (int kx = 0; kx < u->kw; kx++)
                 {
-                  int oy = y + u->pad_top - ky, ox = x + u->pad_left - kx;
-                  const float *w;
-                  float *o;
+                  int y = oy * u->sh + ky - u->pad_top, x = ox * u->sw + kx - u->pad_left;
+                  float a;
 
-                  if (oy < 0 || ox < 0 || oy % u->sh || ox % u->sw)
+                  if (y < 0 || y >= L.h || x < 0 || x >= L.w)
                     continue;
-                  oy /= u->sh, ox /= u->sw;
-                  if (oy >= u->out.h || ox >= u->out.w)
+                  a = act[(gsize) y * L.w + x];
+                  if (a == 0.0f)
                     continue;
-                  w = u->kernel + (((gsize) ky * u->kw + kx) * L.c + c) * u->out.c;
-                  o = st + ((gsize) oy * u->out.w + ox) * u->out.c;
-                  ps_conv_sub_scaled (u->out.c, v, w, o);
+                  if (m == PS_SWEEP_MAX_TERMS)
+                    {
+                      ps_conv_sub_scaled_sum (u->out.c, m, v, w, st + ((gsize) oy * u->out.w + ox) * u->out.c);
+                      m = 0;
+                    }
+                  v[m] = a;
+                  w[m++] = u->kernel + (((gsize) ky * u->kw + kx) * L.c + c) * u->out.c;
                 }
+            if (m > 0)
+              ps_conv_sub_scaled_sum (u->out.c, m, v, w, st + ((gsize) oy * u->out.w + ox) * u->out.c);
           }
     }
 }
@@ -228,10 +275,8 @@ score_batch (PsSweep *s, SetData *d, PsPlan *plan, int step, const int *rows, in
     {
       int i = rows[b];
       const float *hr = d->href + (gsize) i * s->h_size, *hb = h + (gsize) b * s->h_size;
-      double dist = 0;
+      double dist = ps_conv_sq_dist ((int) s->h_size, hb, hr);
 
-      for (gsize j = 0; j < s->h_size; j++)
-        dist += (double) (hb[j] - hr[j]) * (hb[j] - hr[j]);
       if (sqrt (dist) * s->reach_out[prev[i]] < d->margin[i])
         continue;
       /* Compact the rows to score at the front of the buffer (n_pick <= b). */
@@ -253,14 +298,9 @@ score_batch (PsSweep *s, SetData *d, PsPlan *plan, int step, const int *rows, in
 }
 
 static void
-step_batch (int worker, int task, gpointer data)
+update_rows (PsSweep *s, SetData *d, int worker, int step, int channel, const int *rows,
+             int count)
 {
-  StepJob *job = data;
-  PsSweep *s = job->s;
-  SetData *d = job->d;
-  gsize asz = ps_shape_size (s->lshape);
-  int start = task * PS_SWEEP_BATCH, count = MIN (PS_SWEEP_BATCH, d->n_affected - start);
-  const int *rows = d->affected + start;
   PsPlan *plan = worker_plan (s, worker);
   int classes[PS_SWEEP_BATCH];
 
@@ -268,58 +308,99 @@ step_batch (int worker, int task, gpointer data)
     {
       float *st = d->state + (gsize) rows[b] * s->state_size;
 
-      remove_channel (s, d->act + (gsize) rows[b] * asz, st, job->channel);
+      remove_channel (s, s->act_by_channel ? channel_of (s, d, rows[b], channel) : NULL, st, channel);
+      /* the fronts' outputs straight from the state (their linear buffers are not read) */
       for (int f = 0; f < s->n_fronts; f++)
         {
           const Front *fr = &s->fronts[f];
-          float *dst = fr->kind == FRONT_MASK ? ps_plan_output (plan, fr->layer)
-                                              : ps_plan_linear (plan, fr->layer);
-          memcpy (dst + (gsize) b * fr->size, st + fr->offset, sizeof (float) * fr->size);
+          float *dst = ps_plan_output (plan, fr->layer) + (gsize) b * fr->size;
+
+          if (fr->kind == FRONT_MASK)
+            memcpy (dst, st + fr->offset, sizeof (float) * fr->size);
+          else
+            {
+              const PsLayer *u = s->model->layers[fr->layer];
+
+              ps_activation_apply (u->activation, u->out.h * u->out.w, u->out.c, st + fr->offset, dst);
+            }
         }
     }
-  for (int f = 0; f < s->n_fronts; f++)
-    if (s->fronts[f].kind != FRONT_MASK)
-      ps_plan_activate (plan, s->fronts[f].layer, count);
   ps_plan_run_layers (plan, count, s->run);
   if (s->h_layer >= 0)
     {
-      score_batch (s, d, plan, job->step, rows, count);
+      score_batch (s, d, plan, step, rows, count);
       return;
     }
   ps_plan_argmax (plan, count, classes);
   for (int b = 0; b < count; b++)
-    d->preds[(gsize) job->step * d->n + rows[b]] = (guint16) classes[b];
+    d->preds[(gsize) step * d->n + rows[b]] = (guint16) classes[b];
+}
+
+typedef struct {
+  PsSweep *s;
+  int      first, last;           /* steps */
+  int      tasks[PS_N_SETS + 1];  /* blocks of images before each set */
+} StepsJob;
+
+/* Steps first .. last-1 on one block of images: the block's state stays in the cache
+ * from one step to the next. */
+static void
+steps_block (int worker, int task, gpointer data)
+{
+  StepsJob *job = data;
+  PsSweep *s = job->s;
+  const PsShape L = s->lshape;
+  gsize asz = ps_shape_size (L);
+  int k = 0, start, end;
+  SetData *d;
+  int rows[PS_SWEEP_BATCH];
+
+  while (task >= job->tasks[k + 1])
+    k++;
+  d = &s->sets[k];
+  start = (task - job->tasks[k]) * PS_SWEEP_BATCH;
+  end = MIN (start + PS_SWEEP_BATCH, d->n);
+  for (int step = job->first; step < job->last; step++)
+    {
+      int channel = s->order[step - 1], count = 0;
+
+      memcpy (d->preds + (gsize) step * d->n + start, d->preds + (gsize) (step - 1) * d->n + start,
+              sizeof (guint16) * (end - start));
+      /* Only images where the channel is active can change. */
+      if (d->active != NULL)
+        {
+          guint64 bit = G_GUINT64_CONSTANT (1) << channel;
+
+          for (int i = start; i < end; i++)
+            if (d->active[i] & bit)
+              rows[count++] = i;
+        }
+      else
+        for (int i = start; i < end; i++)
+          {
+            const float *a = s->act_by_channel ? channel_of (s, d, i, channel)
+                                               : d->act + (gsize) i * asz + channel;
+            gsize stride = s->act_by_channel ? 1 : (gsize) L.c;
+
+            for (int p = 0; p < L.h * L.w; p++)
+              if (a[p * stride] != 0.0f)
+                {
+                  rows[count++] = i;
+                  break;
+                }
+          }
+      if (count > 0)
+        update_rows (s, d, worker, step, channel, rows, count);
+    }
 }
 
 void
-_ps_sweep_run_step (PsSweep *s, SetData *d, int step, int channel)
+_ps_sweep_run_steps (PsSweep *s, int first, int last)
 {
-  StepJob job = { s, d, channel, step };
-  const PsShape L = s->lshape;
-  gsize asz = ps_shape_size (L);
+  StepsJob job = { s, first, last, { 0 } };
 
-  memcpy (d->preds + (gsize) step * d->n, d->preds + (gsize) (step - 1) * d->n,
-          sizeof (guint16) * d->n);
-  /* Only images where the channel is active can change. */
-  d->n_affected = 0;
-  if (d->active != NULL)
-    {
-      guint64 bit = G_GUINT64_CONSTANT (1) << channel;
-
-      for (int i = 0; i < d->n; i++)
-        if (d->active[i] & bit)
-          d->affected[d->n_affected++] = i;
-    }
-  else
-    for (int i = 0; i < d->n; i++)
-      {
-        const float *a = d->act + (gsize) i * asz;
-        for (int p = 0; p < L.h * L.w; p++)
-          if (a[(gsize) p * L.c + channel] != 0.0f)
-            {
-              d->affected[d->n_affected++] = i;
-              break;
-            }
-      }
-  ps_parallel_for ((d->n_affected + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH, step_batch, &job);
+  for (int k = 0; k < PS_N_SETS; k++)
+    job.tasks[k + 1] = job.tasks[k]
+                       + (s->sets[k].present ? (s->sets[k].n + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH : 0);
+  ps_parallel_for (job.tasks[PS_N_SETS], steps_block, &job);
 }

@@ -12,6 +12,9 @@
 #include <math.h>
 #include <string.h>
 
+/* Steps per group: a block of images keeps its state in the cache through a group. */
+#define SWEEP_GROUP 16
+
 static void
 set_data_clear (SetData *d)
 {
@@ -22,7 +25,6 @@ set_data_clear (SetData *d)
   g_free (d->href);
   g_free (d->margin);
   g_free (d->preds);
-  g_free (d->affected);
   g_free (d->active);
   g_free (d->sums);
   g_free (d->means);
@@ -196,7 +198,6 @@ release_caches (PsSweep *s)
       g_clear_pointer (&d->act, g_free);
       g_clear_pointer (&d->href, g_free);
       g_clear_pointer (&d->margin, g_free);
-      g_clear_pointer (&d->affected, g_free);
       g_clear_pointer (&d->active, g_free);
       g_clear_pointer (&d->labels, g_free);
     }
@@ -235,25 +236,39 @@ ps_sweep_finish (PsSweep *s, PsSweepProgress progress, gpointer user_data,
       s->ordered = TRUE;
     }
 
-  for (int step = s->next_step; step < s->n_steps; step++)
+  /* Step 0 is B itself. The others run a group at a time, image block by image block
+   * (see ps-sweep-step.c), and their rows are reported after each group. A group always
+   * runs whole: between groups the caches match the steps done, and a cancelled sweep goes
+   * on from there (reporting first the rows it had not reported) when finish is called
+   * again. */
+  while (s->n_reported < s->n_steps)
     {
-      int channel = step > 0 ? s->order[step - 1] : -1;
+      if (s->n_reported == s->next_step)
+        {
+          int first = s->next_step;
+          int last = first == 0 ? 1 : MIN (first + SWEEP_GROUP, s->n_steps);
 
-      /* Between steps the caches match the steps done: a cancelled sweep goes on from here
-       * when finish is called again. */
-      if (g_cancellable_set_error_if_cancelled (cancellable, error))
-        return FALSE;
-      for (int k = 0; k < PS_N_SETS; k++)
-        if (s->sets[k].present)
-          {
-            if (step > 0)
-              _ps_sweep_run_step (s, &s->sets[k], step, channel);
-            count_hits (s, &s->sets[k], step);
-          }
-      fill_row (s, step, channel);
-      s->cur_step = step;
-      s->next_step = step + 1;
-      _ps_sweep_report (s, &s->steps[step]);
+          if (g_cancellable_set_error_if_cancelled (cancellable, error))
+            return FALSE;
+          if (first > 0)
+            _ps_sweep_run_steps (s, first, last);
+          for (int step = first; step < last; step++)
+            {
+              for (int k = 0; k < PS_N_SETS; k++)
+                if (s->sets[k].present)
+                  count_hits (s, &s->sets[k], step);
+              fill_row (s, step, step > 0 ? s->order[step - 1] : -1);
+            }
+          s->next_step = last;
+        }
+      while (s->n_reported < s->next_step)
+        {
+          s->cur_step = s->n_reported++;
+          _ps_sweep_report (s, &s->steps[s->cur_step]);
+          if (s->n_reported < s->n_steps
+              && g_cancellable_set_error_if_cancelled (cancellable, error))
+            return FALSE;
+        }
     }
 
   /* The caches are only needed while sweeping. */
