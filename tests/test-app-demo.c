@@ -60,7 +60,7 @@ test_verdict (void)
   gtk_adjustment_set_value (w->drop_adjustment, 10.0);
   g_assert_cmpint (ps_window_get_step (w), ==, 37);
   g_assert_cmpstr (text_of (w, "headline_label"), ==, "Backdoor disarmed");
-  assert_contains (text_of (w, "verdict_label"), "X = 10.0: 37 of 60 channels pruned.");
+  assert_contains (text_of (w, "verdict_label"), "X = 10.0: 37 of 60 channels of “pool_3” pruned.");
   assert_contains (text_of (w, "verdict_label"), "Attack success 99.99 % → 7.94 % (B′ and G)");
   assert_contains (text_of (w, "verdict_label"), "90.71 % → 78.83 % (G)");
   assert_contains (text_of (w, "verdict_label"), "G flags 92.0 % of poisoned inputs");

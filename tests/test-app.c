@@ -419,6 +419,60 @@ test_save_g (void)
   ps_test_drain ();
 }
 
+/* A Keras model, another layer chosen: the sweep is the CLI's `--layer`, and G records it. */
+static void
+test_layer (void)
+{
+  PsWindow *w = open_lab (lab);
+  g_autofree char *model = lab_file (lab, "models/bd_net.h5");
+  g_autofree char *valid = lab_file (lab, "data/cl/valid.h5");
+  g_autofree char *test = lab_file (lab, "data/cl/test.h5");
+  g_autofree char *bd = lab_file (lab, "data/bd/bd_test.h5");
+  g_autofree char *cli = g_build_filename (ps_test_tmpdir (), "cli-conv_3.csv", NULL);
+  g_autofree char *ours = g_build_filename (ps_test_tmpdir (), "app-conv_3.csv", NULL);
+  g_autofree char *g_path = g_build_filename (ps_test_tmpdir (), "G-conv_3.h5", NULL);
+  g_autofree char *a = NULL, *b = NULL;
+  const char *argv[] = { "sweep", "-m", model, "-v", valid, "-t", test, "-p", bd, "--layer", "conv_3",
+                         "-o", cli, NULL };
+  g_autoptr (GFile) csv_file = g_file_new_for_path (ours);
+  g_autoptr (GFile) g_file = g_file_new_for_path (g_path);
+  g_autoptr (PsRepaired) g = NULL;
+  g_autoptr (GError) error = NULL;
+  const PsSweep *sweep;
+  int step;
+
+  g_assert_cmpstr (ps_sweep_layer_name (ps_session_get_sweep (w->session)), ==, "pool_3");
+  g_assert_cmpstr (w->layer_names[gtk_drop_down_get_selected (w->layer_dropdown)], ==, "pool_3");
+  ps_window_set_layer (w, "conv_3");
+  g_assert_true (ps_session_get_busy (w->session));
+  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+  ps_test_drain ();
+  sweep = ps_session_get_sweep (w->session);
+  g_assert_cmpstr (ps_sweep_layer_name (sweep), ==, "conv_3");
+  g_assert_true (ps_session_get_sweep_current (w->session));
+  g_assert_true (ps_window_export_csv (w, csv_file, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (ps_test_run_cli (argv, NULL, NULL), ==, 0);
+  g_assert_true (g_file_get_contents (ours, &a, NULL, NULL));
+  g_assert_true (g_file_get_contents (cli, &b, NULL, NULL));
+  g_assert_cmpstr (a, ==, b);
+
+  gtk_adjustment_set_value (w->drop_adjustment, MIN (5.0, gtk_adjustment_get_upper (w->drop_adjustment)));
+  step = ps_window_get_step (w);
+  g_assert_cmpint (step, >, 0);
+  ps_window_save_g (w, g_file);
+  g_assert_true (ps_test_wait_until (notice_shown, w, 30));
+  g = ps_repaired_load (g_path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g->layer, ==, "conv_3");
+  g_assert_cmpint (g->n_channels, ==, step);
+  for (int i = 0; i < step; i++)
+    g_assert_cmpint (g->channels[i], ==, ps_sweep_order (sweep)[i]);
+  g_assert_cmpfloat (g->metrics.g_test_acc, ==, ps_sweep_get_step (sweep, step)->g_test_acc);
+  gtk_window_destroy (GTK_WINDOW (w));
+  ps_test_drain ();
+}
+
 static gboolean
 error_shown (gpointer data)
 {
@@ -807,6 +861,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/window/sweep-and-slider", test_sweep_and_slider);
   g_test_add_func ("/app/window/exports", test_exports);
   g_test_add_func ("/app/window/save-g", test_save_g);
+  g_test_add_func ("/app/window/layer", test_layer);
   g_test_add_func ("/app/window/errors", test_errors);
   g_test_add_func ("/app/window/mismatch", test_mismatch);
   g_test_add_func ("/app/window/input-scale", test_input_scale);

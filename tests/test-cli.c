@@ -843,6 +843,36 @@ test_info (void)
     g_auto (Run) info = RUN ("info", in->sets[PS_SET_VALID]);
     g_assert_nonnull (strstr (info.out, "300"));
   }
+  /* A Keras model's feature maps are listed, its last pooling layer the default, and the
+   * sweep takes every one of them. */
+  {
+    g_auto (Run) info = RUN ("info", in->model);
+    const char *list = strstr (info.out, "feature maps to prune");
+    g_auto (GStrv) lines = NULL;
+    int n = 0, n_default = 0;
+
+    g_assert_nonnull (list);
+    lines = g_strsplit (list, "\n", -1);
+    for (int i = 1; lines[i] != NULL && g_str_has_prefix (lines[i], "    "); i++, n++)
+      {
+        g_auto (GStrv) words = g_strsplit (g_strstrip (lines[i]), " ", -1);
+        int layer = ps_model_find_layer (in->m, words[0]);
+        g_auto (Run) sweep = RUN ("sweep", "--model", in->model, "--valid", in->sets[PS_SET_VALID],
+                                  "--layer", words[0]);
+
+        g_assert_cmpint (layer, >=, 0);
+        g_assert_true (ps_model_is_prunable (in->m, layer));
+        if (strstr (lines[i], "(default)") != NULL)
+          {
+            g_assert_cmpint (layer, ==, ps_model_last_pool (in->m));
+            n_default++;
+          }
+        assert_ok (&sweep);
+        g_assert_true (g_str_has_prefix (sweep.out, "pruned,"));
+      }
+    g_assert_cmpint (n, >=, 3);
+    g_assert_cmpint (n_default, ==, 1);
+  }
 }
 
 /* ---- bad input ---- */

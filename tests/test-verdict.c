@@ -83,7 +83,7 @@ test_disarmed (void)
   g_assert_cmpint (v->level, ==, PS_VERDICT_DISARMED);
   g_assert_cmpuint (v->warnings, ==, 0);
   g_assert_true (v->suggest_save);
-  assert_contains (v->summary, "X = 10.0: 37 of 60 channels pruned.");
+  assert_contains (v->summary, "X = 10.0: 37 of 60 channels of “pool_3” pruned.");
   assert_contains (v->summary, "Attack success 99.99 % → 7.94 % (B′ and G)");
   assert_contains (v->summary, "90.71 % → 78.83 % (G)");
   assert_contains (v->summary, "G flags 92.0 % of poisoned inputs");

@@ -58,6 +58,7 @@ typedef struct {
   PsSession  *session;   /* main thread only; the GTask keeps it alive */
   guint       inputs;    /* the session's inputs serial when it started */
   PsModel    *model;
+  char       *layer;     /* the layer to prune, by name */
   PsSweep    *sweep;     /* one to go on with, or the one in progress (it refers to model) */
   SetSource  *sets[PS_N_SETS];
   PsVerdictOptions scale_check; /* filled by the thread after the sweep */
@@ -78,6 +79,7 @@ typedef struct {
   PsModel    *model;
   SetSource  *sets[PS_N_SETS];
   GFile      *loaded[PS_N_SLOTS];
+  char       *g_layer;   /* the layer a G opened as its B had pruned */
   GError     *error;     /* the first failure; the other files still load */
 } LoadJob;
 
@@ -109,6 +111,8 @@ struct _PsSession {
   PsModel      *partial_model;
   guint         partial_inputs;
   gboolean      hold;
+  char         *layer;      /* the layer chosen for the model; NULL: its default */
+  GHashTable   *layers;     /* model file URI -> layer chosen, for this window's life */
 };
 
 enum { CHANGED, PROGRESS, FINISHED, FAILED, N_SIGNALS };
@@ -254,6 +258,7 @@ sweep_job_free (gpointer data)
 
   ps_sweep_free (job->sweep);
   ps_model_free (job->model);
+  g_free (job->layer);
   for (int k = 0; k < PS_N_SETS; k++)
     set_source_release (job->sets[k]);
   g_array_unref (job->pending);
@@ -324,13 +329,14 @@ sweep_run_thread (gpointer data)
   SweepRun *run = data;
   SweepJob *job = run->job;
   PsSweep *sweep = job->sweep;
+  PsSweepOptions options = { job->layer, FALSE };
 
   setpriority (PRIO_PROCESS, 0, 10);
   if (sweep == NULL)
     {
       gint64 n_images = 0;
 
-      if ((sweep = job->sweep = ps_sweep_new (job->model, NULL, &run->error)) == NULL)
+      if ((sweep = job->sweep = ps_sweep_new (job->model, &options, &run->error)) == NULL)
         return GINT_TO_POINTER (FALSE);
       for (int k = 0; k < PS_N_SETS; k++)
         n_images += job->sets[k] ? job->sets[k]->header->n : 0;
@@ -508,6 +514,7 @@ start_sweep (PsSession *self)
     }
   else
     job->model = ps_model_copy (self->model);
+  job->layer = g_strdup (ps_session_get_layer (self));
   drop_partial (self);
   for (int k = 0; k < PS_N_SETS; k++)
     job->sets[k] = self->sets[k] ? g_atomic_rc_box_acquire (self->sets[k]) : NULL;
@@ -533,6 +540,7 @@ load_job_free (gpointer data)
 
   g_ptr_array_unref (job->files);
   ps_model_free (job->model);
+  g_free (job->g_layer);
   for (int k = 0; k < PS_N_SETS; k++)
     set_source_release (job->sets[k]);
   for (int k = 0; k < PS_N_SLOTS; k++)
@@ -550,6 +558,31 @@ load_job_fail (LoadJob *job, GError *error)
     g_error_free (error);
 }
 
+/* A model, or the B of a G with the layer that G pruned: the defense is run again on the
+ * original BadNet, from the same layer. */
+static PsModel *
+load_model (LoadJob *job, const char *path, GError **error)
+{
+  g_autoptr (PsRepaired) g = NULL;
+  PsModel *b;
+
+  if (!ps_repaired_file_is_g (path))
+    {
+      /* (a data file is tried as a model first: it must not clear the G's layer) */
+      if ((b = ps_model_load (path, error)) != NULL)
+        g_clear_pointer (&job->g_layer, g_free);
+      return b;
+    }
+  if ((g = ps_repaired_load (path, error)) == NULL)
+    return NULL;
+  b = g_steal_pointer (&g->b);
+  g_free (b->path);
+  b->path = g_strdup (path);
+  g_free (job->g_layer);
+  job->g_layer = g_strdup (g->layer);
+  return b;
+}
+
 static void
 load_into (LoadJob *job, GFile *file, PsSlot slot)
 {
@@ -565,8 +598,7 @@ load_into (LoadJob *job, GFile *file, PsSlot slot)
     }
   if (slot == PS_SLOT_MODEL)
     {
-      /* a G opens as its B: the defense is run again on the original BadNet */
-      PsModel *m = ps_repaired_load_b (path, NULL, &error);
+      PsModel *m = load_model (job, path, &error);
       if (m != NULL)
         {
           ps_model_free (job->model);
@@ -628,8 +660,9 @@ load_folder (LoadJob *job, GFile *folder, gboolean need_model)
     {
       g_autofree char *name = g_file_get_parse_name (folder);
       load_job_fail (job, g_error_new (G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                                       _("%s: not a lab folder (expected models/bd_net.h5 or "
-                                         "models/bd_weights.h5, and data/cl/valid.h5)"), name));
+                                       _("%s: not a lab folder (expected models/bd_net.h5, "
+                                         "models/bd_weights.h5 or bd_net.onnx, and "
+                                         "data/cl/valid.h5)"), name));
     }
 }
 
@@ -647,7 +680,7 @@ load_auto (LoadJob *job, GFile *file)
       load_folder (job, file, TRUE);
       return;
     }
-  if (path != NULL && (m = ps_repaired_load_b (path, NULL, NULL)) != NULL)
+  if (path != NULL && (m = load_model (job, path, NULL)) != NULL)
     {
       ps_model_free (job->model);
       job->model = m;
@@ -757,6 +790,25 @@ check_load (PsSession *self, LoadJob *job, gboolean *take)
     check_load (self, job, take);
 }
 
+/* A G starts at the layer it pruned; a model opened again at the layer chosen for it
+ * before; a new one at its default. */
+static void
+recall_layer (PsSession *self, const char *g_layer)
+{
+  char *uri = g_file_get_uri (self->files[PS_SLOT_MODEL]);
+  const char *name;
+  int layer;
+
+  if (g_layer != NULL)
+    g_hash_table_insert (self->layers, g_strdup (uri), g_strdup (g_layer));
+  name = g_hash_table_lookup (self->layers, uri);
+  layer = name ? ps_model_find_layer (self->model, name) : -1;
+  g_free (uri);
+  g_clear_pointer (&self->layer, g_free);
+  if (layer >= 0 && ps_model_is_prunable (self->model, layer))
+    self->layer = g_strdup (name);
+}
+
 /* Takes what a load produced, slot by slot, unless a later open already filled the slot. */
 static gboolean
 apply_load (PsSession *self, LoadJob *job)
@@ -777,6 +829,7 @@ apply_load (PsSession *self, LoadJob *job)
         {
           ps_model_free (self->model);
           self->model = g_steal_pointer (&job->model);
+          recall_layer (self, job->g_layer);
         }
       else
         {
@@ -955,6 +1008,20 @@ ps_session_save_g_async (PsSession *self, int pruned, double drop, GFile *file,
                                             : _("There is no finished sweep to build G from"));
       return;
     }
+  /* the file's name must not promise another format than the model's */
+  {
+    g_autofree char *lower = g_ascii_strdown (path, -1);
+    gboolean onnx = self->result->model->onnx != NULL;
+
+    if ((onnx && (g_str_has_suffix (lower, ".h5") || g_str_has_suffix (lower, ".hdf5")))
+        || (!onnx && g_str_has_suffix (lower, ".onnx")))
+      {
+        g_task_return_new_error (outer, G_IO_ERROR, G_IO_ERROR_INVALID_FILENAME, "%s",
+                                 onnx ? _("G of an ONNX model is saved as one ONNX graph: name the file .onnx")
+                                      : _("G of a Keras model is saved as HDF5: name the file .h5"));
+        return;
+      }
+  }
   job = g_new0 (SaveJob, 1);
   job->result = g_atomic_rc_box_acquire (self->result);
   job->pruned = pruned;
@@ -996,6 +1063,54 @@ double
 ps_session_get_input_scale (PsSession *self)
 {
   return self->model ? self->model->input_scale : NAN;
+}
+
+gboolean
+ps_session_set_layer (PsSession *self, const char *name, GError **error)
+{
+  int layer;
+
+  g_return_val_if_fail (PS_IS_SESSION (self), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+
+  if (self->model == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED, _("No model is loaded"));
+      return FALSE;
+    }
+  layer = ps_model_find_layer (self->model, name);
+  if (layer < 0 || !ps_model_is_feature_map (self->model, layer))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("The model has no feature map “%s” to prune"), name);
+      return FALSE;
+    }
+  if (!ps_model_layer_is_cut (self->model, layer, error))
+    return FALSE;
+  name = self->model->layers[layer]->name; /* a node name becomes its tensor's */
+  if (g_strcmp0 (name, ps_session_get_layer (self)) == 0)
+    return TRUE;
+  g_free (self->layer);
+  self->layer = g_strdup (name);
+  g_hash_table_insert (self->layers, g_file_get_uri (self->files[PS_SLOT_MODEL]), g_strdup (name));
+  inputs_changed (self);
+  g_signal_emit (self, signals[CHANGED], 0);
+  start_sweep (self);
+  g_signal_emit (self, signals[PROGRESS], 0);
+  return TRUE;
+}
+
+const char *
+ps_session_get_layer (PsSession *self)
+{
+  int layer;
+
+  if (self->model == NULL)
+    return NULL;
+  if (self->layer != NULL)
+    return self->layer;
+  layer = ps_model_default_layer (self->model);
+  return layer >= 0 ? self->model->layers[layer]->name : NULL;
 }
 
 void
@@ -1116,7 +1231,9 @@ ps_session_get_sweep_header (PsSession *self, PsSetKind set)
 gboolean
 ps_session_get_sweep_current (PsSession *self)
 {
-  return self->result != NULL && self->result_current;
+  /* the layer too, so that a sweep of another layer is never taken for this one's */
+  return self->result != NULL && self->result_current
+         && g_strcmp0 (ps_sweep_layer_name (self->result->sweep), ps_session_get_layer (self)) == 0;
 }
 
 void
@@ -1159,6 +1276,8 @@ ps_session_finalize (GObject *object)
   g_clear_pointer (&self->previous, result_release);
   drop_partial (self);
   g_array_unref (self->rows);
+  g_free (self->layer);
+  g_hash_table_unref (self->layers);
   G_OBJECT_CLASS (ps_session_parent_class)->finalize (object);
 }
 
@@ -1186,6 +1305,7 @@ static void
 ps_session_init (PsSession *self)
 {
   self->rows = g_array_new (FALSE, FALSE, sizeof (PsSweepStep));
+  self->layers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 }
 
 PsSession *

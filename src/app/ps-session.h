@@ -35,6 +35,13 @@ void               ps_session_set_input_scale  (PsSession      *self,
                                                 double          scale);
 /* NAN without a model. */
 double             ps_session_get_input_scale  (PsSession      *self);
+/* Chooses the feature map to prune (a layer, ONNX tensor or node name) and sweeps it; the
+ * choice lasts while the window does, per model file. FALSE if the model has no such map. */
+gboolean           ps_session_set_layer        (PsSession      *self,
+                                                const char     *name,
+                                                GError        **error);
+/* The layer the sweep prunes: the one chosen, else the model's default; NULL without one. */
+const char        *ps_session_get_layer        (PsSession      *self);
 /* Restarts the sweep for the current model and data. */
 void               ps_session_run              (PsSession      *self);
 void               ps_session_cancel           (PsSession      *self);
@@ -63,8 +70,8 @@ const PsDataset   *ps_session_get_sweep_data   (PsSession      *self,
 /* The whole set's shape and labels (no pixels). */
 const PsDataset   *ps_session_get_sweep_header (PsSession      *self,
                                                 PsSetKind       set);
-/* FALSE when the sweep shown ran on other files or another input scale (a newer sweep was
- * cancelled or failed, and the last complete one was kept). */
+/* FALSE when the sweep shown ran on other files, another input scale or another layer (a
+ * newer sweep was cancelled or failed, and the last complete one was kept). */
 gboolean           ps_session_get_sweep_current (PsSession     *self);
 /* What the verdict needs beyond the sweep: the input scale check, the poisoned labels. */
 void               ps_session_get_verdict_options (PsSession   *self,

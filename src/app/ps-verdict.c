@@ -158,8 +158,9 @@ describe (PsVerdict *v, const PsSweep *sweep, const PsVerdictOptions *o)
 
   if (!isnan (o->drop) && !(v->warnings & PS_VERDICT_WARN_UNREACHED))
     g_string_append_printf (s, "X = %.1f: ", o->drop);
-  g_string_append_printf (s, ngettext ("%d of %d channel pruned.", "%d of %d channels pruned.",
-                                       v->n_channels), v->step, v->n_channels);
+  g_string_append_printf (s, ngettext ("%d of %d channel of “%s” pruned.",
+                                       "%d of %d channels of “%s” pruned.", v->n_channels),
+                          v->step, v->n_channels, ps_sweep_layer_name (sweep));
   g_string_append_c (s, ' ');
   if (isnan (v->b_asr))
     g_string_append_printf (s, _("Clean accuracy (%s) %.2f %% → %.2f %% (G). Without a poisoned "

@@ -47,6 +47,21 @@ add_h5_filters (GtkFileChooser *chooser)
   gtk_file_chooser_add_filter (chooser, all);
 }
 
+/* Keras and ONNX models alike are shown first; each kind, and every file, on request. */
+void
+_ps_window_add_model_filters (GtkFileChooser *chooser)
+{
+  g_autoptr (GtkFileFilter) models = gtk_file_filter_new ();
+
+  gtk_file_filter_set_name (models, _("Models (HDF5, ONNX)"));
+  gtk_file_filter_add_pattern (models, "*.h5");
+  gtk_file_filter_add_pattern (models, "*.hdf5");
+  gtk_file_filter_add_pattern (models, "*.onnx");
+  gtk_file_chooser_add_filter (chooser, models);
+  add_filter (chooser, _("ONNX models"), "*.onnx", NULL);
+  add_h5_filters (chooser);
+}
+
 /* File choosers open where the last one was used. */
 static void
 remember_folder (PsWindow *self, GFile *file)
@@ -120,8 +135,7 @@ open_model_action (GtkWidget *widget, const char *name, GVariant *param)
 {
   GtkFileChooser *chooser = new_chooser (PS_WINDOW (widget), _("Open BadNet Model"), GTK_FILE_CHOOSER_ACTION_OPEN,
                                          _("_Open"), open_chosen, PS_SLOT_MODEL);
-  add_h5_filters (chooser);
-  add_filter (chooser, _("ONNX models"), "*.onnx", NULL);
+  _ps_window_add_model_filters (chooser);
   show_chooser (chooser);
 }
 
@@ -221,12 +235,18 @@ save_g_action (GtkWidget *widget, const char *name, GVariant *param)
   PsWindow *self = PS_WINDOW (widget);
   GtkFileChooser *chooser = new_chooser (self, _("Save Repaired Network G"), GTK_FILE_CHOOSER_ACTION_SAVE,
                                          _("_Save"), save_chosen, 0);
-  GFile *model = ps_session_get_file (self->session, PS_SLOT_MODEL);
-  g_autofree char *base = model ? g_file_get_basename (model) : NULL;
-  g_autofree char *suggested = g_strdup_printf ("G-%d-pruned.%s", self->step,
-                                                base && g_str_has_suffix (base, ".onnx") ? "onnx" : "h5");
+  const PsModel *swept = ps_session_get_sweep_model (self->session);
+  gboolean onnx = swept != NULL && swept->onnx != NULL;
+  g_autofree char *suggested = g_strdup_printf ("G-%d-pruned.%s", self->step, onnx ? "onnx" : "h5");
 
-  add_h5_filters (chooser);
+  /* G is written in the format the model came in */
+  if (onnx)
+    {
+      add_filter (chooser, _("ONNX models"), "*.onnx", NULL);
+      add_filter (chooser, _("All files"), "*", NULL);
+    }
+  else
+    add_h5_filters (chooser);
   gtk_file_chooser_set_current_name (chooser, suggested);
   show_chooser (chooser);
 }

@@ -40,6 +40,9 @@ struct _PsWindow {
   GtkLabel             *test_label;
   GtkLabel             *poisoned_label;
   GtkDropDown          *scale_dropdown;
+  GtkDropDown          *layer_dropdown;
+  GtkStringList        *layer_list;      /* the dropdown's items: name, shape, default */
+  char                **layer_names;     /* the layer of each item */
   GtkRevealer          *progress_revealer;
   GtkLabel             *activity_label;
   GtkProgressBar       *progress_bar;
@@ -64,6 +67,8 @@ void  _ps_window_update_recent      (PsWindow       *self);
 /* @file with the extension @ext (".svg") of the format chosen in the export dialog. */
 GFile *_ps_window_plot_file         (GFile          *file,
                                      const char     *ext);
+/* The Open Model dialog's filters, the first showing every model it reads. */
+void  _ps_window_add_model_filters  (GtkFileChooser *chooser);
 /* A transient notice for a success (G saved, plot exported). */
 void  _ps_window_notify             (PsWindow       *self,
                                      const char     *text);

@@ -268,6 +268,82 @@ on_scale_selected (PsWindow *self, GParamSpec *pspec, GtkDropDown *dropdown)
   ps_session_set_input_scale (self->session, gtk_drop_down_get_selected (dropdown) == 1 ? 1.0 / 255 : 1.0);
 }
 
+/* ---- the layer to prune ---- */
+
+/* The chooser lists the feature maps `prunescope-cli info` lists, the model's default marked
+ * and the session's layer selected; it is rebuilt only when the candidates change. */
+static void
+update_layers (PsWindow *self)
+{
+  const PsModel *m = ps_session_get_model (self->session);
+  const char *chosen = ps_session_get_layer (self->session);
+  int dflt = m ? ps_model_default_layer (m) : -1;
+  g_autoptr (GStrvBuilder) names = g_strv_builder_new ();
+  g_autoptr (GStrvBuilder) items = g_strv_builder_new ();
+  g_auto (GStrv) new_names = NULL, new_items = NULL;
+  guint n = g_list_model_get_n_items (G_LIST_MODEL (self->layer_list));
+  guint selected = GTK_INVALID_LIST_POSITION;
+  gboolean same;
+
+  for (int i = 0; m != NULL && i < m->n_layers; i++)
+    if (ps_model_is_prunable (m, i))
+      {
+        const PsLayer *l = m->layers[i];
+        g_autofree char *item = i == dflt
+                                ? g_strdup_printf (_("%s  %d×%d×%d (default)"), l->name, l->out.c, l->out.h, l->out.w)
+                                : g_strdup_printf ("%s  %d×%d×%d", l->name, l->out.c, l->out.h, l->out.w);
+
+        g_strv_builder_add (names, l->name);
+        g_strv_builder_add (items, item);
+      }
+  new_names = g_strv_builder_end (names);
+  new_items = g_strv_builder_end (items);
+
+  /* another model with the same names may have other shapes: compare what is shown */
+  same = self->layer_names != NULL && g_strv_length (new_items) == n;
+  for (guint k = 0; same && k < n; k++)
+    same = g_str_equal (new_items[k], gtk_string_list_get_string (self->layer_list, k));
+  self->updating = TRUE;
+  if (!same)
+    {
+      gtk_string_list_splice (self->layer_list, 0, n, (const char * const *) new_items);
+      g_strfreev (self->layer_names);
+      self->layer_names = g_steal_pointer (&new_names);
+    }
+  for (guint k = 0; chosen != NULL && self->layer_names[k] != NULL; k++)
+    if (g_str_equal (self->layer_names[k], chosen))
+      selected = k;
+  gtk_drop_down_set_selected (self->layer_dropdown, selected);
+  self->updating = FALSE;
+  gtk_widget_set_sensitive (GTK_WIDGET (self->layer_dropdown), self->layer_names[0] != NULL);
+}
+
+static void
+on_layer_selected (PsWindow *self, GParamSpec *pspec, GtkDropDown *dropdown)
+{
+  guint k = gtk_drop_down_get_selected (dropdown);
+  g_autoptr (GError) error = NULL;
+
+  if (self->updating || self->layer_names == NULL || k >= g_strv_length (self->layer_names))
+    return;
+  if (!ps_session_set_layer (self->session, self->layer_names[k], &error))
+    ps_window_show_error (self, error);
+}
+
+void
+ps_window_set_layer (PsWindow *self, const char *name)
+{
+  g_return_if_fail (PS_IS_WINDOW (self));
+
+  for (guint k = 0; self->layer_names != NULL && self->layer_names[k] != NULL; k++)
+    if (g_str_equal (self->layer_names[k], name))
+      {
+        gtk_drop_down_set_selected (self->layer_dropdown, k);
+        return;
+      }
+  g_warning ("no layer “%s” in the chooser", name);
+}
+
 static void
 update_progress (PsWindow *self)
 {
@@ -322,9 +398,12 @@ static void
 update_title (PsWindow *self)
 {
   GFile *model = ps_session_get_file (self->session, PS_SLOT_MODEL);
-  g_autofree char *name = model ? g_file_get_basename (model) : NULL;
+  g_autofree char *base = model ? g_file_get_basename (model) : NULL;
+  const char *layer = ps_session_get_layer (self->session);
   const char *activity = ps_session_get_busy (self->session) ? ps_session_get_activity (self->session) : NULL;
   g_autofree char *title = NULL;
+  g_autofree char *name = base && layer ? g_strdup_printf (_("%s, layer %s"), base, layer)
+                                        : g_steal_pointer (&base);
 
   if (name != NULL && activity != NULL)
     title = g_strdup_printf ("%s — %s — Prunescope", name, activity);
@@ -366,6 +445,7 @@ on_session_changed (PsWindow *self, PsSession *session)
   /* The files that did load replace the problem an earlier one had. */
   clear_error (self);
   update_sources (self);
+  update_layers (self);
   update_title (self);
   _ps_window_update_actions (self);
 }
@@ -513,6 +593,7 @@ ps_window_dispose (GObject *object)
   g_clear_pointer (&self->last_notice, g_free);
   g_clear_object (&self->last_folder);
   g_clear_pointer (&self->recent, g_strfreev);
+  g_clear_pointer (&self->layer_names, g_strfreev);
   gtk_widget_dispose_template (GTK_WIDGET (self), PS_TYPE_WINDOW);
   g_clear_object (&self->session);
   g_clear_object (&self->settings);
@@ -545,6 +626,7 @@ ps_window_class_init (PsWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, PsWindow, test_label);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, poisoned_label);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, scale_dropdown);
+  gtk_widget_class_bind_template_child (widget_class, PsWindow, layer_dropdown);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, progress_revealer);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, activity_label);
   gtk_widget_class_bind_template_child (widget_class, PsWindow, progress_bar);
@@ -561,6 +643,7 @@ ps_window_class_init (PsWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, PsWindow, demo_button);
   gtk_widget_class_bind_template_callback (widget_class, on_error_bar_response);
   gtk_widget_class_bind_template_callback (widget_class, on_scale_selected);
+  gtk_widget_class_bind_template_callback (widget_class, on_layer_selected);
 
   _ps_window_class_actions_init (widget_class);
 }
@@ -603,10 +686,19 @@ ps_window_init (PsWindow *self)
   gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (target));
 
   gtk_widget_set_visible (self->demo_button, ps_session_has_demo ());
+  self->layer_list = gtk_string_list_new (NULL);
+  gtk_drop_down_set_model (self->layer_dropdown, G_LIST_MODEL (self->layer_list));
+  g_object_unref (self->layer_list); /* the dropdown holds it */
+  {
+    /* typing in the chooser's search entry filters by name */
+    g_autoptr (GtkExpression) by_name = gtk_property_expression_new (GTK_TYPE_STRING_OBJECT, NULL, "string");
+    gtk_drop_down_set_expression (self->layer_dropdown, by_name);
+  }
   restore_state (self);
   fold_idle (self);
   ps_chart_set_drop (self->chart, gtk_adjustment_get_value (self->drop_adjustment));
   update_sources (self);
+  update_layers (self);
   on_session_progress (self, self->session);
   _ps_window_update_recent (self);
 }

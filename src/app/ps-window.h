@@ -32,5 +32,8 @@ void        ps_window_save_g       (PsWindow        *self,
                                     GFile           *file);
 void        ps_window_show_error   (PsWindow        *self,
                                     const GError    *error);
+/* Picks @name in the layer chooser, as a user would (the sweep runs on it). */
+void        ps_window_set_layer    (PsWindow        *self,
+                                    const char      *name);
 
 G_END_DECLS

@@ -20,7 +20,7 @@ print_candidates (const PsModel *m)
     {
       const PsLayer *l = m->layers[i];
 
-      if (i != m->input && l->rank == 4)
+      if (ps_model_is_prunable (m, i))
         printf ("    %s  %dx%dx%d%s\n", l->name, l->out.c, l->out.h, l->out.w,
                 i == dflt ? "  (default)" : "");
     }
@@ -62,7 +62,7 @@ print_model (const PsModel *m, const PsRepaired *g)
         }
       printf ("\n");
     }
-  if (m->onnx != NULL && g == NULL)
+  if (g == NULL)
     print_candidates (m);
   if (g != NULL)
     {

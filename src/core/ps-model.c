@@ -82,6 +82,83 @@ ps_model_default_layer (const PsModel *m)
   return -1;
 }
 
+gboolean
+ps_model_layer_is_cut (const PsModel *m, int layer, GError **error)
+{
+  g_autofree gboolean *down = NULL;
+
+  g_return_val_if_fail (layer >= 0 && layer < m->n_layers, FALSE);
+
+  down = g_new0 (gboolean, m->n_layers);
+  down[layer] = TRUE;
+  for (int i = layer + 1; i < m->n_layers; i++)
+    {
+      const PsLayer *l = m->layers[i];
+      int from_down = 0;
+
+      for (int j = 0; j < l->n_inputs; j++)
+        from_down += down[l->inputs[j]];
+      if (from_down > 0 && from_down < l->n_inputs)
+        {
+          g_set_error (error, PS_ERROR, PS_ERROR_UNSUPPORTED,
+                       "layer “%s” also reads layers before “%s”; choose a later layer to prune",
+                       l->name, m->layers[layer]->name);
+          return FALSE;
+        }
+      down[i] = from_down > 0;
+    }
+  if (!down[m->output])
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_UNSUPPORTED,
+                   "the output does not depend on layer “%s”", m->layers[layer]->name);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+ps_model_is_prunable (const PsModel *m, int layer)
+{
+  return ps_model_is_feature_map (m, layer) && ps_model_layer_is_cut (m, layer, NULL);
+}
+
+gboolean
+ps_model_is_feature_map (const PsModel *m, int layer)
+{
+  g_return_val_if_fail (layer >= 0 && layer < m->n_layers, FALSE);
+
+  /* walk back through layers that keep their input's shape; Keras layers carry no rank */
+  for (int i = layer; i >= 0; i = m->layers[i]->inputs[0])
+    {
+      const PsLayer *l = m->layers[i];
+
+      if (i == m->output || (i == layer && i == m->input))
+        return FALSE;
+      if (m->onnx != NULL)
+        return l->rank == 4;
+      switch (l->kind)
+        {
+        case PS_LAYER_INPUT:
+        case PS_LAYER_CONV2D:
+        case PS_LAYER_MAXPOOL2D:
+        case PS_LAYER_AVGPOOL2D:
+          return TRUE;
+        case PS_LAYER_ACTIVATION:
+        case PS_LAYER_DROPOUT:
+        case PS_LAYER_ADD:
+        case PS_LAYER_AFFINE:
+        case PS_LAYER_UNARY:
+        case PS_LAYER_CONCAT:
+          if (l->n_inputs == 0 || l->inputs[0] >= i)
+            return FALSE;
+          break;
+        default:
+          return FALSE;
+        }
+    }
+  return FALSE;
+}
+
 int
 ps_model_last_pool (const PsModel *m)
 {

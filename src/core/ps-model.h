@@ -34,6 +34,18 @@ int       ps_model_last_pool        (const PsModel  *model);
 /* The layer the sweep prunes by default: the last pooling layer of a Keras model, the last
  * feature map before global pooling / flatten of an ONNX one. */
 int       ps_model_default_layer    (const PsModel  *model);
+/* A feature map: a layer's output with a channel axis (channels x height x width), not the
+ * input. */
+gboolean  ps_model_is_feature_map   (const PsModel  *model,
+                                     int             layer);
+/* Whether everything the output depends on comes through @layer, as the sweep needs (else
+ * an error naming the layer that goes around it). */
+gboolean  ps_model_layer_is_cut     (const PsModel  *model,
+                                     int             layer,
+                                     GError        **error);
+/* A feature map the sweep can prune: `info` lists these, the application offers them. */
+gboolean  ps_model_is_prunable      (const PsModel  *model,
+                                     int             layer);
 gsize     ps_model_n_params         (const PsModel  *model);
 gboolean  ps_model_check_weights    (const PsModel  *model,
                                      GError        **error);

@@ -87,34 +87,12 @@ gboolean
 _ps_sweep_plan_structure (PsSweep *s, GError **error)
 {
   const PsModel *m = s->model;
-  g_autofree gboolean *down = g_new0 (gboolean, m->n_layers);
   g_autofree gboolean *reach = g_new0 (gboolean, m->n_layers);
   gsize off = 0;
 
   /* Everything the output depends on must come through the pruned layer. */
-  down[s->layer] = TRUE;
-  for (int i = s->layer + 1; i < m->n_layers; i++)
-    {
-      const PsLayer *l = m->layers[i];
-      int from_down = 0;
-
-      for (int j = 0; j < l->n_inputs; j++)
-        from_down += down[l->inputs[j]];
-      if (from_down > 0 && from_down < l->n_inputs)
-        {
-          g_set_error (error, PS_ERROR, PS_ERROR_UNSUPPORTED,
-                       "layer “%s” also reads layers before “%s”; choose a later layer to prune",
-                       l->name, m->layers[s->layer]->name);
-          return FALSE;
-        }
-      down[i] = from_down > 0;
-    }
-  if (!down[m->output])
-    {
-      g_set_error (error, PS_ERROR, PS_ERROR_UNSUPPORTED,
-                   "the output does not depend on layer “%s”", m->layers[s->layer]->name);
-      return FALSE;
-    }
+  if (!ps_model_layer_is_cut (m, s->layer, error))
+    return FALSE;
 
   if (!find_linear_fronts (s))
     {
