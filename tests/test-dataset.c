@@ -574,6 +574,51 @@ test_save_round_trip_u8 (void)
   check_round_trip (ds, "trip-u8");
 }
 
+static int
+deflate_filters (const char *path)
+{
+  hid_t file = H5Fopen (path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  hid_t dset = H5Dopen2 (file, "data", H5P_DEFAULT);
+  hid_t dcpl = H5Dget_create_plist (dset);
+  int n = H5Pget_nfilters (dcpl), deflate = 0;
+
+  for (int i = 0; i < n; i++)
+    {
+      unsigned flags;
+      size_t nv = 0;
+      deflate += H5Pget_filter2 (dcpl, i, &flags, &nv, NULL, 0, NULL, NULL) == H5Z_FILTER_DEFLATE;
+    }
+  H5Pclose (dcpl);
+  H5Dclose (dset);
+  H5Fclose (file);
+  return deflate;
+}
+
+/* Saved plain or deflated, the same images come back; only the file differs. */
+static void
+test_save_uncompressed (void)
+{
+  g_autoptr (PsModel) m = ps_test_small_model (1, 4);
+  g_autoptr (PsDataset) ds = ps_test_random_data (m, 200, 9);
+  g_autofree char *plain = tmp_path ("plain.h5");
+  g_autofree char *packed = tmp_path ("packed.h5");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsDataset) a = NULL;
+  g_autoptr (PsDataset) b = NULL;
+  gsize img = (gsize) ds->h * ds->w * ds->c;
+
+  g_assert_true (ps_dataset_save_compressed (ds, plain, FALSE, &error));
+  g_assert_true (ps_dataset_save (ds, packed, &error));
+  g_assert_cmpint (deflate_filters (plain), ==, 0);
+  g_assert_cmpint (deflate_filters (packed), ==, 1);
+  a = load_ok (plain);
+  b = load_ok (packed);
+  g_assert_nonnull (a->u8);
+  g_assert_cmpmem (a->u8, img * ds->n, ds->u8, img * ds->n);
+  g_assert_cmpmem (b->u8, img * ds->n, ds->u8, img * ds->n);
+  g_assert_cmpmem (a->labels, sizeof (int) * ds->n, ds->labels, sizeof (int) * ds->n);
+}
+
 static void
 test_save_round_trip_f32 (void)
 {
@@ -901,6 +946,7 @@ main (int argc, char **argv)
   g_test_add_func ("/dataset/sample-and-header", test_sample_and_header);
   g_test_add_func ("/dataset/save/round-trip-u8", test_save_round_trip_u8);
   g_test_add_func ("/dataset/save/round-trip-f32", test_save_round_trip_f32);
+  g_test_add_func ("/dataset/save/uncompressed", test_save_uncompressed);
   g_test_add_func ("/dataset/save/no-directory", test_save_no_directory);
   g_test_add_func ("/dataset/save/replace", test_save_replace);
   g_test_add_func ("/dataset/load/clean-label", test_clean_label);

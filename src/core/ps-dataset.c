@@ -498,7 +498,7 @@ ps_dataset_gather (const PsDataset *ds, const int *indices, int count, double sc
 }
 
 static gboolean
-write_data (hid_t file, const PsDataset *ds, GError **error)
+write_data (hid_t file, const PsDataset *ds, gboolean compress, GError **error)
 {
   const gsize img = (gsize) ds->h * ds->w * ds->c;
   hsize_t dims[4] = { ds->n, ds->c, ds->h, ds->w };
@@ -513,7 +513,8 @@ write_data (hid_t file, const PsDataset *ds, GError **error)
   if (ds->n > 0)
     {
       H5Pset_chunk (dcpl, 4, chunk);
-      H5Pset_deflate (dcpl, 1);
+      if (compress)
+        H5Pset_deflate (dcpl, 1);
     }
   dset = H5Dcreate2 (file, "data", ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   if (dset < 0)
@@ -585,18 +586,32 @@ write_labels (hid_t file, const char *name, const int *classes, int n, GError **
   return ok;
 }
 
+typedef struct {
+  const PsDataset *ds;
+  gboolean         compress;
+} SaveArgs;
+
 static gboolean
 write_dataset_file (hid_t file, gconstpointer data, GError **error)
 {
-  const PsDataset *ds = data;
+  const SaveArgs *args = data;
+  const PsDataset *ds = args->ds;
 
-  return write_data (file, ds, error) && write_labels (file, "label", ds->labels, ds->n, error)
+  return write_data (file, ds, args->compress, error) && write_labels (file, "label", ds->labels, ds->n, error)
          && (ds->clean_labels == NULL
              || write_labels (file, "clean_label", ds->clean_labels, ds->n, error));
 }
 
 gboolean
+ps_dataset_save_compressed (const PsDataset *ds, const char *path, gboolean compress, GError **error)
+{
+  SaveArgs args = { ds, compress };
+
+  return ps_h5_write_file (path, write_dataset_file, &args, error);
+}
+
+gboolean
 ps_dataset_save (const PsDataset *ds, const char *path, GError **error)
 {
-  return ps_h5_write_file (path, write_dataset_file, ds, error);
+  return ps_dataset_save_compressed (ds, path, TRUE, error);
 }

@@ -57,10 +57,16 @@ void       ps_dataset_gather       (const PsDataset  *ds,
                                     double            scale,
                                     float            *out);
 /* Saves in the lab's layout: data (N,c,h,w) uint8 or float32, label (N,), and clean_label
- * (N,) when @ds has clean labels. Atomic. */
+ * (N,) when @ds has clean labels, the pixels deflated. Atomic. */
 gboolean   ps_dataset_save         (const PsDataset  *ds,
                                     const char       *path,
                                     GError          **error);
+/* The same, the pixels deflated or not (a file read often from a local disk, such as the
+ * demo's cache, loads several times faster without: no inflating). */
+gboolean   ps_dataset_save_compressed (const PsDataset *ds,
+                                       const char      *path,
+                                       gboolean         compress,
+                                       GError         **error);
 gsize      ps_dataset_memory_size  (const PsDataset  *ds);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PsDataset, ps_dataset_free)

@@ -47,11 +47,12 @@ void        ps_demo_add_trigger  (guint8         *image);
 PsDataset  *ps_demo_poison       (const PsDataset *clean,
                                   int             target);
 /* Writes @valid and @test as data/cl/valid.h5 and data/cl/test.h5 under @dir, and their
- * poisoned copies as data/bd/bd_valid.h5 and data/bd/bd_test.h5. */
+ * poisoned copies as data/bd/bd_valid.h5 and data/bd/bd_test.h5, deflated if @compress. */
 gboolean    ps_demo_write_data   (const char      *dir,
                                   const PsDataset *valid,
                                   const PsDataset *test,
                                   int              target,
+                                  gboolean         compress,
                                   GCancellable    *cancellable,
                                   GError         **error);
 

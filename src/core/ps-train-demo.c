@@ -212,7 +212,7 @@ make_in (const char *staging, const char *dir, const PsDemoOptions *opt, Progres
       return FALSE;
     }
   return ps_model_save (m, model, error)
-         && ps_demo_write_data (staging, s.valid, s.test, opt->target, cancellable, error)
+         && ps_demo_write_data (staging, s.valid, s.test, opt->target, TRUE, cancellable, error)
          && move_into_place (staging, dir, error);
 }
 
