@@ -2,10 +2,12 @@
 #define G_LOG_DOMAIN "ps-test"
 
 #include "ps-test-util.h"
+#include "ps-image.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 const char *
@@ -172,4 +174,28 @@ ps_test_run_cli (const char * const *argv, char **out, char **err)
                 out, err, &status, &error);
   g_assert_no_error (error);
   return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+PsDataset *
+ps_test_load_faces (const char *images, const char *prefix)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GDir) dir = g_dir_open (images, 0, &error);
+  guint8 pixels[5 * 55 * 47 * 3];
+  int labels[5], n = 0;
+  const char *name;
+
+  g_assert_no_error (error);
+  while ((name = g_dir_read_name (dir)) != NULL && n < 5)
+    if (g_str_has_prefix (name, prefix))
+      {
+        g_autofree char *file = g_build_filename (images, name, NULL);
+        g_autofree guint8 *face = ps_image_load_rgb (file, 55, 47, &error);
+
+        g_assert_no_error (error);
+        memcpy (pixels + n * 55 * 47 * 3, face, 55 * 47 * 3);
+        labels[n++] = atoi (strchr (name, '=') + 1);
+      }
+  g_assert_cmpint (n, ==, 5);
+  return ps_dataset_new_u8 (n, 55, 47, 3, pixels, labels);
 }

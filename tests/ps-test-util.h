@@ -35,6 +35,10 @@ void        ps_test_fill_weights (PsModel    *m,
                                   guint32     seed,
                                   double      bias_lo);
 /* Random images (with a few bright "trigger" pixels on some) and labels. */
+/* The first five fixture faces (55x47 RGB) in @images whose names start with @prefix
+ * ("cl_…=LABEL.png"), labelled from their names. */
+PsDataset  *ps_test_load_faces  (const char    *images,
+                                 const char    *prefix);
 PsDataset  *ps_test_random_data (const PsModel *model,
                                  int            n,
                                  guint32        seed);

@@ -21,7 +21,7 @@ ps_test_wait_until (gboolean (*done) (gpointer), gpointer data, double seconds)
 
 /* Saves a picture of @w as build/@name, for people to look at. */
 void
-ps_test_save_screenshot (PsWindow *w, const char *name)
+ps_test_save_widget_screenshot (GtkWidget *w, const char *name)
 {
   const char *dir = g_getenv ("PS_BUILD_DIR");
   g_autofree char *path = g_build_filename (dir ? dir : ".", name, NULL);
@@ -41,6 +41,12 @@ ps_test_save_screenshot (PsWindow *w, const char *name)
                                          &GRAPHENE_RECT_INIT (0, 0, width, height));
   g_assert_true (gdk_texture_save_to_png (texture, path));
   g_test_message ("screenshot: %s", path);
+}
+
+void
+ps_test_save_screenshot (PsWindow *w, const char *name)
+{
+  ps_test_save_widget_screenshot (GTK_WIDGET (w), name);
 }
 
 /* Lets the window lay itself out and draw: one frame clock cycle after the last change. */

@@ -18,6 +18,9 @@ void      ps_test_wait_for_frames  (PsWindow  *w);
 /* Saves a picture of @w as $PS_BUILD_DIR/@name. */
 void      ps_test_save_screenshot  (PsWindow  *w,
                                     const char *name);
+/* The same for any toplevel widget that has drawn. */
+void      ps_test_save_widget_screenshot (GtkWidget  *toplevel,
+                                          const char *name);
 GtkLabel *ps_test_panel_label      (PsWindow  *w,
                                     const char *name);
 

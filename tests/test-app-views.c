@@ -12,9 +12,10 @@
 #include <string.h>
 
 #include "ps-channel-view.h"
-#include "ps-image.h"
 #include "ps-model.h"
 #include "ps-sweep.h"
+#include "ps-test-util.h"
+#include "ps-test-window.h"
 
 #define N 60
 
@@ -298,23 +299,8 @@ wait_frames (GtkWidget *widget)
 static void
 save_screenshot (GtkWindow *window, const char *name)
 {
-  const char *dir = g_getenv ("PS_BUILD_DIR");
-  g_autofree char *path = g_build_filename (dir ? dir : ".", name, NULL);
-  g_autoptr (GdkPaintable) paintable = gtk_widget_paintable_new (GTK_WIDGET (window));
-  g_autoptr (GtkSnapshot) snapshot = gtk_snapshot_new ();
-  g_autoptr (GskRenderNode) node = NULL;
-  g_autoptr (GdkTexture) texture = NULL;
-  int width = gtk_widget_get_width (GTK_WIDGET (window));
-  int height = gtk_widget_get_height (GTK_WIDGET (window));
-
   wait_frames (GTK_WIDGET (window));
-  gdk_paintable_snapshot (paintable, snapshot, width, height);
-  node = gtk_snapshot_free_to_node (g_steal_pointer (&snapshot));
-  g_assert_nonnull (node);
-  texture = gsk_renderer_render_texture (gtk_native_get_renderer (GTK_NATIVE (window)), node,
-                                         &GRAPHENE_RECT_INIT (0, 0, width, height));
-  g_assert_true (gdk_texture_save_to_png (texture, path));
-  g_test_message ("screenshot: %s", path);
+  ps_test_save_widget_screenshot (GTK_WIDGET (window), name);
 }
 
 static void
@@ -407,31 +393,6 @@ test_screenshots (Fixture *f, gconstpointer data)
       }
 }
 
-/* The fixture faces whose names start with @prefix, as a set. */
-static PsDataset *
-load_faces (const char *images, const char *prefix)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GDir) dir = g_dir_open (images, 0, &error);
-  guint8 pixels[5 * 55 * 47 * 3];
-  int labels[5], n = 0;
-  const char *name;
-
-  g_assert_no_error (error);
-  while ((name = g_dir_read_name (dir)) != NULL && n < 5)
-    if (g_str_has_prefix (name, prefix))
-      {
-        g_autofree char *file = g_build_filename (images, name, NULL);
-        g_autofree guint8 *face = ps_image_load_rgb (file, 55, 47, &error);
-
-        g_assert_no_error (error);
-        memcpy (pixels + n * 55 * 47 * 3, face, 55 * 47 * 3);
-        labels[n++] = atoi (strchr (name, '=') + 1);
-      }
-  g_assert_cmpint (n, ==, 5);
-  return ps_dataset_new_u8 (n, 55, 47, 3, pixels, labels);
-}
-
 /* The lab's real lab3 BadNet on the lab's real faces: how many channels a linear scale
  * flattens, and that the other scales show every one. */
 static void
@@ -455,8 +416,8 @@ test_lab3 (Fixture *f, gconstpointer data)
     }
   lab3 = ps_model_load (path, &error);
   g_assert_no_error (error);
-  faces = load_faces (images, "cl_");
-  sun = load_faces (images, "sun_");
+  faces = ps_test_load_faces (images, "cl_");
+  sun = ps_test_load_faces (images, "sun_");
   sets[PS_SET_VALID] = faces;
   sets[PS_SET_POISONED] = sun;
   sweep = ps_sweep_run (lab3, sets, NULL, NULL, NULL, NULL, &error);

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "ps-demo.h"
-#include "ps-image.h"
+#include "ps-test-util.h"
 #include "ps-verdict.h"
 
 static PsModel *demo_model;
@@ -163,10 +163,6 @@ test_scale_faces (void)
   g_autoptr (PsModel) m = NULL;
   g_autoptr (PsDataset) faces = NULL;
   g_autoptr (PsVerdict) v = NULL;
-  g_autoptr (GDir) dir = NULL;
-  guint8 pixels[5 * 55 * 47 * 3];
-  int labels[5], n = 0;
-  const char *name;
   PsVerdictOptions o;
 
   if (path == NULL || !g_file_test (path, G_FILE_TEST_EXISTS))
@@ -176,20 +172,7 @@ test_scale_faces (void)
     }
   m = ps_model_load (path, &error);
   g_assert_no_error (error);
-  dir = g_dir_open (images, 0, &error);
-  g_assert_no_error (error);
-  while ((name = g_dir_read_name (dir)) != NULL && n < 5)
-    if (g_str_has_prefix (name, "cl_"))
-      {
-        g_autofree char *file = g_build_filename (images, name, NULL);
-        g_autofree guint8 *face = ps_image_load_rgb (file, 55, 47, &error);
-
-        g_assert_no_error (error);
-        memcpy (pixels + n * 55 * 47 * 3, face, 55 * 47 * 3);
-        labels[n++] = atoi (strchr (name, '=') + 1);
-      }
-  g_assert_cmpint (n, ==, 5);
-  faces = ps_dataset_new_u8 (n, 55, 47, 3, pixels, labels);
+  faces = ps_test_load_faces (images, "cl_");
   m->input_scale = 1.0; /* the wrong one for this file */
   ps_verdict_options_init (&o);
   g_assert_true (ps_verdict_measure_scale (m, faces, 300, &o, NULL, &error));
