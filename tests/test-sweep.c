@@ -266,14 +266,30 @@ test_cancel (Fixture *f, gconstpointer data)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 }
 
-/* A cancelled first pass leaves the sweep as it was, a cancelled finish keeps its steps:
- * adding the set again and finishing again give the uninterrupted sweep exactly. */
 static void
 record_done (const PsSweepStep *step, double done, gpointer data)
 {
   g_array_append_val ((GArray *) data, done);
 }
 
+typedef struct {
+  GArray *done;
+  GArray *rows;  /* the steps reported */
+} Record;
+
+static void
+record_step (const PsSweepStep *step, double done, gpointer data)
+{
+  Record *r = data;
+
+  g_array_append_val (r->done, done);
+  if (step != NULL)
+    g_array_append_val (r->rows, step->pruned);
+}
+
+/* A cancelled first pass leaves the sweep as it was, a cancelled finish keeps its steps:
+ * adding the set again and finishing again give the uninterrupted sweep exactly, each row
+ * reported once. */
 static void
 test_resume (Fixture *f, gconstpointer data)
 {
@@ -284,7 +300,9 @@ test_resume (Fixture *f, gconstpointer data)
                                           NULL, NULL, NULL, &error);
   g_autoptr (PsSweep) s = ps_sweep_new (f->model, NULL, &error);
   g_autoptr (GArray) done = g_array_new (FALSE, FALSE, sizeof (double));
-  int total = 0;
+  g_autoptr (GArray) rows = g_array_new (FALSE, FALSE, sizeof (int));
+  Record record = { done, rows };
+  int total = 0, kept;
   double prev = 0;
 
   g_assert_no_error (error);
@@ -308,10 +326,15 @@ test_resume (Fixture *f, gconstpointer data)
   g_assert_cmpint (ps_sweep_n_steps_done (s), >=, 3);
   if (ps_sweep_n_channels (s) > 16)
     g_assert_cmpint (ps_sweep_n_steps_done (s), <, ps_sweep_n_steps (s));
-  g_assert_true (ps_sweep_finish (s, record_done, done, NULL, &error));
+  kept = ps_sweep_n_steps_done (s);
+  g_assert_true (ps_sweep_finish (s, record_step, &record, NULL, &error));
   g_assert_no_error (error);
   g_assert_true (ps_sweep_is_finished (s));
   g_assert_cmpint (ps_sweep_n_steps_done (s), ==, ps_sweep_n_steps (s));
+  /* going on reports the rows after those done, each once */
+  g_assert_cmpint (rows->len, ==, ps_sweep_n_steps (s) - kept);
+  for (guint i = 0; i < rows->len; i++)
+    g_assert_cmpint (g_array_index (rows, int, i), ==, kept + (int) i);
 
   g_assert_cmpmem (ps_sweep_order (s), sizeof (int) * ps_sweep_n_channels (s),
                    ps_sweep_order (ref), sizeof (int) * ps_sweep_n_channels (ref));

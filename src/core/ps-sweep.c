@@ -314,7 +314,7 @@ ps_sweep_run (const PsModel *model, const PsDataset * const sets[PS_N_SETS],
 /* ---- accessors ---- */
 
 int ps_sweep_n_steps (const PsSweep *s) { return s->n_steps; }
-int ps_sweep_n_steps_done (const PsSweep *s) { return s->next_step; }
+int ps_sweep_n_steps_done (const PsSweep *s) { return s->n_reported; }
 gboolean ps_sweep_is_finished (const PsSweep *s) { return s->finished; }
 int ps_sweep_n_channels (const PsSweep *s) { return s->n_channels; }
 int ps_sweep_n_classes (const PsSweep *s) { return s->n_classes; }

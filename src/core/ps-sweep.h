@@ -79,8 +79,9 @@ gboolean            ps_sweep_finish          (PsSweep                *sweep,
                                               GError                **error);
 
 int                 ps_sweep_n_steps         (const PsSweep          *sweep); /* channels + 1 */
-/* Steps done so far: all of them once finished; fewer after a cancelled ps_sweep_finish(),
- * and only those rows are meaningful then. */
+/* Rows reported so far to the progress callback: all of them once finished; fewer after a
+ * cancelled ps_sweep_finish(), whose rows up to there are final (a later finish reports only
+ * the rows after them, though it may have computed some of those already). */
 int                 ps_sweep_n_steps_done    (const PsSweep          *sweep);
 gboolean            ps_sweep_is_finished     (const PsSweep          *sweep);
 int                 ps_sweep_n_channels      (const PsSweep          *sweep);
