@@ -20,6 +20,14 @@ ps_test_wait_until (gboolean (*done) (gpointer), gpointer data, double seconds)
 }
 
 /* Saves a picture of @w as build/@name, for people to look at. */
+gboolean
+ps_test_sweep_finished (gpointer window)
+{
+  PsWindow *w = window;
+
+  return !ps_session_get_busy (w->session) && ps_session_get_sweep (w->session) != NULL;
+}
+
 void
 ps_test_save_widget_screenshot (GtkWidget *w, const char *name)
 {

@@ -13,6 +13,8 @@ gboolean  ps_test_wait_until       (gboolean (*done) (gpointer),
                                     gpointer   data,
                                     double     seconds);
 void      ps_test_drain            (void);
+/* A ps_test_wait_until() condition on a PsWindow: nothing runs and a sweep is shown. */
+gboolean  ps_test_sweep_finished   (gpointer   window);
 /* Returns after the window has drawn two more frames. */
 void      ps_test_wait_for_frames  (PsWindow  *w);
 /* Saves a picture of @w as $PS_BUILD_DIR/@name. */

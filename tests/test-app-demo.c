@@ -17,13 +17,6 @@
 static PsApplication *app;
 static PsWindow *window;
 
-static gboolean
-sweep_finished (gpointer data)
-{
-  PsWindow *w = data;
-  return !ps_session_get_busy (w->session) && ps_session_get_sweep (w->session) != NULL;
-}
-
 static void
 assert_contains (const char *text, const char *part)
 {
@@ -47,7 +40,7 @@ demo_window (void)
   gtk_window_set_default_size (GTK_WINDOW (window), 1366, 800);
   gtk_window_present (GTK_WINDOW (window));
   ps_window_open_demo (window);
-  g_assert_true (ps_test_wait_until (sweep_finished, window, 280));
+  g_assert_true (ps_test_wait_until (ps_test_sweep_finished, window, 280));
   ps_test_drain ();
   return window;
 }

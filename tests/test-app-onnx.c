@@ -50,13 +50,6 @@ assert_contains (const char *text, const char *part)
 /* ---- conditions ---- */
 
 static gboolean
-sweep_finished (gpointer data)
-{
-  PsWindow *w = data;
-  return !ps_session_get_busy (w->session) && ps_session_get_sweep (w->session) != NULL;
-}
-
-static gboolean
 not_busy (gpointer data)
 {
   return !ps_session_get_busy (PS_WINDOW (data)->session);
@@ -452,7 +445,7 @@ test_sweep_layers (void)
   w = new_window_since (before);
   g_assert_nonnull (w);
   gtk_window_set_default_size (GTK_WINDOW (w), 1400, 900);
-  g_assert_true (ps_test_wait_until (sweep_finished, w, 240));
+  g_assert_true (ps_test_wait_until (ps_test_sweep_finished, w, 240));
   ps_test_drain ();
 
   /* the default layer: the CLI's and PyTorch's sweep */
@@ -505,7 +498,7 @@ test_sweep_layers (void)
   /* Run Sweep Again runs the layer chosen */
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (w), "win.run", NULL));
   g_assert_true (ps_session_get_busy (w->session));
-  g_assert_true (ps_test_wait_until (sweep_finished, w, 240));
+  g_assert_true (ps_test_wait_until (ps_test_sweep_finished, w, 240));
   ps_test_drain ();
   sweep = ps_session_get_sweep (w->session);
   g_assert_cmpstr (ps_sweep_layer_name (sweep), ==, OTHER_LAYER);

@@ -123,13 +123,6 @@ session_released (gpointer data)
 }
 
 static gboolean
-sweep_finished (gpointer data)
-{
-  PsWindow *w = data;
-  return !ps_session_get_busy (w->session) && ps_session_get_sweep (w->session) != NULL;
-}
-
-static gboolean
 file_exists (gpointer data)
 {
   return g_file_test (data, G_FILE_TEST_EXISTS);
@@ -156,7 +149,7 @@ open_lab (const char *dir)
   gtk_window_set_default_size (GTK_WINDOW (w), 1280, 860);
   gtk_window_present (GTK_WINDOW (w));
   ps_window_open_files (w, &folder, 1);
-  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+  g_assert_true (ps_test_wait_until (ps_test_sweep_finished, w, 60));
   ps_test_drain ();
   return w;
 }
@@ -445,7 +438,7 @@ test_layer (void)
   g_assert_cmpstr (w->layer_names[gtk_drop_down_get_selected (w->layer_dropdown)], ==, "pool_3");
   ps_window_set_layer (w, "conv_3");
   g_assert_true (ps_session_get_busy (w->session));
-  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+  g_assert_true (ps_test_wait_until (ps_test_sweep_finished, w, 60));
   ps_test_drain ();
   sweep = ps_session_get_sweep (w->session);
   g_assert_cmpstr (ps_sweep_layer_name (sweep), ==, "conv_3");
@@ -552,7 +545,7 @@ test_errors (void)
     g_autofree char *test = lab_file (lab, "data/cl/test.h5");
     g_autoptr (GFile) file = g_file_new_for_path (test);
     ps_session_open (w->session, &file, 1, PS_SLOT_TEST);
-    g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+    g_assert_true (ps_test_wait_until (ps_test_sweep_finished, w, 60));
     g_assert_false (gtk_info_bar_get_revealed (w->error_bar));
   }
   gtk_window_destroy (GTK_WINDOW (w));
@@ -610,13 +603,13 @@ test_input_scale (void)
   gtk_drop_down_set_selected (w->scale_dropdown, 0);
   g_assert_cmpfloat (ps_session_get_input_scale (w->session), ==, 1.0);
   g_assert_true (ps_session_get_busy (w->session));
-  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+  g_assert_true (ps_test_wait_until (ps_test_sweep_finished, w, 60));
   g_assert_cmpfloat (ps_session_get_sweep_model (w->session)->input_scale, ==, 1.0);
 
   /* The window let the sets' pixels go after the first sweep: going back reads the files
    * again and gives the first sweep again, step for step. */
   gtk_drop_down_set_selected (w->scale_dropdown, 1);
-  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+  g_assert_true (ps_test_wait_until (ps_test_sweep_finished, w, 60));
   {
     int n_again;
     const PsSweepStep *again = ps_session_get_rows (w->session, &n_again);
@@ -675,7 +668,7 @@ test_interruptions (void)
   ps_window_open_files (w, &big, 1);
   g_assert_true (ps_test_wait_until (has_rows, w, 60));
   ps_window_open_files (w, &small, 1);
-  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+  g_assert_true (ps_test_wait_until (ps_test_sweep_finished, w, 60));
   g_assert_cmpint (ps_session_get_sweep_header (w->session, PS_SET_VALID)->n, ==, 240);
 
   /* Run Again with nothing changed recomputes nothing. */
@@ -713,7 +706,7 @@ test_interruptions (void)
     g_assert_true (ps_session_get_busy (w->session));
     ps_session_get_rows (w->session, &n);
     g_assert_cmpint (n, ==, kept);
-    g_assert_true (ps_test_wait_until (sweep_finished, w, 300));
+    g_assert_true (ps_test_wait_until (ps_test_sweep_finished, w, 300));
     g_assert_cmpint (ps_session_get_resumable_steps (w->session), ==, -1);
     rows = ps_session_get_rows (w->session, &n);
     g_array_append_vals (resumed, rows, n);
@@ -721,9 +714,9 @@ test_interruptions (void)
     /* the same sweep from the start: the other input scale and back (whole sweeps of the
      * big lab: slow under the sanitizers on a shared machine) */
     gtk_drop_down_set_selected (w->scale_dropdown, 0);
-    g_assert_true (ps_test_wait_until (sweep_finished, w, 300));
+    g_assert_true (ps_test_wait_until (ps_test_sweep_finished, w, 300));
     gtk_drop_down_set_selected (w->scale_dropdown, 1);
-    g_assert_true (ps_test_wait_until (sweep_finished, w, 300));
+    g_assert_true (ps_test_wait_until (ps_test_sweep_finished, w, 300));
     rows = ps_session_get_rows (w->session, &n);
     g_assert_cmpint (n, ==, resumed->len);
     g_assert_cmpmem (rows, n * sizeof (PsSweepStep), resumed->data, resumed->len * sizeof (PsSweepStep));
@@ -781,7 +774,7 @@ test_layout (void)
   gtk_window_set_default_size (GTK_WINDOW (w), hidpi ? 683 : 900, hidpi ? 384 : 600);
   gtk_window_present (GTK_WINDOW (w));
   ps_window_open_files (w, &folder, 1);
-  g_assert_true (ps_test_wait_until (sweep_finished, w, 60));
+  g_assert_true (ps_test_wait_until (ps_test_sweep_finished, w, 60));
   gtk_adjustment_set_value (w->drop_adjustment, 2.0);
   ps_test_wait_for_frames (w);
 

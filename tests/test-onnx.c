@@ -1036,6 +1036,16 @@ expect_refused (const char *name, const guint8 *data, gsize len, const char *nee
     g_error ("the CLI did not say one line: %s", err);
 }
 
+/* @m, packed as it is now, refused as expect_refused() says. */
+static void
+expect_model_refused (const Onnx__ModelProto *m, const char *name, const char *needle)
+{
+  g_autofree guint8 *buf = g_malloc (onnx__model_proto__get_packed_size (m));
+  gsize size = onnx__model_proto__pack (m, buf);
+
+  expect_refused (name, buf, size, needle);
+}
+
 static void
 test_hostile (void)
 {
@@ -1044,8 +1054,6 @@ test_hostile (void)
   gsize len;
   const guint8 *data = g_bytes_get_data (good, &len);
   Onnx__ModelProto *m;
-  g_autofree guint8 *buf = NULL;
-  gsize size;
 
   /* truncated */
   expect_refused ("truncated.onnx", data, len / 2, "protobuf");
@@ -1058,11 +1066,8 @@ test_hostile (void)
     char *saved = first->input[0];
 
     first->input[0] = last->output[0];
-    buf = g_malloc (onnx__model_proto__get_packed_size (m));
-    size = onnx__model_proto__pack (m, buf);
+    expect_model_refused (m, "cycle.onnx", "cycle");
     first->input[0] = saved;
-    expect_refused ("cycle.onnx", buf, size, "cycle");
-    g_clear_pointer (&buf, g_free);
   }
   /* a huge declared dimension */
   {
@@ -1070,11 +1075,8 @@ test_hostile (void)
     gint64 saved = t->dims[0];
 
     t->dims[0] = G_GINT64_CONSTANT (1) << 40;
-    buf = g_malloc (onnx__model_proto__get_packed_size (m));
-    size = onnx__model_proto__pack (m, buf);
+    expect_model_refused (m, "huge.onnx", "declares");
     t->dims[0] = saved;
-    expect_refused ("huge.onnx", buf, size, "declares");
-    g_clear_pointer (&buf, g_free);
   }
   /* a huge input */
   {
@@ -1082,11 +1084,8 @@ test_hostile (void)
     gint64 saved = d->dim_value;
 
     d->dim_value = G_GINT64_CONSTANT (1) << 33;
-    buf = g_malloc (onnx__model_proto__get_packed_size (m));
-    size = onnx__model_proto__pack (m, buf);
+    expect_model_refused (m, "huge-input.onnx", "dimension");
     d->dim_value = saved;
-    expect_refused ("huge-input.onnx", buf, size, "dimension");
-    g_clear_pointer (&buf, g_free);
   }
   /* a missing initializer: drop the first conv's weight */
   {
@@ -1099,12 +1098,9 @@ test_hostile (void)
     memmove (kept + 1, kept + 2, sizeof (gpointer) * (n - 2));
     m->graph->initializer = kept;
     m->graph->n_initializer = n - 1;
-    buf = g_malloc (onnx__model_proto__get_packed_size (m));
-    size = onnx__model_proto__pack (m, buf);
+    expect_model_refused (m, "missing.onnx", "neither a graph input");
     m->graph->initializer = inits;
     m->graph->n_initializer = n;
-    expect_refused ("missing.onnx", buf, size, "neither a graph input");
-    g_clear_pointer (&buf, g_free);
   }
   /* external tensor data */
   {
@@ -1112,33 +1108,24 @@ test_hostile (void)
 
     t->has_data_location = TRUE;
     t->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
-    buf = g_malloc (onnx__model_proto__get_packed_size (m));
-    size = onnx__model_proto__pack (m, buf);
+    expect_model_refused (m, "external.onnx", "external file");
     t->has_data_location = FALSE;
-    expect_refused ("external.onnx", buf, size, "external file");
-    g_clear_pointer (&buf, g_free);
   }
   /* names with control characters still give one line */
   {
     char *saved = m->graph->node[1]->domain;
 
     m->graph->node[1]->domain = "evil\ndomain\r\x01";
-    buf = g_malloc (onnx__model_proto__get_packed_size (m));
-    size = onnx__model_proto__pack (m, buf);
+    expect_model_refused (m, "newline.onnx", "evil?domain");
     m->graph->node[1]->domain = saved;
-    expect_refused ("newline.onnx", buf, size, "evil?domain");
-    g_clear_pointer (&buf, g_free);
   }
   /* an operator we do not run */
   {
     char *saved = m->graph->node[2]->op_type;
 
     m->graph->node[2]->op_type = "Tanh";
-    buf = g_malloc (onnx__model_proto__get_packed_size (m));
-    size = onnx__model_proto__pack (m, buf);
+    expect_model_refused (m, "tanh.onnx", "Tanh");
     m->graph->node[2]->op_type = saved;
-    expect_refused ("tanh.onnx", buf, size, "Tanh");
-    g_clear_pointer (&buf, g_free);
   }
   onnx__model_proto__free_unpacked (m, NULL);
 }

@@ -11,9 +11,6 @@
 
 #include <glib/gi18n.h>
 #include <math.h>
-#ifdef __GLIBC__
-# include <malloc.h>
-#endif
 #include <string.h>
 #include <sys/resource.h>
 
@@ -852,11 +849,6 @@ load_done (GObject *object, GAsyncResult *res, gpointer data)
 
   thread_returned (self);
   self->n_loads--;
-#ifdef __GLIBC__
-  /* The readers' chunk buffers were freed in the loader thread's arena; give those pages
-   * back before the sweep adds its own. */
-  malloc_trim (0);
-#endif
   if (job->serial <= self->cancel_serial)
     self->n_loads_cancelled--;
   else

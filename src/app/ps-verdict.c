@@ -242,7 +242,8 @@ gboolean
 ps_verdict_measure_scale (const PsModel *model, const PsDataset *valid, int n_sample,
                           PsVerdictOptions *options, GCancellable *cancellable, GError **error)
 {
-  g_autoptr (PsDataset) sample = NULL;
+  g_autoptr (PsDataset) own = NULL;
+  const PsDataset *sample;
   g_autoptr (PsModel) other = NULL;
   g_autofree int *classes = NULL;
 
@@ -250,7 +251,9 @@ ps_verdict_measure_scale (const PsModel *model, const PsDataset *valid, int n_sa
 
   if (valid->n == 0 || n_sample <= 0)
     return TRUE;
-  sample = ps_dataset_sample (valid, n_sample);
+  /* the window already keeps a sample that small: no copy of it */
+  own = valid->n > n_sample ? ps_dataset_sample (valid, n_sample) : NULL;
+  sample = own ? own : valid;
   classes = g_new (int, sample->n);
   if (!ps_infer_classes (model, sample, classes, cancellable, error))
     return FALSE;
