@@ -106,7 +106,6 @@ struct _PsSession {
    * Again goes on from where it stopped instead of starting over. */
   PsSweep      *partial;
   PsModel      *partial_model;
-  guint         partial_inputs;
   gboolean      hold;
   char         *layer;      /* the layer chosen for the model; NULL: its default */
   GHashTable   *layers;     /* model file URI -> layer chosen, for this window's life */
@@ -441,7 +440,6 @@ sweep_done (GObject *object, GAsyncResult *res, gpointer data)
           drop_partial (self);
           self->partial = g_steal_pointer (&job->sweep);
           self->partial_model = g_steal_pointer (&job->model);
-          self->partial_inputs = job->inputs;
         }
       return;
     }
@@ -501,7 +499,7 @@ start_sweep (PsSession *self)
   job = g_new0 (SweepJob, 1);
   job->session = self;
   job->inputs = self->inputs;
-  if (self->partial != NULL && self->partial_inputs == self->inputs)
+  if (self->partial != NULL)
     {
       /* go on from where the cancelled sweep stopped: its rows are known */
       job->sweep = g_steal_pointer (&self->partial);
@@ -512,7 +510,6 @@ start_sweep (PsSession *self)
   else
     job->model = ps_model_copy (self->model);
   job->layer = g_strdup (ps_session_get_layer (self));
-  drop_partial (self);
   for (int k = 0; k < PS_N_SETS; k++)
     job->sets[k] = self->sets[k] ? g_atomic_rc_box_acquire (self->sets[k]) : NULL;
   g_mutex_init (&job->mutex);
@@ -1141,7 +1138,7 @@ ps_session_cancel (PsSession *self)
 int
 ps_session_get_resumable_steps (PsSession *self)
 {
-  if (self->partial == NULL || self->partial_inputs != self->inputs)
+  if (self->partial == NULL)
     return -1;
   return ps_sweep_n_steps_done (self->partial);
 }
