@@ -420,14 +420,18 @@ check_conv (const ConvCase *cc)
   ps_plan_free (plan);
 }
 
-/* Every case through the direct kernels (where the CPU has them) and through im2col + sgemm. */
+/* The kernels a plan may choose, by $PRUNESCOPE_CONV: its own choice, each direct kernel
+ * wherever it applies, im2col + sgemm. */
+static const char *const conv_modes[] = { NULL, "channels", "rows", "gemm" };
+
+/* Every case through each direct kernel (where the CPU has them) and through im2col + sgemm. */
 static void
 check_conv_cases (const ConvCase *cases, gsize n)
 {
-  for (int gemm = 0; gemm < 2; gemm++)
+  for (guint mode = 0; mode < G_N_ELEMENTS (conv_modes); mode++)
     {
-      if (gemm)
-        g_setenv ("PRUNESCOPE_CONV", "gemm", TRUE);
+      if (conv_modes[mode] != NULL)
+        g_setenv ("PRUNESCOPE_CONV", conv_modes[mode], TRUE);
       for (gsize i = 0; i < n; i++)
         check_conv (&cases[i]);
       g_unsetenv ("PRUNESCOPE_CONV");
@@ -676,7 +680,7 @@ test_dense_sparse (void)
                 }
               /* the element past the end is a sentinel */
               lin_d[n * C] = out_d[n * C] = lin_s[n * C] = out_s[n * C] = 42.0f;
-              ps_conv_forward (pack, n, x, relu, lin_d, out_d);
+              ps_conv_forward (pack, n, x, relu, lin_d, out_d, NULL);
               ps_conv_forward_sparse (pack, n, x, relu, lin_s, out_s, idx);
               g_assert_cmpmem (lin_s, sizeof (float) * (n * C + 1), lin_d, sizeof (float) * (n * C + 1));
               g_assert_cmpmem (out_s, sizeof (float) * (n * C + 1), out_d, sizeof (float) * (n * C + 1));
@@ -915,10 +919,193 @@ test_conv_fused_pool (void)
     { 4, 4, 3, 100, 2, 2, 3, 3, 3, 3, "relu" },    /* one window per image */
   };
 
+  for (guint mode = 0; mode < 3; mode++)
+    {
+      if (conv_modes[mode] != NULL)
+        g_setenv ("PRUNESCOPE_CONV", conv_modes[mode], TRUE);
+      for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+        {
+          check_fused (&cases[i], 3);
+          check_fused (&cases[i], 1);
+        }
+      g_unsetenv ("PRUNESCOPE_CONV");
+    }
+}
+
+/* ---- the row kernel against the channel kernel: the same bits ---- */
+
+typedef struct {
+  int h, w, cin, cout, kh, kw, sh, sw;  /* a valid convolution */
+  int ph, pw, psh, psw;                 /* then a valid max-pool; ph == 0: none */
+  const char *activation;
+} RowsCase;
+
+/* A plan on each direct kernel, given the same input. */
+static PsPlan *
+rows_plan (const PsModel *m, const char *mode, int n, const float *input)
+{
+  PsPlan *plan;
+
+  g_setenv ("PRUNESCOPE_CONV", mode, TRUE);
+  plan = ps_plan_new (m, n + 2);
+  g_unsetenv ("PRUNESCOPE_CONV");
+  memcpy (ps_plan_output (plan, m->input), input,
+          sizeof (float) * n * ps_shape_size (m->layers[m->input]->out));
+  return plan;
+}
+
+static void
+assert_same_bits (const PsModel *m, PsPlan *a, PsPlan *b, int layer, int n, gboolean linear)
+{
+  gsize len = sizeof (float) * n * ps_shape_size (m->layers[layer]->out);
+
+  if (linear)
+    g_assert_cmpmem (ps_plan_linear (a, layer), len, ps_plan_linear (b, layer), len);
+  else
+    g_assert_cmpmem (ps_plan_output (a, layer), len, ps_plan_output (b, layer), len);
+}
+
+/* @rc on the row kernel and on the channel kernel, in a plan with the pool fused and in one
+ * without (keeping the linear values): every layer's output the same bits; and the row
+ * kernel's against the plain loops. */
+static void
+check_rows (const RowsCase *rc, int n)
+{
+  g_autofree char *conv_cfg = g_strdup_printf (
+    "\"filters\": %d, \"kernel_size\": [%d, %d], \"strides\": [%d, %d], \"activation\": \"%s\"",
+    rc->cout, rc->kh, rc->kw, rc->sh, rc->sw, rc->activation);
+  g_autofree char *pool_cfg = g_strdup_printf ("\"pool_size\": [%d, %d], \"strides\": [%d, %d]",
+                                               rc->ph, rc->pw, rc->psh, rc->psw);
+  GString *json = model_begin (rc->h, rc->w, rc->cin);
+  g_autoptr (PsModel) m = NULL;
+  g_autoptr (GRand) rand = g_rand_new_with_seed (rc->w * 13 + rc->cout);
+  g_autofree float *input = NULL;
+  g_autoptr (Tensor) x = NULL;
+  int conv, last;
+
+  add_layer (json, "Conv2D", "conv", conv_cfg, "input");
+  if (rc->ph > 0)
+    add_layer (json, "MaxPooling2D", "pool", pool_cfg, "conv");
+  m = model_end (json, rc->ph > 0 ? "pool" : "conv", 5, rc->h + rc->cout);
+  conv = ps_model_find_layer (m, "conv");
+  last = rc->ph > 0 ? ps_model_find_layer (m, "pool") : conv;
+  x = tensor_new (n, rc->h, rc->w, rc->cin);
+  input = g_new (float, tensor_size (x));
+  for (gsize i = 0; i < tensor_size (x); i++)
+    x->v[i] = input[i] = (float) g_rand_double_range (rand, -1, 1);
+
+  /* the row kernel does run */
+  {
+    PsConvPack *pack;
+
+    g_setenv ("PRUNESCOPE_CONV", "rows", TRUE);
+    pack = ps_conv_pack_new (m->layers[conv]);
+    g_unsetenv ("PRUNESCOPE_CONV");
+    g_assert_true (ps_conv_pack_uses_rows (pack));
+    ps_conv_pack_free (pack);
+  }
+  for (int fused = 0; fused < 2; fused++)
+    {
+      PsPlan *rows = rows_plan (m, "rows", n, input);
+      PsPlan *channels = rows_plan (m, "channels", n, input);
+      Tensor **want = naive_network (m, x);
+
+      if (fused)
+        {
+          ps_plan_set_fused (rows, TRUE);
+          ps_plan_set_fused (channels, TRUE);
+        }
+      else
+        {
+          ps_plan_keep_linear (rows, conv);
+          ps_plan_keep_linear (channels, conv);
+        }
+      ps_plan_forward (rows, n);
+      ps_plan_forward (channels, n);
+      for (int i = fused ? last : conv; i < m->n_layers; i++)
+        {
+          g_autoptr (Tensor) got = plan_tensor (m, rows, i, n);
+
+          assert_same_bits (m, rows, channels, i, n, FALSE);
+          assert_close (got, want[i], RTOL);
+        }
+      if (!fused)
+        assert_same_bits (m, rows, channels, conv, n, TRUE);
+      naive_network_free (m, want);
+      ps_plan_free (rows);
+      ps_plan_free (channels);
+    }
+}
+
+static void
+test_conv_rows (void)
+{
+  const RowsCase cases[] = {
+    { 55, 47, 3, 20, 4, 4, 1, 1, 2, 2, 2, 2, "relu" },    /* DeepID conv_1 + pool_1 */
+    { 55, 47, 3, 20, 4, 4, 1, 1, 0, 0, 0, 0, "relu" },    /* without the pool */
+    { 26, 22, 20, 40, 3, 3, 1, 1, 2, 2, 2, 2, "relu" },   /* conv_2: 20 columns, 16 + 4 */
+    /* output columns 1, 15, 16, 17, 33, 48, 49 (chunks of 3 + 1 vectors), 70 (3 + 2) */
+    { 6, 4, 2, 5, 3, 4, 1, 1, 0, 0, 0, 0, "linear" },
+    { 7, 17, 3, 9, 2, 3, 1, 1, 2, 2, 2, 2, "relu" },
+    { 5, 18, 1, 1, 2, 3, 1, 1, 0, 0, 0, 0, "linear" },
+    { 6, 19, 4, 17, 3, 3, 1, 1, 3, 3, 2, 2, "relu" },     /* overlapping pool windows */
+    { 4, 35, 3, 33, 2, 3, 1, 1, 2, 3, 1, 3, "linear" },   /* 5 blocks of channels; pool stride 3 */
+    { 5, 50, 2, 24, 3, 3, 1, 1, 2, 2, 2, 1, "relu" },     /* pool stride 1 across */
+    { 3, 51, 5, 16, 2, 4, 1, 1, 0, 0, 0, 0, "relu" },
+    { 4, 72, 3, 8, 3, 3, 1, 1, 1, 2, 1, 2, "linear" },
+    /* strides: column phases of the planar input */
+    { 11, 40, 3, 20, 3, 3, 2, 2, 2, 2, 2, 2, "relu" },
+    { 9, 37, 2, 7, 3, 4, 1, 3, 0, 0, 0, 0, "linear" },
+    { 12, 30, 4, 40, 4, 2, 3, 2, 2, 2, 2, 2, "relu" },
+    /* channels per tile at one vector of columns: 16, then 10 + 10 */
+    { 6, 10, 3, 16, 3, 3, 1, 1, 0, 0, 0, 0, "relu" },
+    { 8, 12, 3, 20, 3, 3, 1, 1, 2, 2, 2, 2, "linear" },
+  };
+
+  if (!ps_conv_available ())
+    {
+      g_test_skip ("the direct kernels need AVX-512");
+      return;
+    }
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      check_fused (&cases[i], 3);
-      check_fused (&cases[i], 1);
+      check_rows (&cases[i], 4);
+      check_rows (&cases[i], 1);
+    }
+}
+
+/* Each layer's kernel is the one with fewer vector multiply-adds: DeepID's conv_1 (20
+ * channels, 44 columns) on rows, its conv_2 (40 channels, 20 columns) and conv_3 on
+ * channels. */
+static void
+test_conv_rows_choice (void)
+{
+  const struct { int h, w, cin, cout, kh; gboolean rows; } cases[] = {
+    { 55, 47, 3, 20, 4, TRUE },
+    { 26, 22, 20, 40, 3, FALSE },
+    { 12, 10, 40, 60, 3, FALSE },
+    { 40, 40, 3, 16, 3, FALSE }, /* full vectors both ways: the channel kernel */
+  };
+
+  if (!ps_conv_available ())
+    {
+      g_test_skip ("the direct kernels need AVX-512");
+      return;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *cfg = g_strdup_printf (
+        "\"filters\": %d, \"kernel_size\": [%d, %d], \"activation\": \"relu\"",
+        cases[i].cout, cases[i].kh, cases[i].kh);
+      GString *json = model_begin (cases[i].h, cases[i].w, cases[i].cin);
+      g_autoptr (PsModel) m = NULL;
+      PsConvPack *pack;
+
+      add_layer (json, "Conv2D", "conv", cfg, "input");
+      m = model_end (json, "conv", 2, 3);
+      pack = ps_conv_pack_new (m->layers[ps_model_find_layer (m, "conv")]);
+      g_assert_cmpint (ps_conv_pack_uses_rows (pack), ==, cases[i].rows);
+      ps_conv_pack_free (pack);
     }
 }
 
@@ -1388,6 +1575,8 @@ main (int argc, char **argv)
   g_test_add_func ("/plan/conv/softmax", test_conv_softmax);
   g_test_add_func ("/plan/conv/direct-tiles", test_conv_direct_tiles);
   g_test_add_func ("/plan/conv/fused-pool", test_conv_fused_pool);
+  g_test_add_func ("/plan/conv/rows", test_conv_rows);
+  g_test_add_func ("/plan/conv/rows-choice", test_conv_rows_choice);
   g_test_add_func ("/plan/dense/direct", test_dense_direct);
   g_test_add_func ("/plan/sub-scaled", test_sub_scaled);
   g_test_add_func ("/plan/sub-scaled-sum", test_sub_scaled_sum);

@@ -22,6 +22,12 @@
 #define VEC    16  /* floats per AVX-512 vector */
 #define MAX_NV 6   /* vectors of output channels per tile */
 #define MAX_R  12  /* output pixels per tile */
+#define ROWS_MAX_V  3   /* row kernel: vectors of output columns per tile */
+#define ROWS_MAX_NB 16  /* row kernel: output channels per tile */
+
+/* Output channels per row tile of V vectors: V x NB accumulators, V input vectors and one
+ * broadcast weight in the 32 registers. */
+static const int rows_nb_max[ROWS_MAX_V + 1] = { 0, 16, 12, 8 };
 
 struct _PsConvPack {
   int    H, W, C;       /* input */
@@ -33,6 +39,14 @@ struct _PsConvPack {
   float *bias;          /* OCP */
   int   *koff;          /* K: offset of each (ky, kx, c) from a window's first input */
   gboolean sparse;      /* a Dense layer with finite weights: zero inputs may be skipped */
+  /* the row kernel (see the top): */
+  gboolean rows;        /* chosen for this layer */
+  int    Wp;            /* length of a planar input row of one column phase: W / sw rounded up */
+  int   *roff;          /* K: offset of each (ky, kx, c) in the planar input */
+  gsize  xp_len;        /* floats of the planar input, its padding included */
+  int    NB;            /* output channels per tile */
+  int    V;             /* vectors of 16 output columns per tile */
+  int    OWS;           /* row stride of the planar output band: OW rounded up to 16 */
 };
 
 gboolean
@@ -48,6 +62,38 @@ ps_conv_available (void)
 #else
   return FALSE;
 #endif
+}
+
+/* Vector multiply-adds per image of the channel kernel and of the row kernel: the row
+ * kernel wins where the output channels leave more of a vector idle than the output
+ * columns do (DeepID's conv_1: 20 channels fill 20 of 32 lanes, 44 columns 44 of 48). */
+static gsize
+channel_fmas (const PsConvPack *p)
+{
+  return (gsize) p->OH * p->OW * (p->OCP / VEC) * p->K;
+}
+
+static gsize
+row_fmas (const PsConvPack *p)
+{
+  return (gsize) p->OH * ((p->OW + VEC - 1) / VEC) * p->OC * p->K;
+}
+
+/* Whether the Conv2D of @p runs on the row kernel: $PRUNESCOPE_CONV=rows or =channels
+ * forces one kernel (for tests and benchmarks), else the one with fewer multiply-adds. */
+static gboolean
+use_rows (const PsConvPack *p)
+{
+  const char *env = g_getenv ("PRUNESCOPE_CONV");
+
+  /* the planar input's offsets are ints */
+  if ((gsize) p->C * p->H * p->W * p->sw + 2 * VEC > G_MAXINT / 2)
+    return FALSE;
+  if (env != NULL && g_str_equal (env, "rows"))
+    return TRUE;
+  if (env != NULL && g_str_equal (env, "channels"))
+    return FALSE;
+  return row_fmas (p) < channel_fmas (p);
 }
 
 PsConvPack *
@@ -104,6 +150,24 @@ ps_conv_pack_new (const PsLayer *l)
   p->sparse = l->kind == PS_LAYER_DENSE;
   for (gsize k = 0; p->sparse && k < l->kernel_len; k++)
     p->sparse = isfinite (l->kernel[k]);
+  if (l->kind == PS_LAYER_CONV2D && use_rows (p))
+    {
+      int nvec = (p->OW + VEC - 1) / VEC, blocks;
+
+      p->rows = TRUE;
+      p->Wp = (p->W + p->sw - 1) / p->sw;
+      p->xp_len = (gsize) p->C * p->H * p->sw * p->Wp + VEC;
+      p->roff = g_new (int, p->K);
+      for (int ky = 0, k = 0; ky < kh; ky++)
+        for (int kx = 0; kx < kw; kx++)
+          for (int c = 0; c < p->C; c++, k++)
+            p->roff[k] = (((c * p->H + ky) * p->sw) + kx % p->sw) * p->Wp + kx / p->sw;
+      p->V = MIN (ROWS_MAX_V, nvec);
+      /* channel blocks as even as they can be */
+      blocks = (p->OC + rows_nb_max[p->V] - 1) / rows_nb_max[p->V];
+      p->NB = (p->OC + blocks - 1) / blocks;
+      p->OWS = nvec * VEC;
+    }
   return p;
 }
 
@@ -115,7 +179,14 @@ ps_conv_pack_free (PsConvPack *p)
   g_aligned_free (p->w);
   g_aligned_free (p->bias);
   g_free (p->koff);
+  g_free (p->roff);
   g_free (p);
+}
+
+gboolean
+ps_conv_pack_uses_rows (const PsConvPack *p)
+{
+  return p != NULL && p->rows;
 }
 
 gboolean
@@ -145,9 +216,47 @@ band_conv_rows (const PsLayer *pool, int rows)
   return (rows - 1) * pool->sh + pool->kh;
 }
 
+/* The row kernel's bands: a couple of thousand outputs, so that the band and the image's
+ * planar input stay in the first-level cache together. */
+#define ROWS_BAND 2048
+
+/* Conv rows per band of ps_conv_forward(). */
+static int
+rows_band (const PsConvPack *p)
+{
+  return CLAMP (ROWS_BAND / (p->OWS * p->OC), 1, p->OH);
+}
+
+/* Rows of pool windows per band of ps_conv_forward_pool(). */
+static int
+rows_pool_band (const PsConvPack *p, const PsLayer *pool)
+{
+  return CLAMP (ROWS_BAND / (pool->sh * p->OWS * p->OC), 1, pool->out.h);
+}
+
+/* Planar pool input read past a band's end (the lanes beyond a row are not kept). */
+static gsize
+rows_pool_slack (const PsLayer *pool)
+{
+  return 2 * VEC + pool->kw;
+}
+
+gsize
+ps_conv_scratch_size (const PsConvPack *p)
+{
+  if (p == NULL || !p->rows)
+    return 0;
+  return p->xp_len + 2 * (gsize) p->OC * rows_band (p) * p->OWS;
+}
+
 gsize
 ps_conv_pool_scratch_size (const PsConvPack *p, const PsLayer *pool)
 {
+  if (p->rows)
+    return p->xp_len
+           + (gsize) p->OC * band_conv_rows (pool, rows_pool_band (p, pool)) * p->OWS
+           + rows_pool_slack (pool)
+           + (gsize) p->OC * (pool->out.w + VEC - 1) / VEC * VEC;
   return (gsize) band_conv_rows (pool, band_rows (p, pool)) * p->OW * p->OC;
 }
 
@@ -271,6 +380,254 @@ conv_range (const PsConvPack *p, const float *x, gsize g0, gsize g1, gboolean re
               }
           }
           g = start + R;
+        }
+    }
+}
+
+/* ---- the row kernel ---- */
+
+/* One image's NHWC input as planes of (channel, row, column phase): column j of phase ph is
+ * input column j * sw + ph, so that 16 outputs side by side read 16 consecutive floats for
+ * each (ky, kx, c); zeros past a row's end and in the padding. */
+static void
+to_planar (const PsConvPack *p, const float *x, float *xp)
+{
+  for (int y = 0; y < p->H; y++)
+    for (int c = 0; c < p->C; c++)
+      for (int ph = 0; ph < p->sw; ph++)
+        {
+          float *d = xp + (((gsize) c * p->H + y) * p->sw + ph) * p->Wp;
+          const float *s = x + ((gsize) y * p->W + ph) * p->C + c;
+          const gsize step = (gsize) p->sw * p->C;
+          int j = 0;
+
+          for (; j * p->sw + ph < p->W; j++)
+            d[j] = s[j * step];
+          for (; j < p->Wp; j++)
+            d[j] = 0.0f;
+        }
+  memset (xp + p->xp_len - VEC, 0, sizeof (float) * VEC);
+}
+
+/* One tile of the row kernel: V vectors of 16 output columns (input at @xs) x NB output
+ * channels from @c0, each accumulated as tile() does (the bias, then one fused multiply-add
+ * per (ky, kx, c) in order), so the same bits; stored into planes of channels @cstride
+ * floats apart. The lanes past the row's end are stored too, into the planes' row
+ * padding (the planar input's padding keeps their reads inside it), and never read back
+ * as outputs. */
+static inline __attribute__ ((always_inline)) TARGET void
+row_tile (const PsConvPack *p, const int V, const int NB, const float *xs, int c0,
+          float *out, float *lin, gsize cstride, gboolean relu)
+{
+  __m512 acc[ROWS_MAX_NB][ROWS_MAX_V];
+  const float *w = p->w + c0;
+  const __m512 zero = _mm512_setzero_ps ();
+
+#pragma GCC unroll 16
+  for (int j = 0; j < NB; j++)
+    {
+      __m512 b = _mm512_set1_ps (p->bias[c0 + j]);
+#pragma GCC unroll 3
+      for (int v = 0; v < V; v++)
+        acc[j][v] = b;
+    }
+  for (int k = 0; k < p->K; k++)
+    {
+      const float *xk = xs + p->roff[k];
+      const float *wk = w + (gsize) k * p->OCP;
+      __m512 xv[ROWS_MAX_V];
+
+#pragma GCC unroll 3
+      for (int v = 0; v < V; v++)
+        xv[v] = _mm512_loadu_ps (xk + v * VEC);
+#pragma GCC unroll 16
+      for (int j = 0; j < NB; j++)
+        {
+          const __m512 wb = _mm512_set1_ps (wk[j]);
+#pragma GCC unroll 3
+          for (int v = 0; v < V; v++)
+            acc[j][v] = _mm512_fmadd_ps (xv[v], wb, acc[j][v]);
+        }
+    }
+#pragma GCC unroll 16
+  for (int j = 0; j < NB; j++)
+#pragma GCC unroll 3
+    for (int v = 0; v < V; v++)
+      {
+        gsize at = (gsize) (c0 + j) * cstride + v * VEC;
+
+        if (lin != NULL)
+          _mm512_storeu_ps (lin + at, acc[j][v]);
+        _mm512_storeu_ps (out + at, relu ? _mm512_max_ps (acc[j][v], zero) : acc[j][v]);
+      }
+}
+
+#define ROW_CASE(V, NB) \
+  case NB: \
+    row_tile (p, V, NB, xs, c0, o, l, cstride, relu); \
+    break;
+#define ROW_CASES_8(V) \
+  ROW_CASE (V, 1) ROW_CASE (V, 2) ROW_CASE (V, 3) ROW_CASE (V, 4) \
+  ROW_CASE (V, 5) ROW_CASE (V, 6) ROW_CASE (V, 7) ROW_CASE (V, 8)
+
+/* Conv row @oy of the image in planar @xp, every channel: channel c's row at out + c *
+ * @cstride (and lin, when not NULL). */
+static TARGET void
+conv_row (const PsConvPack *p, const float *xp, int oy, gboolean relu, float *out,
+          float *lin, gsize cstride)
+{
+  const float *xrow = xp + (gsize) oy * p->sh * p->sw * p->Wp;
+  const int nvec = (p->OW + VEC - 1) / VEC;
+
+  for (int c0 = 0; c0 < p->OC; c0 += p->NB)
+    for (int v0 = 0; v0 < nvec; v0 += p->V)
+      {
+        const int nb = MIN (p->NB, p->OC - c0), nv = MIN (p->V, nvec - v0);
+        const float *xs = xrow + v0 * VEC;
+        float *o = out + v0 * VEC, *l = lin != NULL ? lin + v0 * VEC : NULL;
+
+        switch (nv)
+          {
+          case 1:
+            switch (nb)
+              {
+                ROW_CASES_8 (1)
+                ROW_CASE (1, 9) ROW_CASE (1, 10) ROW_CASE (1, 11) ROW_CASE (1, 12)
+                ROW_CASE (1, 13) ROW_CASE (1, 14) ROW_CASE (1, 15) ROW_CASE (1, 16)
+              default:
+                g_assert_not_reached ();
+              }
+            break;
+          case 2:
+            switch (nb)
+              {
+                ROW_CASES_8 (2)
+                ROW_CASE (2, 9) ROW_CASE (2, 10) ROW_CASE (2, 11) ROW_CASE (2, 12)
+              default:
+                g_assert_not_reached ();
+              }
+            break;
+          case 3:
+            switch (nb)
+              {
+                ROW_CASES_8 (3)
+              default:
+                g_assert_not_reached ();
+              }
+            break;
+          default:
+            g_assert_not_reached ();
+          }
+      }
+}
+
+/* ps_conv_forward() on the row kernel: a band of conv rows at a time into planes, then
+ * back to NHWC. */
+static TARGET void
+rows_forward (const PsConvPack *p, int n, const float *x, gboolean relu, float *lin,
+              float *out, float *scratch)
+{
+  const int BR = rows_band (p), OC = p->OC;
+  const gsize cstride = (gsize) BR * p->OWS, img = (gsize) p->H * p->W * p->C;
+  float *xp = scratch, *bo = xp + p->xp_len, *bl = bo + OC * cstride;
+
+  for (int b = 0; b < n; b++)
+    {
+      to_planar (p, x + b * img, xp);
+      for (int oy = 0; oy < p->OH; oy += BR)
+        {
+          const int rows = MIN (BR, p->OH - oy);
+          const gsize first = ((gsize) b * p->OH + oy) * p->OW * OC;
+
+          for (int r = 0; r < rows; r++)
+            conv_row (p, xp, oy + r, relu, bo + r * p->OWS,
+                      lin != NULL ? bl + r * p->OWS : NULL, cstride);
+          for (int r = 0; r < rows; r++)
+            for (int ox = 0; ox < p->OW; ox++)
+              {
+                gsize d = first + ((gsize) r * p->OW + ox) * OC, s = (gsize) r * p->OWS + ox;
+
+                for (int c = 0; c < OC; c++)
+                  out[d + c] = bo[c * cstride + s];
+                if (lin != NULL)
+                  for (int c = 0; c < OC; c++)
+                    lin[d + c] = bl[c * cstride + s];
+              }
+        }
+    }
+}
+
+/* Row @q of max-pool windows over a planar band of conv rows into NHWC @d: each maximum
+ * taken in pool_band()'s order (hence its bits), 16 windows side by side, in planes in
+ * @tmp first. */
+static TARGET void
+pool_row_planar (const PsConvPack *p, const PsLayer *pool, const float *band, gsize cstride,
+                 int q, float *tmp, float *d)
+{
+  const int POW = pool->out.w, POWS = (POW + VEC - 1) / VEC * VEC, psw = pool->sw;
+  const __m512i even = _mm512_setr_epi32 (0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i gidx = _mm512_mullo_epi32 (iota, _mm512_set1_epi32 (psw));
+
+  for (int c = 0; c < p->OC; c++)
+    {
+      const float *bc = band + c * cstride + (gsize) q * pool->sh * p->OWS;
+
+      for (int px = 0; px < POW; px += VEC)
+        {
+          const int left = POW - px;
+          const __mmask16 m = left >= VEC ? 0xffff : (__mmask16) ((1u << left) - 1);
+          __m512 acc = _mm512_set1_ps (-FLT_MAX);
+
+          for (int ky = 0; ky < pool->kh; ky++)
+            for (int kx = 0; kx < pool->kw; kx++)
+              {
+                const float *s = bc + (gsize) ky * p->OWS + (gsize) px * psw + kx;
+                __m512 v;
+
+                /* lanes past the row read the band's slack and are not kept */
+                if (psw == 1)
+                  v = _mm512_loadu_ps (s);
+                else if (psw == 2)
+                  v = _mm512_permutex2var_ps (_mm512_loadu_ps (s), even, _mm512_loadu_ps (s + VEC));
+                else
+                  v = _mm512_mask_i32gather_ps (_mm512_setzero_ps (), m, gidx, s, 4);
+                acc = _mm512_max_ps (acc, v);
+              }
+          _mm512_storeu_ps (tmp + (gsize) c * POWS + px, acc);
+        }
+    }
+  for (int px = 0; px < POW; px++, d += p->OC)
+    for (int c = 0; c < p->OC; c++)
+      d[c] = tmp[(gsize) c * POWS + px];
+}
+
+/* ps_conv_forward_pool() on the row kernel. */
+static TARGET void
+rows_forward_pool (const PsConvPack *p, const PsLayer *pool, int n, const float *x,
+                   gboolean relu, float *out, float *scratch)
+{
+  const int PB = rows_pool_band (p, pool), POH = pool->out.h, POW = pool->out.w;
+  const gsize cstride = (gsize) band_conv_rows (pool, PB) * p->OWS;
+  const gsize img = (gsize) p->H * p->W * p->C;
+  float *xp = scratch, *band = xp + p->xp_len;
+  float *tmp = band + p->OC * cstride + rows_pool_slack (pool);
+
+  /* the slack is read, never kept: defined values all the same */
+  memset (band + p->OC * cstride, 0, sizeof (float) * rows_pool_slack (pool));
+  for (int b = 0; b < n; b++)
+    {
+      to_planar (p, x + b * img, xp);
+      for (int py = 0; py < POH; py += PB)
+        {
+          const int rows = MIN (PB, POH - py);
+          const int y0 = py * pool->sh;
+
+          for (int r = 0; r < band_conv_rows (pool, rows); r++)
+            conv_row (p, xp, y0 + r, relu, band + r * p->OWS, NULL, cstride);
+          for (int q = 0; q < rows; q++)
+            pool_row_planar (p, pool, band, cstride, q, tmp,
+                             out + (((gsize) b * POH + py + q) * POW) * p->OC);
         }
     }
 }
@@ -627,9 +984,14 @@ ps_conv_sub_scaled (int n, float v, const float *w, float *y)
 
 void
 ps_conv_forward (const PsConvPack *p, int n, const float *x, gboolean relu, float *linear,
-                 float *out)
+                 float *out, float *scratch)
 {
 #ifdef HAVE_AVX512_KERNELS
+  if (p->rows)
+    {
+      rows_forward (p, n, x, relu, linear, out, scratch);
+      return;
+    }
   conv_range (p, x, 0, (gsize) n * p->OH * p->OW, relu, linear, out);
 #else
   g_assert_not_reached ();
@@ -669,6 +1031,11 @@ ps_conv_forward_pool (const PsConvPack *p, const PsLayer *pool, int n, const flo
   const int C = p->OC, POH = pool->out.h, POW = pool->out.w;
   const int band = band_rows (p, pool);
 
+  if (p->rows)
+    {
+      rows_forward_pool (p, pool, n, x, relu, out, scratch);
+      return;
+    }
   for (int b = 0; b < n; b++)
     for (int py = 0; py < POH; py += band)
       {
