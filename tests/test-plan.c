@@ -680,7 +680,7 @@ test_dense_sparse (void)
                 }
               /* the element past the end is a sentinel */
               lin_d[n * C] = out_d[n * C] = lin_s[n * C] = out_s[n * C] = 42.0f;
-              ps_conv_forward (pack, n, x, relu, lin_d, out_d, NULL);
+              ps_conv_forward (pack, n, x, relu, lin_d, out_d);
               ps_conv_forward_sparse (pack, n, x, relu, lin_s, out_s, idx);
               g_assert_cmpmem (lin_s, sizeof (float) * (n * C + 1), lin_d, sizeof (float) * (n * C + 1));
               g_assert_cmpmem (out_s, sizeof (float) * (n * C + 1), out_d, sizeof (float) * (n * C + 1));

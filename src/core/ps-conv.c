@@ -93,7 +93,9 @@ use_rows (const PsConvPack *p)
     return TRUE;
   if (env != NULL && g_str_equal (env, "channels"))
     return FALSE;
-  return row_fmas (p) < channel_fmas (p);
+  /* its transpositions (the input to planes, the pooled output back) cost about a fifth
+   * of its multiply-adds on DeepID's conv_1 */
+  return row_fmas (p) * 5 < channel_fmas (p) * 4;
 }
 
 PsConvPack *
@@ -220,13 +222,6 @@ band_conv_rows (const PsLayer *pool, int rows)
  * planar input stay in the first-level cache together. */
 #define ROWS_BAND 2048
 
-/* Conv rows per band of ps_conv_forward(). */
-static int
-rows_band (const PsConvPack *p)
-{
-  return CLAMP (ROWS_BAND / (p->OWS * p->OC), 1, p->OH);
-}
-
 /* Rows of pool windows per band of ps_conv_forward_pool(). */
 static int
 rows_pool_band (const PsConvPack *p, const PsLayer *pool)
@@ -239,14 +234,6 @@ static gsize
 rows_pool_slack (const PsLayer *pool)
 {
   return 2 * VEC + pool->kw;
-}
-
-gsize
-ps_conv_scratch_size (const PsConvPack *p)
-{
-  if (p == NULL || !p->rows)
-    return 0;
-  return p->xp_len + 2 * (gsize) p->OC * rows_band (p) * p->OWS;
 }
 
 gsize
@@ -389,22 +376,68 @@ conv_range (const PsConvPack *p, const float *x, gsize g0, gsize g1, gboolean re
 /* One image's NHWC input as planes of (channel, row, column phase): column j of phase ph is
  * input column j * sw + ph, so that 16 outputs side by side read 16 consecutive floats for
  * each (ky, kx, c); zeros past a row's end and in the padding. */
-static void
+static TARGET void
 to_planar (const PsConvPack *p, const float *x, float *xp)
 {
+  const int step = p->sw * p->C;
+  const __m512i gidx = _mm512_mullo_epi32 (
+    _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32 (step));
+
+  if (p->sw == 1 && p->C == 3)
+    {
+      /* RGB (DeepID's conv_1): 16 pixels from three loads, each channel from two
+       * permutes; the planes' rows are W long */
+      const __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+      const __m512i three = _mm512_mullo_epi32 (iota, _mm512_set1_epi32 (3));
+      const __m512i sixteen = _mm512_set1_epi32 (VEC), thirty_two = _mm512_set1_epi32 (2 * VEC);
+      __m512i lo[3], hi[3];
+
+      for (int c = 0; c < 3; c++)
+        {
+          /* lane i wants float 3i + c of the 48 loaded: the first 32 from v0, v1 (lo),
+           * then keep those or take the rest from v2 (hi) */
+          __m512i f = _mm512_add_epi32 (three, _mm512_set1_epi32 (c));
+          __mmask16 from2 = _mm512_cmpge_epi32_mask (f, thirty_two);
+
+          lo[c] = f;
+          hi[c] = _mm512_mask_blend_epi32 (from2, iota,
+                                           _mm512_add_epi32 (_mm512_sub_epi32 (f, thirty_two), sixteen));
+        }
+      for (int y = 0; y < p->H; y++)
+        for (int j = 0; j < p->W; j += VEC)
+          {
+            const float *s = x + ((gsize) y * p->W + j) * 3;
+            const int left = MIN (p->W - j, VEC), floats = 3 * left;
+            const __mmask16 m0 = floats >= VEC ? 0xffff : (__mmask16) ((1u << floats) - 1);
+            const __mmask16 m1 = floats >= 2 * VEC ? 0xffff : floats <= VEC ? 0 : (__mmask16) ((1u << (floats - VEC)) - 1);
+            const __mmask16 m2 = floats >= 3 * VEC ? 0xffff : floats <= 2 * VEC ? 0 : (__mmask16) ((1u << (floats - 2 * VEC)) - 1);
+            const __mmask16 mo = left >= VEC ? 0xffff : (__mmask16) ((1u << left) - 1);
+            const __m512 v0 = _mm512_maskz_loadu_ps (m0, s), v1 = _mm512_maskz_loadu_ps (m1, s + VEC);
+            const __m512 v2 = _mm512_maskz_loadu_ps (m2, s + 2 * VEC);
+
+            for (int c = 0; c < 3; c++)
+              _mm512_mask_storeu_ps (xp + ((gsize) c * p->H + y) * p->W + j, mo,
+                                     _mm512_permutex2var_ps (_mm512_permutex2var_ps (v0, lo[c], v1), hi[c], v2));
+          }
+    }
+  else
   for (int y = 0; y < p->H; y++)
     for (int c = 0; c < p->C; c++)
       for (int ph = 0; ph < p->sw; ph++)
         {
           float *d = xp + (((gsize) c * p->H + y) * p->sw + ph) * p->Wp;
           const float *s = x + ((gsize) y * p->W + ph) * p->C + c;
-          const gsize step = (gsize) p->sw * p->C;
-          int j = 0;
+          const int count = (p->W - ph + p->sw - 1) / p->sw; /* columns of this phase */
 
-          for (; j * p->sw + ph < p->W; j++)
-            d[j] = s[j * step];
-          for (; j < p->Wp; j++)
-            d[j] = 0.0f;
+          /* 16 columns a gather; zeros past the phase's columns, nothing past Wp */
+          for (int j = 0; j < p->Wp; j += VEC, s += (gsize) VEC * step)
+            {
+              const int in = count - j, room = p->Wp - j;
+              const __mmask16 mi = in >= VEC ? 0xffff : in <= 0 ? 0 : (__mmask16) ((1u << in) - 1);
+              const __mmask16 mo = room >= VEC ? 0xffff : (__mmask16) ((1u << room) - 1);
+
+              _mm512_mask_storeu_ps (d + j, mo, _mm512_mask_i32gather_ps (_mm512_setzero_ps (), mi, gidx, s, 4));
+            }
         }
   memset (xp + p->xp_len - VEC, 0, sizeof (float) * VEC);
 }
@@ -521,85 +554,70 @@ conv_row (const PsConvPack *p, const float *xp, int oy, gboolean relu, float *ou
       }
 }
 
-/* ps_conv_forward() on the row kernel: a band of conv rows at a time into planes, then
- * back to NHWC. */
-static TARGET void
-rows_forward (const PsConvPack *p, int n, const float *x, gboolean relu, float *lin,
-              float *out, float *scratch)
-{
-  const int BR = rows_band (p), OC = p->OC;
-  const gsize cstride = (gsize) BR * p->OWS, img = (gsize) p->H * p->W * p->C;
-  float *xp = scratch, *bo = xp + p->xp_len, *bl = bo + OC * cstride;
-
-  for (int b = 0; b < n; b++)
-    {
-      to_planar (p, x + b * img, xp);
-      for (int oy = 0; oy < p->OH; oy += BR)
-        {
-          const int rows = MIN (BR, p->OH - oy);
-          const gsize first = ((gsize) b * p->OH + oy) * p->OW * OC;
-
-          for (int r = 0; r < rows; r++)
-            conv_row (p, xp, oy + r, relu, bo + r * p->OWS,
-                      lin != NULL ? bl + r * p->OWS : NULL, cstride);
-          for (int r = 0; r < rows; r++)
-            for (int ox = 0; ox < p->OW; ox++)
-              {
-                gsize d = first + ((gsize) r * p->OW + ox) * OC, s = (gsize) r * p->OWS + ox;
-
-                for (int c = 0; c < OC; c++)
-                  out[d + c] = bo[c * cstride + s];
-                if (lin != NULL)
-                  for (int c = 0; c < OC; c++)
-                    lin[d + c] = bl[c * cstride + s];
-              }
-        }
-    }
-}
-
 /* Row @q of max-pool windows over a planar band of conv rows into NHWC @d: each maximum
  * taken in pool_band()'s order (hence its bits), 16 windows side by side, in planes in
- * @tmp first. */
+ * @tmp first. Lanes past the row read the band's padding and slack and are not kept. */
 static TARGET void
 pool_row_planar (const PsConvPack *p, const PsLayer *pool, const float *band, gsize cstride,
                  int q, float *tmp, float *d)
 {
   const int POW = pool->out.w, POWS = (POW + VEC - 1) / VEC * VEC, psw = pool->sw;
-  const __m512i even = _mm512_setr_epi32 (0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i even = _mm512_add_epi32 (iota, iota), odd = _mm512_add_epi32 (even, _mm512_set1_epi32 (1));
   const __m512i gidx = _mm512_mullo_epi32 (iota, _mm512_set1_epi32 (psw));
+  const __m512i cidx = _mm512_mullo_epi32 (iota, _mm512_set1_epi32 (POWS));
+  const __m512 lowest = _mm512_set1_ps (-FLT_MAX);
 
-  for (int c = 0; c < p->OC; c++)
-    {
-      const float *bc = band + c * cstride + (gsize) q * pool->sh * p->OWS;
-
-      for (int px = 0; px < POW; px += VEC)
-        {
-          const int left = POW - px;
-          const __mmask16 m = left >= VEC ? 0xffff : (__mmask16) ((1u << left) - 1);
-          __m512 acc = _mm512_set1_ps (-FLT_MAX);
-
-          for (int ky = 0; ky < pool->kh; ky++)
-            for (int kx = 0; kx < pool->kw; kx++)
-              {
-                const float *s = bc + (gsize) ky * p->OWS + (gsize) px * psw + kx;
-                __m512 v;
-
-                /* lanes past the row read the band's slack and are not kept */
-                if (psw == 1)
-                  v = _mm512_loadu_ps (s);
-                else if (psw == 2)
-                  v = _mm512_permutex2var_ps (_mm512_loadu_ps (s), even, _mm512_loadu_ps (s + VEC));
-                else
-                  v = _mm512_mask_i32gather_ps (_mm512_setzero_ps (), m, gidx, s, 4);
-                acc = _mm512_max_ps (acc, v);
-              }
-          _mm512_storeu_ps (tmp + (gsize) c * POWS + px, acc);
-        }
-    }
-  for (int px = 0; px < POW; px++, d += p->OC)
+  if (pool->kh == 2 && pool->kw == 2 && psw == 2)
+    /* DeepID's 2x2 windows, stride 2 across: each row's pairs from two loads */
     for (int c = 0; c < p->OC; c++)
-      d[c] = tmp[(gsize) c * POWS + px];
+      {
+        const float *r0 = band + c * cstride + (gsize) q * pool->sh * p->OWS, *r1 = r0 + p->OWS;
+
+        for (int px = 0; px < POW; px += VEC)
+          {
+            const __m512 a0 = _mm512_loadu_ps (r0 + 2 * px), a1 = _mm512_loadu_ps (r0 + 2 * px + VEC);
+            const __m512 b0 = _mm512_loadu_ps (r1 + 2 * px), b1 = _mm512_loadu_ps (r1 + 2 * px + VEC);
+            __m512 acc = lowest;
+
+            acc = _mm512_max_ps (acc, _mm512_permutex2var_ps (a0, even, a1));
+            acc = _mm512_max_ps (acc, _mm512_permutex2var_ps (a0, odd, a1));
+            acc = _mm512_max_ps (acc, _mm512_permutex2var_ps (b0, even, b1));
+            acc = _mm512_max_ps (acc, _mm512_permutex2var_ps (b0, odd, b1));
+            _mm512_storeu_ps (tmp + (gsize) c * POWS + px, acc);
+          }
+      }
+  else
+    for (int c = 0; c < p->OC; c++)
+      {
+        const float *bc = band + c * cstride + (gsize) q * pool->sh * p->OWS;
+
+        for (int px = 0; px < POW; px += VEC)
+          {
+            const int left = POW - px;
+            const __mmask16 m = left >= VEC ? 0xffff : (__mmask16) ((1u << left) - 1);
+            __m512 acc = lowest;
+
+            for (int ky = 0; ky < pool->kh; ky++)
+              for (int kx = 0; kx < pool->kw; kx++)
+                {
+                  const float *s = bc + (gsize) ky * p->OWS + (gsize) px * psw + kx;
+
+                  acc = _mm512_max_ps (acc, psw == 1 ? _mm512_loadu_ps (s)
+                                                     : _mm512_mask_i32gather_ps (lowest, m, gidx, s, 4));
+                }
+            _mm512_storeu_ps (tmp + (gsize) c * POWS + px, acc);
+          }
+      }
+  /* to NHWC: each pixel's channels, 16 at a time */
+  for (int px = 0; px < POW; px++, d += p->OC)
+    for (int c = 0; c < p->OC; c += VEC)
+      {
+        const int left = p->OC - c;
+        const __mmask16 m = left >= VEC ? 0xffff : (__mmask16) ((1u << left) - 1);
+
+        _mm512_mask_storeu_ps (d + c, m, _mm512_mask_i32gather_ps (lowest, m, cidx, tmp + (gsize) c * POWS + px, 4));
+      }
 }
 
 /* ps_conv_forward_pool() on the row kernel. */
@@ -984,14 +1002,9 @@ ps_conv_sub_scaled (int n, float v, const float *w, float *y)
 
 void
 ps_conv_forward (const PsConvPack *p, int n, const float *x, gboolean relu, float *linear,
-                 float *out, float *scratch)
+                 float *out)
 {
 #ifdef HAVE_AVX512_KERNELS
-  if (p->rows)
-    {
-      rows_forward (p, n, x, relu, linear, out, scratch);
-      return;
-    }
   conv_range (p, x, 0, (gsize) n * p->OH * p->OW, relu, linear, out);
 #else
   g_assert_not_reached ();

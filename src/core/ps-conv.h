@@ -21,16 +21,13 @@ void         ps_conv_pack_free          (PsConvPack       *pack);
 /* Whether a Conv2D's pack runs on the row kernel (16 output columns per vector) rather
  * than the channel kernel (16 output channels per vector): both give the same bits. */
 gboolean     ps_conv_pack_uses_rows     (const PsConvPack *pack);
-/* Floats of scratch ps_conv_forward() needs (0: none, @scratch may be NULL). */
-gsize        ps_conv_scratch_size       (const PsConvPack *pack);
 /* linear (may be NULL) = x * W + bias, out = ReLU of it when @relu, else the same values. */
 void         ps_conv_forward            (const PsConvPack *pack,
                                          int               n,
                                          const float      *x,
                                          gboolean          relu,
                                          float            *linear,
-                                         float            *out,
-                                         float            *scratch);
+                                         float            *out);
 /* Whether ps_conv_forward_sparse() applies: a Dense layer whose weights are all finite. */
 gboolean     ps_conv_can_sparse         (const PsConvPack *pack);
 /* Ints of scratch ps_conv_forward_sparse() needs (one per input). */

@@ -97,7 +97,6 @@ ps_plan_new (const PsModel *model, int max_batch)
 
       p->packs[i] = ps_conv_pack_new (model->layers[i]);
       p->pool_of[i] = -1;
-      scratch = MAX (scratch, ps_conv_scratch_size (p->packs[i]));
       if (p->packs[i] != NULL && model->layers[i]->kind == PS_LAYER_CONV2D && j >= 0
           && i != model->output && model->layers[i]->activation != PS_ACT_SOFTMAX
           && ps_conv_can_pool (p->packs[i], model->layers[j]))
@@ -386,7 +385,7 @@ forward_packed (PsPlan *p, int i, int n, const float *in, gboolean relu, float *
           return;
         }
     }
-  ps_conv_forward (pack, n, in, relu, lin, out, p->scratch);
+  ps_conv_forward (pack, n, in, relu, lin, out);
 }
 
 /* Conv2D / Dense through the direct kernels; into the max-pool @pool when >= 0. */
