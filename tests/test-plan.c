@@ -1020,8 +1020,16 @@ check_rows (const RowsCase *rc, int n)
           ps_plan_keep_linear (rows, conv);
           ps_plan_keep_linear (channels, conv);
         }
+      /* nothing written past the batch */
+      memset (ps_plan_output (rows, last), 0x7f, sizeof (float) * (n + 2) * ps_shape_size (m->layers[last]->out));
       ps_plan_forward (rows, n);
       ps_plan_forward (channels, n);
+      {
+        const guchar *past = (const guchar *) (ps_plan_output (rows, last) + n * ps_shape_size (m->layers[last]->out));
+
+        for (gsize k = 0; k < sizeof (float) * 2 * ps_shape_size (m->layers[last]->out); k++)
+          g_assert_cmpuint (past[k], ==, 0x7f);
+      }
       for (int i = fused ? last : conv; i < m->n_layers; i++)
         {
           g_autoptr (Tensor) got = plan_tensor (m, rows, i, n);
@@ -1085,6 +1093,10 @@ test_conv_rows_choice (void)
     { 26, 22, 20, 40, 3, FALSE },
     { 12, 10, 40, 60, 3, FALSE },
     { 40, 40, 3, 16, 3, FALSE }, /* full vectors both ways: the channel kernel */
+    /* 16 columns: rows need 24/32 and 28/32 of the channel kernel's multiply-adds; the
+     * row kernel's transpositions need it to save a fifth */
+    { 10, 18, 3, 24, 3, TRUE },
+    { 10, 18, 3, 28, 3, FALSE },
   };
 
   if (!ps_conv_available ())

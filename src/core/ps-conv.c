@@ -242,8 +242,7 @@ ps_conv_pool_scratch_size (const PsConvPack *p, const PsLayer *pool)
   if (p->rows)
     return p->xp_len
            + (gsize) p->OC * band_conv_rows (pool, rows_pool_band (p, pool)) * p->OWS
-           + rows_pool_slack (pool)
-           + (gsize) p->OC * (pool->out.w + VEC - 1) / VEC * VEC;
+           + rows_pool_slack (pool);
   return (gsize) band_conv_rows (pool, band_rows (p, pool)) * p->OW * p->OC;
 }
 
@@ -554,70 +553,113 @@ conv_row (const PsConvPack *p, const float *xp, int oy, gboolean relu, float *ou
       }
 }
 
-/* Row @q of max-pool windows over a planar band of conv rows into NHWC @d: each maximum
- * taken in pool_band()'s order (hence its bits), 16 windows side by side, in planes in
- * @tmp first. Lanes past the row read the band's padding and slack and are not kept. */
+/* The maximum of one window for 16 windows side by side, channel plane @bc of a planar
+ * band: taken in pool_band()'s order (from -FLT_MAX, (ky, kx) in turn), hence its bits.
+ * Lanes past the row read the band's row padding and slack and are not kept. */
+static inline __attribute__ ((always_inline)) TARGET __m512
+pool_vec (const PsConvPack *p, const PsLayer *pool, const float *bc, int px, __mmask16 m)
+{
+  const __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i even = _mm512_add_epi32 (iota, iota);
+  __m512 acc = _mm512_set1_ps (-FLT_MAX);
+
+  if (pool->kh == 2 && pool->kw == 2 && pool->sw == 2)
+    {
+      /* DeepID's 2x2 windows, stride 2 across: each row's pairs from two loads */
+      const __m512i odd = _mm512_add_epi32 (even, _mm512_set1_epi32 (1));
+      const float *r0 = bc + 2 * px, *r1 = r0 + p->OWS;
+      const __m512 a0 = _mm512_loadu_ps (r0), a1 = _mm512_loadu_ps (r0 + VEC);
+      const __m512 b0 = _mm512_loadu_ps (r1), b1 = _mm512_loadu_ps (r1 + VEC);
+
+      acc = _mm512_max_ps (acc, _mm512_permutex2var_ps (a0, even, a1));
+      acc = _mm512_max_ps (acc, _mm512_permutex2var_ps (a0, odd, a1));
+      acc = _mm512_max_ps (acc, _mm512_permutex2var_ps (b0, even, b1));
+      return _mm512_max_ps (acc, _mm512_permutex2var_ps (b0, odd, b1));
+    }
+  for (int ky = 0; ky < pool->kh; ky++)
+    for (int kx = 0; kx < pool->kw; kx++)
+      {
+        const float *s = bc + (gsize) ky * p->OWS + (gsize) px * pool->sw + kx;
+
+        if (pool->sw == 1)
+          acc = _mm512_max_ps (acc, _mm512_loadu_ps (s));
+        else
+          acc = _mm512_max_ps (acc, _mm512_mask_i32gather_ps (
+                                      acc, m, _mm512_mullo_epi32 (iota, _mm512_set1_epi32 (pool->sw)), s, 4));
+      }
+  return acc;
+}
+
+/* Row @q of max-pool windows over a planar band of conv rows into NHWC @d: 16 windows x 16
+ * channels at a time, transposed in registers (r[i] holds channel i of 16 pixels; unpacks
+ * and shuffles within 128-bit lanes, then of whole lanes). */
 static TARGET void
 pool_row_planar (const PsConvPack *p, const PsLayer *pool, const float *band, gsize cstride,
-                 int q, float *tmp, float *d)
+                 int q, float *d)
 {
-  const int POW = pool->out.w, POWS = (POW + VEC - 1) / VEC * VEC, psw = pool->sw;
-  const __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const __m512i even = _mm512_add_epi32 (iota, iota), odd = _mm512_add_epi32 (even, _mm512_set1_epi32 (1));
-  const __m512i gidx = _mm512_mullo_epi32 (iota, _mm512_set1_epi32 (psw));
-  const __m512i cidx = _mm512_mullo_epi32 (iota, _mm512_set1_epi32 (POWS));
-  const __m512 lowest = _mm512_set1_ps (-FLT_MAX);
+  const int POW = pool->out.w, OC = p->OC;
+  const gsize row = (gsize) q * pool->sh * p->OWS;
 
-  if (pool->kh == 2 && pool->kw == 2 && psw == 2)
-    /* DeepID's 2x2 windows, stride 2 across: each row's pairs from two loads */
-    for (int c = 0; c < p->OC; c++)
-      {
-        const float *r0 = band + c * cstride + (gsize) q * pool->sh * p->OWS, *r1 = r0 + p->OWS;
+  for (int px = 0; px < POW; px += VEC)
+    {
+      const int npx = MIN (VEC, POW - px);
+      const __mmask16 m = npx >= VEC ? 0xffff : (__mmask16) ((1u << npx) - 1);
+      float *dp = d + (gsize) px * OC;
 
-        for (int px = 0; px < POW; px += VEC)
-          {
-            const __m512 a0 = _mm512_loadu_ps (r0 + 2 * px), a1 = _mm512_loadu_ps (r0 + 2 * px + VEC);
-            const __m512 b0 = _mm512_loadu_ps (r1 + 2 * px), b1 = _mm512_loadu_ps (r1 + 2 * px + VEC);
-            __m512 acc = lowest;
+      for (int c0 = 0; c0 < OC; c0 += VEC)
+        {
+          const int nc = MIN (VEC, OC - c0);
+          const __mmask16 mc = nc >= VEC ? 0xffff : (__mmask16) ((1u << nc) - 1);
+          const int groups = (nc + 3) / 4; /* of 4 channels */
+          __m512 r[VEC], t[VEC], u[VEC];
 
-            acc = _mm512_max_ps (acc, _mm512_permutex2var_ps (a0, even, a1));
-            acc = _mm512_max_ps (acc, _mm512_permutex2var_ps (a0, odd, a1));
-            acc = _mm512_max_ps (acc, _mm512_permutex2var_ps (b0, even, b1));
-            acc = _mm512_max_ps (acc, _mm512_permutex2var_ps (b0, odd, b1));
-            _mm512_storeu_ps (tmp + (gsize) c * POWS + px, acc);
-          }
-      }
-  else
-    for (int c = 0; c < p->OC; c++)
-      {
-        const float *bc = band + c * cstride + (gsize) q * pool->sh * p->OWS;
+          for (int i = 0; i < 4 * groups; i++)
+            r[i] = i < nc ? pool_vec (p, pool, band + (c0 + i) * cstride + row, px, m)
+                          : _mm512_setzero_ps ();
+          /* u[4g + j], 128-bit lane L: channels 4g … 4g+3 of pixel 4L + j */
+          for (int g = 0; g < groups; g++)
+            {
+              __m512 *rg = r + 4 * g, *tg = t + 4 * g;
 
-        for (int px = 0; px < POW; px += VEC)
-          {
-            const int left = POW - px;
-            const __mmask16 m = left >= VEC ? 0xffff : (__mmask16) ((1u << left) - 1);
-            __m512 acc = lowest;
+              tg[0] = _mm512_unpacklo_ps (rg[0], rg[1]);
+              tg[1] = _mm512_unpackhi_ps (rg[0], rg[1]);
+              tg[2] = _mm512_unpacklo_ps (rg[2], rg[3]);
+              tg[3] = _mm512_unpackhi_ps (rg[2], rg[3]);
+              u[4 * g + 0] = _mm512_shuffle_ps (tg[0], tg[2], 0x44);
+              u[4 * g + 1] = _mm512_shuffle_ps (tg[0], tg[2], 0xee);
+              u[4 * g + 2] = _mm512_shuffle_ps (tg[1], tg[3], 0x44);
+              u[4 * g + 3] = _mm512_shuffle_ps (tg[1], tg[3], 0xee);
+            }
+          if (groups == 1)
+            {
+              /* one group: pixel 4L + j's channels are lane L of u[j], stored in place */
+              for (int j = 0; j < 4; j++)
+                for (int L = 0; L < 4 && 4 * L + j < npx; L++)
+                  _mm512_mask_storeu_ps (dp + (gsize) (4 * L + j) * OC + c0 - 4 * L,
+                                         (__mmask16) (mc << (4 * L)), u[j]);
+              continue;
+            }
+          for (int g = groups; g < 4; g++)
+            for (int j = 0; j < 4; j++)
+              u[4 * g + j] = _mm512_setzero_ps ();
+          for (int j = 0; j < 4; j++)
+            {
+              const __m512 v = _mm512_shuffle_f32x4 (u[j], u[4 + j], 0x88);
+              const __m512 w = _mm512_shuffle_f32x4 (u[j], u[4 + j], 0xdd);
+              const __m512 v2 = _mm512_shuffle_f32x4 (u[8 + j], u[12 + j], 0x88);
+              const __m512 w2 = _mm512_shuffle_f32x4 (u[8 + j], u[12 + j], 0xdd);
+              const __m512 out[4] = {
+                _mm512_shuffle_f32x4 (v, v2, 0x88), /* pixel j */
+                _mm512_shuffle_f32x4 (w, w2, 0x88), /* 4 + j */
+                _mm512_shuffle_f32x4 (v, v2, 0xdd), /* 8 + j */
+                _mm512_shuffle_f32x4 (w, w2, 0xdd), /* 12 + j */
+              };
 
-            for (int ky = 0; ky < pool->kh; ky++)
-              for (int kx = 0; kx < pool->kw; kx++)
-                {
-                  const float *s = bc + (gsize) ky * p->OWS + (gsize) px * psw + kx;
-
-                  acc = _mm512_max_ps (acc, psw == 1 ? _mm512_loadu_ps (s)
-                                                     : _mm512_mask_i32gather_ps (lowest, m, gidx, s, 4));
-                }
-            _mm512_storeu_ps (tmp + (gsize) c * POWS + px, acc);
-          }
-      }
-  /* to NHWC: each pixel's channels, 16 at a time */
-  for (int px = 0; px < POW; px++, d += p->OC)
-    for (int c = 0; c < p->OC; c += VEC)
-      {
-        const int left = p->OC - c;
-        const __mmask16 m = left >= VEC ? 0xffff : (__mmask16) ((1u << left) - 1);
-
-        _mm512_mask_storeu_ps (d + c, m, _mm512_mask_i32gather_ps (lowest, m, cidx, tmp + (gsize) c * POWS + px, 4));
-      }
+              for (int L = 0; L < 4 && 4 * L + j < npx; L++)
+                _mm512_mask_storeu_ps (dp + (gsize) (4 * L + j) * OC + c0, mc, out[L]);
+            }
+        }
+    }
 }
 
 /* ps_conv_forward_pool() on the row kernel. */
@@ -629,7 +671,6 @@ rows_forward_pool (const PsConvPack *p, const PsLayer *pool, int n, const float 
   const gsize cstride = (gsize) band_conv_rows (pool, PB) * p->OWS;
   const gsize img = (gsize) p->H * p->W * p->C;
   float *xp = scratch, *band = xp + p->xp_len;
-  float *tmp = band + p->OC * cstride + rows_pool_slack (pool);
 
   /* the slack is read, never kept: defined values all the same */
   memset (band + p->OC * cstride, 0, sizeof (float) * rows_pool_slack (pool));
@@ -644,7 +685,7 @@ rows_forward_pool (const PsConvPack *p, const PsLayer *pool, int n, const float 
           for (int r = 0; r < band_conv_rows (pool, rows); r++)
             conv_row (p, xp, y0 + r, relu, band + r * p->OWS, NULL, cstride);
           for (int q = 0; q < rows; q++)
-            pool_row_planar (p, pool, band, cstride, q, tmp,
+            pool_row_planar (p, pool, band, cstride, q,
                              out + (((gsize) b * POH + py + q) * POW) * p->OC);
         }
     }
