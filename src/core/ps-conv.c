@@ -4,7 +4,21 @@
  * and each tile of R output pixels x NV vectors of 16 output channels is accumulated in
  * registers straight from the NHWC input: one weight load per vector and one broadcast per
  * pixel feed R x NV fused multiply-adds. Bias, ReLU and a following max-pool are applied
- * as the tile is stored. */
+ * as the tile is stored.
+ *
+ * The row kernel: with few output channels the vectors above run partly empty (conv_1's
+ * 20 channels fill 20 of 32 lanes), so a convolution feeding a max-pool may instead put
+ * 16 output columns of one row in a vector: the image is first copied into planes of
+ * (channel, row, column phase), where those 16 outputs read 16 consecutive floats for each
+ * (ky, kx, c); a tile of V vectors (up to 48 columns) x NB channels accumulates from one
+ * load per vector and one broadcast weight per channel (conv_1: 44 columns fill 44 of 48
+ * lanes, and 32 % fewer multiply-adds). Each output gets the same fused multiply-adds in
+ * the same order as in tile(), and the pool's maxima are taken in the same order, so the
+ * two kernels give the same bits. A band of conv rows is written as planes, pooled 16
+ * windows at a time and transposed back to NHWC in registers. A pack uses it where it
+ * needs at most four fifths of the channel kernel's vector multiply-adds (the
+ * transpositions cost the rest); without a fused pool the channel kernel runs, as the
+ * full-size output's transposition costs more than the lanes save. */
 #define G_LOG_DOMAIN "ps-conv"
 
 #include "ps-conv.h"
