@@ -12,7 +12,7 @@
  * (channel, row, column phase), where those 16 outputs read 16 consecutive floats for each
  * (ky, kx, c); a tile of V vectors (up to 48 columns) x NB channels accumulates from one
  * load per vector and one broadcast weight per channel (conv_1: 44 columns fill 44 of 48
- * lanes, and 32 % fewer multiply-adds). Each output gets the same fused multiply-adds in
+ * lanes: 32 % fewer vector multiply-adds). Each output gets the same fused multiply-adds in
  * the same order as in tile(), and the pool's maxima are taken in the same order, so the
  * two kernels give the same bits. A band of conv rows is written as planes, pooled 16
  * windows at a time and transposed back to NHWC in registers. A pack uses it where it
