@@ -1061,6 +1061,7 @@ test_conv_rows (void)
     { 5, 50, 2, 24, 3, 3, 1, 1, 2, 2, 2, 1, "relu" },     /* pool stride 1 across */
     { 3, 51, 5, 16, 2, 4, 1, 1, 0, 0, 0, 0, "relu" },
     { 4, 72, 3, 8, 3, 3, 1, 1, 1, 2, 1, 2, "linear" },
+    { 9, 26, 3, 20, 3, 3, 1, 1, 2, 3, 2, 2, "relu" },    /* 2x3 windows, stride 2 */
     /* strides: column phases of the planar input */
     { 11, 40, 3, 20, 3, 3, 2, 2, 2, 2, 2, 2, "relu" },
     { 9, 37, 2, 7, 3, 4, 1, 3, 0, 0, 0, 0, "linear" },

@@ -569,17 +569,19 @@ conv_row (const PsConvPack *p, const float *xp, int oy, gboolean relu, float *ou
 
 /* The maximum of one window for 16 windows side by side, channel plane @bc of a planar
  * band: taken in pool_band()'s order (from -FLT_MAX, (ky, kx) in turn), hence its bits.
- * Lanes past the row read the band's row padding and slack and are not kept. */
+ * Lanes past the row read the band's row padding and slack and are not kept. @pairs: 2x2
+ * windows, stride 2 across (DeepID's). */
 static inline __attribute__ ((always_inline)) TARGET __m512
-pool_vec (const PsConvPack *p, const PsLayer *pool, const float *bc, int px, __mmask16 m)
+pool_vec (const PsConvPack *p, const PsLayer *pool, const float *bc, int px, __mmask16 m,
+          const gboolean pairs)
 {
   const __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const __m512i even = _mm512_add_epi32 (iota, iota);
   __m512 acc = _mm512_set1_ps (-FLT_MAX);
 
-  if (pool->kh == 2 && pool->kw == 2 && pool->sw == 2)
+  if (pairs)
     {
-      /* DeepID's 2x2 windows, stride 2 across: each row's pairs from two loads */
+      /* each row's pairs from two loads */
+      const __m512i even = _mm512_add_epi32 (iota, iota);
       const __m512i odd = _mm512_add_epi32 (even, _mm512_set1_epi32 (1));
       const float *r0 = bc + 2 * px, *r1 = r0 + p->OWS;
       const __m512 a0 = _mm512_loadu_ps (r0), a1 = _mm512_loadu_ps (r0 + VEC);
@@ -604,12 +606,26 @@ pool_vec (const PsConvPack *p, const PsLayer *pool, const float *bc, int px, __m
   return acc;
 }
 
-/* Row @q of max-pool windows over a planar band of conv rows into NHWC @d: 16 windows x 16
- * channels at a time, transposed in registers (r[i] holds channel i of 16 pixels; unpacks
- * and shuffles within 128-bit lanes, then of whole lanes). */
-static TARGET void
-pool_row_planar (const PsConvPack *p, const PsLayer *pool, const float *band, gsize cstride,
-                 int q, float *d)
+/* r[4g + i] (channel 4g + i of 16 pixels) to u[4g + j], whose 128-bit lane L holds
+ * channels 4g … 4g+3 of pixel 4L + j: unpacks and shuffles within lanes. */
+static inline __attribute__ ((always_inline)) TARGET void
+transpose_4 (const __m512 *r, __m512 *u)
+{
+  const __m512 t0 = _mm512_unpacklo_ps (r[0], r[1]), t1 = _mm512_unpackhi_ps (r[0], r[1]);
+  const __m512 t2 = _mm512_unpacklo_ps (r[2], r[3]), t3 = _mm512_unpackhi_ps (r[2], r[3]);
+
+  u[0] = _mm512_shuffle_ps (t0, t2, 0x44);
+  u[1] = _mm512_shuffle_ps (t0, t2, 0xee);
+  u[2] = _mm512_shuffle_ps (t1, t3, 0x44);
+  u[3] = _mm512_shuffle_ps (t1, t3, 0xee);
+}
+
+/* Row @q of max-pool windows over a planar band of conv rows into NHWC @d: 16 windows x up
+ * to 16 channels at a time, transposed in registers (r[i] holds channel c0 + i of 16
+ * pixels; 4 channels by transpose_4, 16 by it and whole-lane shuffles). */
+static inline __attribute__ ((always_inline)) TARGET void
+pool_row_planar_with (const PsConvPack *p, const PsLayer *pool, const float *band,
+                      gsize cstride, int q, float *d, const gboolean pairs)
 {
   const int POW = pool->out.w, OC = p->OC;
   const gsize row = (gsize) q * pool->sh * p->OWS;
@@ -624,38 +640,32 @@ pool_row_planar (const PsConvPack *p, const PsLayer *pool, const float *band, gs
         {
           const int nc = MIN (VEC, OC - c0);
           const __mmask16 mc = nc >= VEC ? 0xffff : (__mmask16) ((1u << nc) - 1);
-          const int groups = (nc + 3) / 4; /* of 4 channels */
-          __m512 r[VEC], t[VEC], u[VEC];
+          const float *bc = band + c0 * cstride + row;
+          __m512 r[VEC], u[VEC];
 
-          for (int i = 0; i < 4 * groups; i++)
-            r[i] = i < nc ? pool_vec (p, pool, band + (c0 + i) * cstride + row, px, m)
-                          : _mm512_setzero_ps ();
-          /* u[4g + j], 128-bit lane L: channels 4g … 4g+3 of pixel 4L + j */
-          for (int g = 0; g < groups; g++)
+          if (nc <= 4)
             {
-              __m512 *rg = r + 4 * g, *tg = t + 4 * g;
-
-              tg[0] = _mm512_unpacklo_ps (rg[0], rg[1]);
-              tg[1] = _mm512_unpackhi_ps (rg[0], rg[1]);
-              tg[2] = _mm512_unpacklo_ps (rg[2], rg[3]);
-              tg[3] = _mm512_unpackhi_ps (rg[2], rg[3]);
-              u[4 * g + 0] = _mm512_shuffle_ps (tg[0], tg[2], 0x44);
-              u[4 * g + 1] = _mm512_shuffle_ps (tg[0], tg[2], 0xee);
-              u[4 * g + 2] = _mm512_shuffle_ps (tg[1], tg[3], 0x44);
-              u[4 * g + 3] = _mm512_shuffle_ps (tg[1], tg[3], 0xee);
-            }
-          if (groups == 1)
-            {
-              /* one group: pixel 4L + j's channels are lane L of u[j], stored in place */
+#pragma GCC unroll 4
+              for (int i = 0; i < 4; i++)
+                r[i] = i < nc ? pool_vec (p, pool, bc + i * cstride, px, m, pairs) : _mm512_setzero_ps ();
+              transpose_4 (r, u);
+              /* pixel 4L + j's channels are lane L of u[j], stored in place */
+#pragma GCC unroll 4
               for (int j = 0; j < 4; j++)
-                for (int L = 0; L < 4 && 4 * L + j < npx; L++)
-                  _mm512_mask_storeu_ps (dp + (gsize) (4 * L + j) * OC + c0 - 4 * L,
-                                         (__mmask16) (mc << (4 * L)), u[j]);
+#pragma GCC unroll 4
+                for (int L = 0; L < 4; L++)
+                  if (4 * L + j < npx)
+                    _mm512_mask_storeu_ps (dp + (gsize) (4 * L + j) * OC + c0 - 4 * L,
+                                           (__mmask16) (mc << (4 * L)), u[j]);
               continue;
             }
-          for (int g = groups; g < 4; g++)
-            for (int j = 0; j < 4; j++)
-              u[4 * g + j] = _mm512_setzero_ps ();
+#pragma GCC unroll 16
+          for (int i = 0; i < VEC; i++)
+            r[i] = i < nc ? pool_vec (p, pool, bc + i * cstride, px, m, pairs) : _mm512_setzero_ps ();
+#pragma GCC unroll 4
+          for (int g = 0; g < 4; g++)
+            transpose_4 (r + 4 * g, u + 4 * g);
+#pragma GCC unroll 4
           for (int j = 0; j < 4; j++)
             {
               const __m512 v = _mm512_shuffle_f32x4 (u[j], u[4 + j], 0x88);
@@ -669,11 +679,23 @@ pool_row_planar (const PsConvPack *p, const PsLayer *pool, const float *band, gs
                 _mm512_shuffle_f32x4 (w, w2, 0xdd), /* 12 + j */
               };
 
-              for (int L = 0; L < 4 && 4 * L + j < npx; L++)
-                _mm512_mask_storeu_ps (dp + (gsize) (4 * L + j) * OC + c0, mc, out[L]);
+#pragma GCC unroll 4
+              for (int L = 0; L < 4; L++)
+                if (4 * L + j < npx)
+                  _mm512_mask_storeu_ps (dp + (gsize) (4 * L + j) * OC + c0, mc, out[L]);
             }
         }
     }
+}
+
+static TARGET void
+pool_row_planar (const PsConvPack *p, const PsLayer *pool, const float *band, gsize cstride,
+                 int q, float *d)
+{
+  if (pool->kh == 2 && pool->kw == 2 && pool->sw == 2)
+    pool_row_planar_with (p, pool, band, cstride, q, d, TRUE);
+  else
+    pool_row_planar_with (p, pool, band, cstride, q, d, FALSE);
 }
 
 /* ps_conv_forward_pool() on the row kernel. */
