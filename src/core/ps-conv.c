@@ -706,6 +706,40 @@ sq_dist_avx512 (int n, const float *a, const float *b)
   return sum;
 }
 
+/* max (x, 0): the second operand for NaN and for -0, as the plain loop gives. */
+static TARGET void
+relu_avx512 (gsize n, const float *in, float *out)
+{
+  const __m512 zero = _mm512_setzero_ps ();
+  gsize j = 0;
+
+  for (; j + VEC <= n; j += VEC)
+    _mm512_storeu_ps (out + j, _mm512_max_ps (_mm512_loadu_ps (in + j), zero));
+  if (j < n)
+    {
+      __mmask16 m = (__mmask16) ((1u << (n - j)) - 1);
+      _mm512_mask_storeu_ps (out + j, m, _mm512_max_ps (_mm512_maskz_loadu_ps (m, in + j), zero));
+    }
+}
+
+static TARGET double
+sq_norm_avx512 (int n, const float *a)
+{
+  __m512d acc = _mm512_setzero_pd ();
+  double sum;
+  int j = 0;
+
+  for (; j + 8 <= n; j += 8)
+    {
+      __m512d d = _mm512_cvtps_pd (_mm256_loadu_ps (a + j));
+      acc = _mm512_fmadd_pd (d, d, acc);
+    }
+  sum = _mm512_reduce_add_pd (acc);
+  for (; j < n; j++)
+    sum += (double) a[j] * a[j];
+  return sum;
+}
+
 /* Rows without NaN: the largest value, its first index, the largest of the others. */
 static TARGET gboolean
 row_argmax_avx512 (int k, const float *row, int *best, float *second)
@@ -849,6 +883,33 @@ ps_conv_sq_dist (int n, const float *a, const float *b)
 #endif
   for (int j = 0; j < n; j++)
     sum += (double) (a[j] - b[j]) * (a[j] - b[j]);
+  return sum;
+}
+
+gboolean
+ps_conv_relu (gsize n, const float *in, float *out)
+{
+#ifdef HAVE_AVX512_KERNELS
+  if (have_avx512 ())
+    {
+      relu_avx512 (n, in, out);
+      return TRUE;
+    }
+#endif
+  return FALSE;
+}
+
+double
+ps_conv_sq_norm (int n, const float *a)
+{
+  double sum = 0;
+
+#ifdef HAVE_AVX512_KERNELS
+  if (have_avx512 ())
+    return sq_norm_avx512 (n, a);
+#endif
+  for (int j = 0; j < n; j++)
+    sum += (double) a[j] * a[j];
   return sum;
 }
 

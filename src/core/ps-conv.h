@@ -91,4 +91,13 @@ double       ps_conv_sq_dist            (int               n,
                                          const float      *a,
                                          const float      *b);
 
+/* out = max (in, 0) (+0 for NaN and -0) with the vector unit; FALSE when the CPU has
+ * none (nothing written). */
+gboolean     ps_conv_relu               (gsize             n,
+                                         const float      *in,
+                                         float            *out);
+/* The sum of a[j]^2 for j < n, in double. */
+double       ps_conv_sq_norm            (int               n,
+                                         const float      *a);
+
 G_END_DECLS

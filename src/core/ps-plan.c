@@ -170,6 +170,8 @@ relu (const float *in, float *out, gsize n)
   const PsVec4 zero = { 0 };
   gsize i = 0;
 
+  if (ps_conv_relu (n, in, out))
+    return;
   for (; i + 8 <= n; i += 8)
     {
       PsVec4 a, b;

@@ -71,11 +71,7 @@ _ps_sweep_skip_plan (PsSweep *s)
 static double
 norm (int n, const float *x)
 {
-  double sq = 0.0;
-
-  for (int i = 0; i < n; i++)
-    sq += (double) x[i] * x[i];
-  return sqrt (sq);
+  return sqrt (ps_conv_sq_norm (n, x));
 }
 
 /* Records image @i's exact scores @z at output-layer input @h; returns its class. */
@@ -104,7 +100,7 @@ _ps_sweep_skip_holds (const PsSweep *s, const SetData *d, int i, const float *h)
   const PsSkipRecord *r = &d->skip[i];
   const int n = (int) s->h_size, c = r->best;
   double dh = sqrt (ps_conv_sq_dist (n, h, d->href + (gsize) i * s->h_size));
-  double hmax = MAX (r->h_norm, norm (n, h));
+  double hmax = r->h_norm + dh; /* at least |h| */
   /* the scores' rounding at href and at h, and the gap's own */
   double room = 2.0 * s->gamma * ((s->w_norm[c] + s->max_w_norm) * hmax + fabs (o->bias[c])
                                   + s->max_bias)
