@@ -767,12 +767,16 @@ row_argmax_avx512 (int k, const float *row, int *best, float *second)
   if (nan)
     return FALSE;
   m = _mm512_reduce_max_ps (mx);
-  for (j = 0; j < k; j++)
+  for (j = 0; j + VEC <= k && at < 0; j += VEC)
+    {
+      __mmask16 eq = _mm512_cmp_ps_mask (_mm512_loadu_ps (row + j), _mm512_set1_ps (m), _CMP_EQ_OQ);
+
+      if (eq)
+        at = j + __builtin_ctz (eq);
+    }
+  for (; j < k && at < 0; j++)
     if (row[j] == m)
-      {
-        at = j;
-        break;
-      }
+      at = j;
   if (at < 0)
     return FALSE;
   /* the others: every value but the one at @at */
