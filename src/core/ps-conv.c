@@ -470,41 +470,56 @@ union_rows (const PsConvPack *p, const int R, const float *x, gboolean relu, flo
     }
 }
 
-/* R rows' nonzero inputs: their union in @idx (returned: its size) and the rows' own
- * counts summed in @total. */
+/* How many inputs are nonzero in one of R rows (returned) and in each row (summed in
+ * @total), without listing them: most groups tried are not taken, and listing (a
+ * compressing store) is the slow part. @any gets the union's mask per 16 inputs. */
 static TARGET int
-union_of_rows (const PsConvPack *p, int R, const float *x, int *idx, int *total)
+count_union (const PsConvPack *p, int R, const float *x, __mmask16 *any, int *total)
 {
-  const __m512i step = _mm512_set1_epi32 (VEC);
-  __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  int nu = 0, k = 0, sum = 0;
+  int nu = 0, sum = 0, k = 0, v = 0;
 
-  for (; k + VEC <= p->K; k += VEC, iota = _mm512_add_epi32 (iota, step))
+  for (; k + VEC <= p->K; k += VEC, v++)
     {
-      __mmask16 any = 0;
+      __mmask16 m_any = 0;
 
       for (int r = 0; r < R; r++)
         {
           __mmask16 m = _mm512_cmp_ps_mask (_mm512_loadu_ps (x + (gsize) r * p->K + k),
                                             _mm512_setzero_ps (), _CMP_NEQ_UQ);
-          any |= m;
+          m_any |= m;
           sum += __builtin_popcount (m);
         }
-      _mm512_mask_compressstoreu_epi32 (idx + nu, any, iota);
-      nu += __builtin_popcount (any);
+      any[v] = m_any;
+      nu += __builtin_popcount (m_any);
     }
-  for (; k < p->K; k++)
+  if (k < p->K)
     {
-      gboolean any = FALSE;
+      __mmask16 m_any = 0;
 
       for (int r = 0; r < R; r++)
-        if (x[(gsize) r * p->K + k] != 0.0f)
-          any = TRUE, sum++;
-      if (any)
-        idx[nu++] = k;
+        for (int j = k; j < p->K; j++)
+          if (x[(gsize) r * p->K + j] != 0.0f)
+            m_any |= (__mmask16) (1u << (j - k)), sum++;
+      any[v] = m_any;
+      nu += __builtin_popcount (m_any);
     }
   *total = sum;
   return nu;
+}
+
+/* The inputs of the masks @any, in order. */
+static TARGET void
+list_union (const PsConvPack *p, const __mmask16 *any, int *idx)
+{
+  const __m512i step = _mm512_set1_epi32 (VEC);
+  __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int nu = 0;
+
+  for (int v = 0; v * VEC < p->K; v++, iota = _mm512_add_epi32 (iota, step))
+    {
+      _mm512_mask_compressstoreu_epi32 (idx + nu, any[v], iota);
+      nu += __builtin_popcount (any[v]);
+    }
 }
 
 /* Rows one by one over their nonzero inputs; but runs of rows whose nonzero inputs mostly
@@ -514,7 +529,7 @@ union_of_rows (const PsConvPack *p, int R, const float *x, int *idx, int *total)
  * that pays. */
 static TARGET void
 forward_sparse (const PsConvPack *p, int n, const float *x, gboolean relu, float *lin,
-                float *out, int *idx, float *xt)
+                float *out, int *idx, float *xt, __mmask16 *any)
 {
   for (int b = 0; b < n;)
     {
@@ -528,9 +543,10 @@ forward_sparse (const PsConvPack *p, int n, const float *x, gboolean relu, float
 
           if (n - b < R)
             continue;
-          nu = union_of_rows (p, R, xb, idx, &total);
+          nu = count_union (p, R, xb, any, &total);
           if (2 * nu * R <= 3 * total)
             {
+              list_union (p, any, idx);
               union_rows (p, R, xb, relu, lb, ob, idx, nu, xt);
               break;
             }
@@ -958,8 +974,9 @@ ps_conv_can_sparse (const PsConvPack *p)
 gsize
 ps_conv_sparse_scratch_size (const PsConvPack *p)
 {
-  /* the nonzero inputs' indices, then a group's inputs side by side */
-  return (gsize) p->K * (sizeof (int) + UNION_ROWS * sizeof (float));
+  /* a group's inputs side by side, the nonzero inputs' indices, the union's masks */
+  return (gsize) p->K * (UNION_ROWS * sizeof (float) + sizeof (int))
+         + (p->K / VEC + 1) * sizeof (guint16);
 }
 
 void
@@ -968,8 +985,10 @@ ps_conv_forward_sparse (const PsConvPack *p, int n, const float *x, gboolean rel
 {
   g_return_if_fail (p->sparse);
 #ifdef HAVE_AVX512_KERNELS
-  forward_sparse (p, n, x, relu, linear, out, scratch,
-                  (float *) (gpointer) ((char *) scratch + (gsize) p->K * sizeof (int)));
+  float *xt = scratch;
+  int *idx = (int *) (gpointer) (xt + (gsize) p->K * UNION_ROWS);
+
+  forward_sparse (p, n, x, relu, linear, out, idx, xt, (__mmask16 *) (gpointer) (idx + p->K));
 #else
   g_assert_not_reached ();
 #endif
