@@ -459,22 +459,47 @@ ps_dataset_peek_count (const char *path, int *n, GError **error)
   return TRUE;
 }
 
+/* Sixteen pixels at a time on GCC vectors (which -O2 does not do by itself here): every
+ * image of a pass goes through this. The same products as the plain loop. */
+typedef float PsPixels __attribute__ ((vector_size (64)));
+typedef guint8 PsPixelsU8 __attribute__ ((vector_size (16)));
+
 static void
 copy_image (const PsDataset *ds, int index, double scale, float *out)
 {
   const gsize img = (gsize) ds->h * ds->w * ds->c;
   const float s = (float) scale;
+  gsize i = 0;
 
   if (ds->u8 != NULL)
     {
       const guint8 *p = ds->u8 + (gsize) index * img;
-      for (gsize i = 0; i < img; i++)
+
+      for (; i + 16 <= img; i += 16)
+        {
+          PsPixelsU8 v;
+          PsPixels f;
+
+          memcpy (&v, p + i, sizeof v);
+          f = __builtin_convertvector (v, PsPixels) * s;
+          memcpy (out + i, &f, sizeof f);
+        }
+      for (; i < img; i++)
         out[i] = p[i] * s;
     }
   else
     {
       const float *p = ds->f32 + (gsize) index * img;
-      for (gsize i = 0; i < img; i++)
+
+      for (; i + 16 <= img; i += 16)
+        {
+          PsPixels f;
+
+          memcpy (&f, p + i, sizeof f);
+          f = f * s;
+          memcpy (out + i, &f, sizeof f);
+        }
+      for (; i < img; i++)
         out[i] = p[i] * s;
     }
 }
