@@ -1,16 +1,11 @@
 /* ps-dataset.c: the lab's image sets, read in hyperslab chunks and stored compactly */
 #define G_LOG_DOMAIN "ps-dataset"
 
-#include "ps-dataset.h"
-#include "ps-h5.h"
+#include "ps-dataset-private.h"
 #include "ps-limits.h"
 
 #include <math.h>
 #include <string.h>
-
-#define CHUNK_IMAGES 256
-/* Floats in the conversion buffer at most (16 MB), however large the images. */
-#define CHUNK_VALUES (1 << 22)
 
 void
 ps_dataset_free (PsDataset *ds)
@@ -93,11 +88,7 @@ ps_dataset_new_u8 (int n, int h, int w, int c, const guint8 *pixels, const int *
   return ds;
 }
 
-/* Layout on disk: channels-first (N,C,H,W) as in the lab, or channels-last (N,H,W,C). */
-typedef struct {
-  gboolean chw;
-  int      n, h, w, c;
-} Layout;
+typedef PsDatasetLayout Layout;
 
 /* The declared shape, checked against the limits before anything is allocated. */
 static gboolean
@@ -113,9 +104,9 @@ read_layout (const PsH5Shape *shape, Layout *lay, GError **error)
       return FALSE;
     }
   if (d[1] == 1 || d[1] == 3)
-    *lay = (Layout) { TRUE, 0, 0, 0, (int) d[1] };
+    *lay = (Layout) { .chw = TRUE, .c = (int) d[1] };
   else if (d[3] == 1 || d[3] == 3)
-    *lay = (Layout) { FALSE, 0, 0, 0, (int) d[3] };
+    *lay = (Layout) { .chw = FALSE, .c = (int) d[3] };
   else
     {
       g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
@@ -266,15 +257,18 @@ store_chunk (PsDataset *ds, const Layout *lay, int start, int count, const float
         for (int c = 0; c < C; c++)
           for (gsize p = 0; p < (gsize) H * W; p++)
             ds->u8[at + p * C + c] = (guint8) im[(gsize) c * H * W + p];
+      /* (adding +0 turns a -0 into 0, as 8-bit storage does: a set read in chunks by
+       * PsDatasetStream gives the same bits whether or not its other pixels are whole) */
       else if (lay->chw)
         for (int c = 0; c < C; c++)
           for (gsize p = 0; p < (gsize) H * W; p++)
-            ds->f32[at + p * C + c] = im[(gsize) c * H * W + p];
+            ds->f32[at + p * C + c] = im[(gsize) c * H * W + p] + 0.0f;
       else if (ds->u8 != NULL)
         for (gsize i = 0; i < img; i++)
           ds->u8[at + i] = (guint8) im[i];
       else
-        memcpy (ds->f32 + at, im, sizeof (float) * img);
+        for (gsize i = 0; i < img; i++)
+          ds->f32[at + i] = im[i] + 0.0f;
     }
   return TRUE;
 }
@@ -315,15 +309,42 @@ is_uint8 (hid_t dset)
   return u8;
 }
 
+gboolean
+_ps_dataset_read_slab (hid_t dset, const Layout *lay, int start, int count, gpointer buf,
+                       GError **error)
+{
+  hsize_t off[4] = { start, 0, 0, 0 };
+  hsize_t cnt[4] = { count, 0, 0, 0 };
+  hid_t fspace, mspace;
+  gboolean ok = TRUE;
+
+  if (lay->chw)
+    cnt[1] = lay->c, cnt[2] = lay->h, cnt[3] = lay->w;
+  else
+    cnt[1] = lay->h, cnt[2] = lay->w, cnt[3] = lay->c;
+  /* HDF5 converts float64 (or any other number type) to float one chunk at a time. */
+  fspace = H5Dget_space (dset);
+  H5Sselect_hyperslab (fspace, H5S_SELECT_SET, off, NULL, cnt, NULL);
+  mspace = H5Screate_simple (4, cnt, NULL);
+  if (H5Dread (dset, lay->file_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, mspace, fspace,
+               H5P_DEFAULT, buf) < 0)
+    {
+      ps_h5_set_error (error, "cannot read “data”");
+      ok = FALSE;
+    }
+  H5Sclose (mspace);
+  H5Sclose (fspace);
+  return ok;
+}
+
 static gboolean
 read_pixels (hid_t dset, PsDataset *ds, const Layout *lay, GCancellable *cancellable,
              GError **error)
 {
   const gsize img = (gsize) lay->h * lay->w * lay->c;
-  const int chunk = (int) CLAMP (CHUNK_VALUES / img, 1, CHUNK_IMAGES);
-  hid_t fspace;
+  const int chunk = (int) CLAMP (PS_DATASET_CHUNK_VALUES / img, 1, PS_DATASET_CHUNK_IMAGES);
   g_autofree gpointer buf = NULL;
-  gboolean ok = TRUE, file_u8;
+  gboolean ok = TRUE;
 
   ds->u8 = g_try_malloc ((gsize) lay->n * img);
   if (ds->u8 == NULL)
@@ -332,31 +353,13 @@ read_pixels (hid_t dset, PsDataset *ds, const Layout *lay, GCancellable *cancell
       return FALSE;
     }
   /* an 8-bit file is read as bytes (a float buffer and the pixel checks are for the rest) */
-  file_u8 = is_uint8 (dset);
-  buf = file_u8 ? g_malloc (img * chunk) : g_new (float, img * chunk);
-  fspace = H5Dget_space (dset);
+  buf = lay->file_u8 ? g_malloc (img * chunk) : g_new (float, img * chunk);
   for (int start = 0; ok && start < lay->n; start += chunk)
     {
       int count = MIN (chunk, lay->n - start);
-      hsize_t off[4] = { start, 0, 0, 0 };
-      hsize_t cnt[4] = { count, 0, 0, 0 };
-      hid_t mspace;
 
-      if (lay->chw)
-        cnt[1] = lay->c, cnt[2] = lay->h, cnt[3] = lay->w;
-      else
-        cnt[1] = lay->h, cnt[2] = lay->w, cnt[3] = lay->c;
-      /* HDF5 converts float64 (or uint8) to float one chunk at a time. */
-      H5Sselect_hyperslab (fspace, H5S_SELECT_SET, off, NULL, cnt, NULL);
-      mspace = H5Screate_simple (4, cnt, NULL);
-      if (H5Dread (dset, file_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, mspace, fspace,
-                   H5P_DEFAULT, buf) < 0)
-        {
-          ps_h5_set_error (error, "cannot read “data”");
-          ok = FALSE;
-        }
-      H5Sclose (mspace);
-      if (ok && file_u8)
+      ok = _ps_dataset_read_slab (dset, lay, start, count, buf, error);
+      if (ok && lay->file_u8)
         store_chunk_u8 (ds, lay, start, count, buf);
       else
         ok = ok && store_chunk (ds, lay, start, count, buf, error);
@@ -365,8 +368,33 @@ read_pixels (hid_t dset, PsDataset *ds, const Layout *lay, GCancellable *cancell
       ok = ok && !g_cancellable_set_error_if_cancelled (cancellable, error);
       ps_h5_lock ();
     }
-  H5Sclose (fspace);
   return ok;
+}
+
+hid_t
+_ps_dataset_open_data (hid_t file, PsDataset *ds, Layout *lay, GError **error)
+{
+  PsH5Shape shape;
+  hid_t dset;
+
+  if (!ps_h5_exists (file, "data"))
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "missing dataset “data” (not an image set)");
+      return -1;
+    }
+  dset = ps_h5_open_dataset (file, "data", PS_LIMIT_SET_VALUES, &shape, error);
+  if (dset < 0)
+    return -1;
+  if (read_layout (&shape, lay, error))
+    {
+      lay->file_u8 = is_uint8 (dset);
+      ds->n = lay->n, ds->h = lay->h, ds->w = lay->w, ds->c = lay->c;
+      ds->labels = read_labels (file, "label", lay->n, error);
+      if (ds->labels != NULL && read_clean_labels (file, ds, error))
+        return dset;
+    }
+  H5Dclose (dset);
+  return -1;
 }
 
 static PsDataset *
@@ -374,26 +402,13 @@ load_from_file (hid_t file, GCancellable *cancellable, GError **error)
 {
   g_autoptr (PsDataset) ds = g_new0 (PsDataset, 1);
   Layout lay;
-  PsH5Shape shape;
   hid_t dset;
   gboolean ok;
 
-  if (!ps_h5_exists (file, "data"))
-    {
-      g_set_error (error, PS_ERROR, PS_ERROR_FORMAT, "missing dataset “data” (not an image set)");
-      return NULL;
-    }
-  dset = ps_h5_open_dataset (file, "data", PS_LIMIT_SET_VALUES, &shape, error);
+  dset = _ps_dataset_open_data (file, ds, &lay, error);
   if (dset < 0)
     return NULL;
-  ok = read_layout (&shape, &lay, error);
-  if (ok)
-    {
-      ds->n = lay.n, ds->h = lay.h, ds->w = lay.w, ds->c = lay.c;
-      ds->labels = read_labels (file, "label", lay.n, error);
-      ok = ds->labels != NULL && read_clean_labels (file, ds, error)
-           && read_pixels (dset, ds, &lay, cancellable, error);
-    }
+  ok = read_pixels (dset, ds, &lay, cancellable, error);
   H5Dclose (dset);
   return ok ? g_steal_pointer (&ds) : NULL;
 }

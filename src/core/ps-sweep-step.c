@@ -70,8 +70,19 @@ first_pass_batch (int worker, int task, gpointer data)
   if (g_cancellable_is_cancelled (s->cancellable))
     return;
   plan = worker_plan (s, worker);
-  ps_dataset_get_batch (d->ds, start, count, s->model->input_scale,
-                        ps_plan_output (plan, s->model->input));
+  if (d->feed == NULL)
+    ps_dataset_get_batch (d->ds, start, count, s->model->input_scale,
+                          ps_plan_output (plan, s->model->input));
+  else
+    {
+      const float *px = _ps_sweep_feed_get (d->feed, task);
+
+      if (px == NULL)
+        return; /* the reading failed: the pass fails with its error */
+      memcpy (ps_plan_output (plan, s->model->input), px,
+              sizeof (float) * count * d->ds->h * d->ds->w * d->ds->c);
+      _ps_sweep_feed_release (d->feed, task);
+    }
   ps_plan_forward (plan, count);
   ps_plan_argmax_margin (plan, count, classes, margins);
 
@@ -165,10 +176,30 @@ _ps_sweep_first_pass (PsSweep *s, SetData *d, GError **error)
 {
   PassJob job = { s, d };
 
+  gboolean fed = TRUE;
+
   if (!alloc_set (s, d, error))
     return FALSE;
+  if (d->stream != NULL)
+    {
+      d->feed = _ps_sweep_feed_start (d->stream, PS_SWEEP_BATCH, s->model->input_scale,
+                                      s->cancellable, error);
+      if (d->feed == NULL)
+        return FALSE;
+    }
   ps_parallel_for ((d->n + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH, first_pass_batch, &job);
-  if (g_cancellable_set_error_if_cancelled (s->cancellable, error))
+  if (d->feed != NULL)
+    {
+      g_autoptr (GError) feed_error = NULL;
+
+      fed = _ps_sweep_feed_finish (g_steal_pointer (&d->feed), &feed_error);
+      if (!fed && !g_cancellable_is_cancelled (s->cancellable))
+        {
+          g_propagate_error (error, g_steal_pointer (&feed_error));
+          return FALSE;
+        }
+    }
+  if (g_cancellable_set_error_if_cancelled (s->cancellable, error) || !fed)
     return FALSE;
   /* the calling thread may have run none of the batches (a busy machine) */
   _ps_sweep_report (s, NULL);
