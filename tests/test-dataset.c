@@ -763,25 +763,28 @@ test_stream_same (void)
     const char *name;
     hid_t       ftype;
     double      div;     /* 1: whole numbers (8-bit storage once loaded), else fractions */
-    int         n, c;
+    int         n, c, h, w;  /* sides of 4 x 5 and 7 x 7 pixels: whole vectors of four
+                              * pixels, and one pixel after them */
     gboolean    hwc;
   } files[] = {
-    { "s-f64-whole.h5", H5T_IEEE_F64LE, 1, 300, 3, FALSE },
-    { "s-f64-frac.h5", H5T_IEEE_F64LE, 4, 301, 3, FALSE },
-    { "s-f32-whole.h5", H5T_IEEE_F32LE, 1, 257, 3, FALSE },
-    { "s-f32-frac.h5", H5T_IEEE_F32LE, 3, 65, 3, FALSE },
-    { "s-u8-chw.h5", H5T_STD_U8LE, 1, 513, 3, FALSE },
-    { "s-u8-hwc.h5", H5T_STD_U8LE, 1, 63, 3, TRUE },
-    { "s-f32-hwc.h5", H5T_IEEE_F32LE, 7, 129, 3, TRUE },
-    { "s-f64-hwc-whole.h5", H5T_IEEE_F64LE, 1, 5, 3, TRUE },
-    { "s-gray.h5", H5T_IEEE_F32LE, 2, 33, 1, FALSE },
-    { "s-u8-gray.h5", H5T_STD_U8LE, 1, 3, 1, TRUE },
+    { "s-f64-whole.h5", H5T_IEEE_F64LE, 1, 300, 3, 5, 4, FALSE },
+    { "s-f64-frac.h5", H5T_IEEE_F64LE, 4, 301, 3, 7, 7, FALSE },
+    { "s-f32-whole.h5", H5T_IEEE_F32LE, 1, 257, 3, 7, 7, FALSE },
+    { "s-f32-frac.h5", H5T_IEEE_F32LE, 3, 65, 3, 5, 4, FALSE },
+    { "s-u8-chw.h5", H5T_STD_U8LE, 1, 513, 3, 5, 4, FALSE },
+    { "s-u8-chw-7.h5", H5T_STD_U8LE, 1, 70, 3, 7, 7, FALSE },
+    { "s-u8-hwc.h5", H5T_STD_U8LE, 1, 63, 3, 7, 7, TRUE },
+    { "s-f32-hwc.h5", H5T_IEEE_F32LE, 7, 129, 3, 5, 4, TRUE },
+    { "s-f64-hwc-whole.h5", H5T_IEEE_F64LE, 1, 5, 3, 7, 7, TRUE },
+    { "s-gray.h5", H5T_IEEE_F32LE, 2, 33, 1, 7, 7, FALSE },
+    { "s-u8-gray.h5", H5T_STD_U8LE, 1, 3, 1, 5, 4, TRUE },
   };
 
   for (guint k = 0; k < G_N_ELEMENTS (files); k++)
     {
       g_autofree char *path = tmp_path (files[k].name);
-      g_autoptr (LabSet) s = lab_set_new (files[k].n, files[k].c, 5, 4, files[k].div);
+      g_autoptr (LabSet) s = lab_set_new (files[k].n, files[k].c, files[k].h, files[k].w,
+                                          files[k].div);
 
       g_test_message ("%s", files[k].name);
       if (files[k].hwc)
@@ -828,7 +831,7 @@ test_stream_signed_zero (void)
 /* A NaN in the second chunk: that read fails with the load's message, the first chunk
  * still reads, and a clean label set comes up front with the labels. */
 static void
-test_stream_nan (void)
+check_stream_nan (int y, int x)
 {
   g_autofree char *path = tmp_path ("s-nan.h5");
   g_autofree char *message = NULL;
@@ -840,7 +843,7 @@ test_stream_nan (void)
   double clean[300];
   hsize_t n = 300;
 
-  *lab_at (s, 280, 1, 2, 0) = INFINITY;
+  *lab_at (s, 280, 1, y, x) = INFINITY;
   lab_set_write (s, path, H5T_IEEE_F64LE);
   for (int i = 0; i < 300; i++)
     clean[i] = (i * 3) % 5;
@@ -858,11 +861,19 @@ test_stream_nan (void)
   g_assert_no_error (error);
   /* the same images from a set without the bad one */
   g_clear_pointer (&st, ps_dataset_stream_free);
-  *lab_at (s, 280, 1, 2, 0) = 0;
+  *lab_at (s, 280, 1, y, x) = 0;
   lab_set_write (s, path, H5T_IEEE_F64LE);
   ds = load_ok (path);
   ps_dataset_get_batch (ds, 0, 256, 1.0, want);
   g_assert_cmpmem (out, sizeof out, want, sizeof want);
+}
+
+static void
+test_stream_nan (void)
+{
+  /* among the pixels converted four at a time, and the last pixel, after them */
+  check_stream_nan (1, 0);
+  check_stream_nan (2, 2);
 }
 
 /* ---- errors ---- */

@@ -71,19 +71,23 @@ first_pass_batch (int worker, int task, gpointer data)
     return;
   plan = worker_plan (s, worker);
   if (d->feed == NULL)
-    ps_dataset_get_batch (d->ds, start, count, s->model->input_scale,
-                          ps_plan_output (plan, s->model->input));
+    {
+      ps_dataset_get_batch (d->ds, start, count, s->model->input_scale,
+                            ps_plan_output (plan, s->model->input));
+      ps_plan_forward (plan, count);
+    }
   else
     {
+      /* B reads the images where the reader put them, then lets their buffer go */
       const float *px = _ps_sweep_feed_get (d->feed, task);
 
       if (px == NULL)
         return; /* the reading failed: the pass fails with its error */
-      memcpy (ps_plan_output (plan, s->model->input), px,
-              sizeof (float) * count * d->ds->h * d->ds->w * d->ds->c);
+      ps_plan_set_input (plan, px);
+      ps_plan_forward (plan, count);
+      ps_plan_set_input (plan, NULL);
       _ps_sweep_feed_release (d->feed, task);
     }
-  ps_plan_forward (plan, count);
   ps_plan_argmax_margin (plan, count, classes, margins);
 
   act = ps_plan_output (plan, s->layer);
