@@ -211,64 +211,52 @@ promote_to_float (PsDataset *ds, GError **error)
   return TRUE;
 }
 
-/* Whether every value of @v is finite, and whether every one is a whole number 0..255
- * (adding 2^23 rounds a float in that range to a whole number); written so that the
- * compiler can vectorise it. */
-static void
-scan_values (const float *v, gsize n, gboolean *finite, gboolean *whole_u8)
+/* Whether every value of @v is a whole number 0..255 (adding 2^23 rounds a float in that
+ * range to a whole number); written so that the compiler can vectorise it. */
+static gboolean
+whole_u8 (const float *v, gsize n)
 {
-  int bad = 0, frac = 0;
+  int frac = 0;
 
   for (gsize i = 0; i < n; i++)
     {
       float x = v[i];
 
-      bad |= x - x != 0.0f; /* NaN or infinite */
       frac |= (x < 0.0f) | (x > 255.0f) | ((x + 0x1p23f) - 0x1p23f != x);
     }
-  *finite = !bad;
-  *whole_u8 = !frac;
+  return !frac;
 }
 
+/* Each image to height x width x channels floats (checked, -0 made 0) in one pass, into
+ * float storage or @scratch; from @scratch to 8-bit storage while every value is whole. */
 static gboolean
 store_chunk (PsDataset *ds, const Layout *lay, int start, int count, const float *buf,
-             GError **error)
+             float *scratch, GError **error)
 {
-  const int H = lay->h, W = lay->w, C = lay->c;
-  const gsize img = (gsize) H * W * C;
+  const gsize img = (gsize) lay->h * lay->w * lay->c;
 
   for (int b = 0; b < count; b++)
     {
-      const float *im = buf + (gsize) b * img;
       gsize at = (gsize) (start + b) * img;
-      gboolean finite, whole;
+      float *nhwc = ds->f32 != NULL ? ds->f32 + at : scratch;
 
-      scan_values (im, img, &finite, &whole);
-      if (!finite)
+      if (!_ps_dataset_convert_f32 (lay, buf + (gsize) b * img, 1.0f, nhwc))
         {
           g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
                        "image %d has a NaN or infinite pixel", start + b);
           return FALSE;
         }
-      if (ds->u8 != NULL && !whole && !promote_to_float (ds, error))
-        return FALSE;
-      /* to height x width x channels, reading the file's order straight through */
-      if (lay->chw && ds->u8 != NULL)
-        for (int c = 0; c < C; c++)
-          for (gsize p = 0; p < (gsize) H * W; p++)
-            ds->u8[at + p * C + c] = (guint8) im[(gsize) c * H * W + p];
-      /* (adding +0 turns a -0 into 0, as 8-bit storage does: a set read in chunks by
-       * PsDatasetStream gives the same bits whether or not its other pixels are whole) */
-      else if (lay->chw)
-        for (int c = 0; c < C; c++)
-          for (gsize p = 0; p < (gsize) H * W; p++)
-            ds->f32[at + p * C + c] = im[(gsize) c * H * W + p] + 0.0f;
-      else if (ds->u8 != NULL)
-        for (gsize i = 0; i < img; i++)
-          ds->u8[at + i] = (guint8) im[i];
-      else
-        for (gsize i = 0; i < img; i++)
-          ds->f32[at + i] = im[i] + 0.0f;
+      if (ds->u8 == NULL)
+        continue;
+      if (!whole_u8 (nhwc, img))
+        {
+          if (!promote_to_float (ds, error))
+            return FALSE;
+          memcpy (ds->f32 + at, nhwc, sizeof (float) * img);
+          continue;
+        }
+      for (gsize i = 0; i < img; i++)
+        ds->u8[at + i] = (guint8) nhwc[i];
     }
   return TRUE;
 }
@@ -344,6 +332,7 @@ read_pixels (hid_t dset, PsDataset *ds, const Layout *lay, GCancellable *cancell
   const gsize img = (gsize) lay->h * lay->w * lay->c;
   const int chunk = (int) CLAMP (PS_DATASET_CHUNK_VALUES / img, 1, PS_DATASET_CHUNK_IMAGES);
   g_autofree gpointer buf = NULL;
+  g_autofree float *scratch = NULL;
   gboolean ok = TRUE;
 
   ds->u8 = g_try_malloc ((gsize) lay->n * img);
@@ -354,6 +343,7 @@ read_pixels (hid_t dset, PsDataset *ds, const Layout *lay, GCancellable *cancell
     }
   /* an 8-bit file is read as bytes (a float buffer and the pixel checks are for the rest) */
   buf = lay->file_u8 ? g_malloc (img * chunk) : g_new (float, img * chunk);
+  scratch = lay->file_u8 ? NULL : g_new (float, img);
   for (int start = 0; ok && start < lay->n; start += chunk)
     {
       int count = MIN (chunk, lay->n - start);
@@ -362,7 +352,7 @@ read_pixels (hid_t dset, PsDataset *ds, const Layout *lay, GCancellable *cancell
       if (ok && lay->file_u8)
         store_chunk_u8 (ds, lay, start, count, buf);
       else
-        ok = ok && store_chunk (ds, lay, start, count, buf, error);
+        ok = ok && store_chunk (ds, lay, start, count, buf, scratch, error);
       /* Between chunks other threads may use HDF5, and a cancelled load stops. */
       ps_h5_unlock ();
       ok = ok && !g_cancellable_set_error_if_cancelled (cancellable, error);
