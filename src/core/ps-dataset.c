@@ -6,6 +6,9 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 void
 ps_dataset_free (PsDataset *ds)
@@ -227,6 +230,29 @@ whole_u8 (const float *v, gsize n)
   return !frac;
 }
 
+/* Whole numbers 0..255 to bytes; on x86-64 sixteen at a time with SSE2 (always there),
+ * as GCC leaves the plain loop scalar. */
+static void
+to_u8 (const float *v, gsize n, guint8 *out)
+{
+  gsize i = 0;
+
+#ifdef __SSE2__
+  for (; i + 16 <= n; i += 16)
+    {
+      __m128i a = _mm_cvttps_epi32 (_mm_loadu_ps (v + i));
+      __m128i b = _mm_cvttps_epi32 (_mm_loadu_ps (v + i + 4));
+      __m128i c = _mm_cvttps_epi32 (_mm_loadu_ps (v + i + 8));
+      __m128i d = _mm_cvttps_epi32 (_mm_loadu_ps (v + i + 12));
+
+      _mm_storeu_si128 ((__m128i *) (out + i),
+                        _mm_packus_epi16 (_mm_packs_epi32 (a, b), _mm_packs_epi32 (c, d)));
+    }
+#endif
+  for (; i < n; i++)
+    out[i] = (guint8) v[i];
+}
+
 /* Each image to height x width x channels floats (checked, -0 made 0) in one pass, into
  * float storage or @scratch; from @scratch to 8-bit storage while every value is whole. */
 static gboolean
@@ -255,8 +281,7 @@ store_chunk (PsDataset *ds, const Layout *lay, int start, int count, const float
           memcpy (ds->f32 + at, nhwc, sizeof (float) * img);
           continue;
         }
-      for (gsize i = 0; i < img; i++)
-        ds->u8[at + i] = (guint8) nhwc[i];
+      to_u8 (nhwc, img, ds->u8 + at);
     }
   return TRUE;
 }
@@ -470,16 +495,41 @@ copy_image (const PsDataset *ds, int index, double scale, float *out)
   const gsize img = (gsize) ds->h * ds->w * ds->c;
   const float s = (float) scale;
 
+  gsize i = 0;
+
+  /* on x86-64 sixteen values at a time with SSE2, as GCC leaves these loops scalar; the
+   * same products */
   if (ds->u8 != NULL)
     {
       const guint8 *p = ds->u8 + (gsize) index * img;
-      for (gsize i = 0; i < img; i++)
+#ifdef __SSE2__
+      const __m128 vs = _mm_set1_ps (s);
+      const __m128i zero = _mm_setzero_si128 ();
+
+      for (; i + 16 <= img; i += 16)
+        {
+          __m128i b = _mm_loadu_si128 ((const __m128i *) (p + i));
+          __m128i lo = _mm_unpacklo_epi8 (b, zero), hi = _mm_unpackhi_epi8 (b, zero);
+
+          _mm_storeu_ps (out + i, _mm_mul_ps (_mm_cvtepi32_ps (_mm_unpacklo_epi16 (lo, zero)), vs));
+          _mm_storeu_ps (out + i + 4, _mm_mul_ps (_mm_cvtepi32_ps (_mm_unpackhi_epi16 (lo, zero)), vs));
+          _mm_storeu_ps (out + i + 8, _mm_mul_ps (_mm_cvtepi32_ps (_mm_unpacklo_epi16 (hi, zero)), vs));
+          _mm_storeu_ps (out + i + 12, _mm_mul_ps (_mm_cvtepi32_ps (_mm_unpackhi_epi16 (hi, zero)), vs));
+        }
+#endif
+      for (; i < img; i++)
         out[i] = p[i] * s;
     }
   else
     {
       const float *p = ds->f32 + (gsize) index * img;
-      for (gsize i = 0; i < img; i++)
+#ifdef __SSE2__
+      const __m128 vs = _mm_set1_ps (s);
+
+      for (; i + 4 <= img; i += 4)
+        _mm_storeu_ps (out + i, _mm_mul_ps (_mm_loadu_ps (p + i), vs));
+#endif
+      for (; i < img; i++)
         out[i] = p[i] * s;
     }
 }
