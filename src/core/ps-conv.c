@@ -318,53 +318,242 @@ sparse_tile (const PsConvPack *p, int ob, const int NV, const float *x, const in
     sparse_tile (p, ob, NV, x, idx, nnz, lin, out, relu, last); \
     break;
 
+/* One image over its nonzero inputs. */
 static TARGET void
-forward_sparse (const PsConvPack *p, int n, const float *x, gboolean relu, float *lin,
-                float *out, int *idx)
+sparse_row (const PsConvPack *p, const float *x, gboolean relu, float *lin, float *out, int *idx)
 {
   const int nvec = p->OCP / VEC;
   const __m512i step = _mm512_set1_epi32 (VEC);
+  __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int nnz = 0, k = 0;
 
-  for (int b = 0; b < n; b++, x += p->K, out += p->OC, lin = lin ? lin + p->OC : NULL)
+  /* the inputs that are not zero (NaN included), in order */
+  for (; k + VEC <= p->K; k += VEC, iota = _mm512_add_epi32 (iota, step))
     {
-      __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-      int nnz = 0, k = 0;
+      __mmask16 m = _mm512_cmp_ps_mask (_mm512_loadu_ps (x + k), _mm512_setzero_ps (), _CMP_NEQ_UQ);
 
-      /* the inputs that are not zero (NaN included), in order */
-      for (; k + VEC <= p->K; k += VEC, iota = _mm512_add_epi32 (iota, step))
+      _mm512_mask_compressstoreu_epi32 (idx + nnz, m, iota);
+      nnz += __builtin_popcount (m);
+    }
+  for (; k < p->K; k++)
+    if (x[k] != 0.0f)
+      idx[nnz++] = k;
+  for (int ob = 0; ob < nvec; ob += MAX_SV)
+    {
+      const int nv = MIN (MAX_SV, nvec - ob);
+      const int tail = p->OC - (ob + nv - 1) * VEC;
+      const __mmask16 last = tail >= VEC ? 0xffff : (__mmask16) ((1u << tail) - 1);
+
+      switch (nv)
         {
-          __mmask16 m = _mm512_cmp_ps_mask (_mm512_loadu_ps (x + k), _mm512_setzero_ps (), _CMP_NEQ_UQ);
-
-          _mm512_mask_compressstoreu_epi32 (idx + nnz, m, iota);
-          nnz += __builtin_popcount (m);
+          SPARSE_CASE (1)
+          SPARSE_CASE (2)
+          SPARSE_CASE (3)
+          SPARSE_CASE (4)
+          SPARSE_CASE (5)
+          SPARSE_CASE (6)
+          SPARSE_CASE (7)
+          SPARSE_CASE (8)
+          SPARSE_CASE (9)
+          SPARSE_CASE (10)
+          SPARSE_CASE (11)
+          SPARSE_CASE (12)
+        default:
+          g_assert_not_reached ();
         }
-      for (; k < p->K; k++)
-        if (x[k] != 0.0f)
-          idx[nnz++] = k;
-      for (int ob = 0; ob < nvec; ob += MAX_SV)
-        {
-          const int nv = MIN (MAX_SV, nvec - ob);
-          const int tail = p->OC - (ob + nv - 1) * VEC;
-          const __mmask16 last = tail >= VEC ? 0xffff : (__mmask16) ((1u << tail) - 1);
+    }
+}
 
-          switch (nv)
+#define UNION_ROWS 8  /* rows of one group at most */
+#define UNION_ACC  24 /* accumulators of a group's tile: rows x vectors of outputs */
+
+/* R rows at once over the inputs listed in @idx, the union of the rows' nonzero inputs:
+ * xt holds row r's input idx[u] at u * R + r. Each weight vector loaded feeds R rows.
+ * A row gets the same fused multiply-adds from the bias in the same order as tile(),
+ * zero inputs included where another row has that input (each adds exactly 0, as in
+ * tile()), hence the same bits. */
+static inline __attribute__ ((always_inline)) TARGET void
+union_tile (const PsConvPack *p, int ob, const int NV, const int R, const float *xt,
+            const int *idx, int nu, float *lin, float *out, gboolean relu, __mmask16 last)
+{
+  __m512 acc[UNION_ROWS][UNION_ACC];
+  const float *w = p->w + (gsize) ob * VEC;
+  const __m512 zero = _mm512_setzero_ps ();
+
+#pragma GCC unroll 12
+  for (int v = 0; v < NV; v++)
+    {
+      __m512 b = _mm512_load_ps (p->bias + (gsize) (ob + v) * VEC);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++)
+        acc[r][v] = b;
+    }
+  for (int u = 0; u < nu; u++, xt += R)
+    {
+      const float *wk = w + (gsize) idx[u] * p->OCP;
+      __m512 wv[UNION_ACC];
+
+#pragma GCC unroll 12
+      for (int v = 0; v < NV; v++)
+        wv[v] = _mm512_load_ps (wk + v * VEC);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++)
+        {
+          const __m512 a = _mm512_set1_ps (xt[r]);
+
+#pragma GCC unroll 12
+          for (int v = 0; v < NV; v++)
+            acc[r][v] = _mm512_fmadd_ps (a, wv[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 12
+    for (int v = 0; v < NV; v++)
+      {
+        __mmask16 m = v == NV - 1 ? last : 0xffff;
+        gsize at = (gsize) r * p->OC + (gsize) (ob + v) * VEC;
+
+        if (lin != NULL)
+          _mm512_mask_storeu_ps (lin + at, m, acc[r][v]);
+        _mm512_mask_storeu_ps (out + at, m, relu ? _mm512_max_ps (acc[r][v], zero) : acc[r][v]);
+      }
+}
+
+#define UNION_CASE(R, NV) \
+  case NV: \
+    union_tile (p, ob, NV, R, xt, idx, nu, lin, out, relu, last); \
+    break;
+
+/* R (8, 4 or 2) rows over the union @idx (@nu inputs) of their nonzero inputs. */
+static TARGET void
+union_rows (const PsConvPack *p, const int R, const float *x, gboolean relu, float *lin,
+            float *out, const int *idx, int nu, float *xt)
+{
+  const int nvec = p->OCP / VEC, max_nv = UNION_ACC / R;
+  /* blocks of outputs as even as they can be (10 vectors: 3, 3, 2, 2 rather than 3, 3, 3, 1) */
+  const int blocks = (nvec + max_nv - 1) / max_nv;
+
+  for (int u = 0; u < nu; u++)
+    for (int r = 0; r < R; r++)
+      xt[u * R + r] = x[(gsize) r * p->K + idx[u]];
+  for (int ob = 0, bl = 0; ob < nvec; ob += (nvec - ob + (blocks - bl) - 1) / (blocks - bl), bl++)
+    {
+      const int nv = (nvec - ob + (blocks - bl) - 1) / (blocks - bl);
+      const int tail = p->OC - (ob + nv - 1) * VEC;
+      const __mmask16 last = tail >= VEC ? 0xffff : (__mmask16) ((1u << tail) - 1);
+
+      if (R == 8)
+        switch (nv)
+          {
+            UNION_CASE (8, 1) UNION_CASE (8, 2) UNION_CASE (8, 3)
+          default:
+            g_assert_not_reached ();
+          }
+      else if (R == 4)
+        switch (nv)
+          {
+            UNION_CASE (4, 1) UNION_CASE (4, 2) UNION_CASE (4, 3)
+            UNION_CASE (4, 4) UNION_CASE (4, 5) UNION_CASE (4, 6)
+          default:
+            g_assert_not_reached ();
+          }
+      else
+        switch (nv)
+          {
+            UNION_CASE (2, 1) UNION_CASE (2, 2) UNION_CASE (2, 3) UNION_CASE (2, 4)
+            UNION_CASE (2, 5) UNION_CASE (2, 6) UNION_CASE (2, 7) UNION_CASE (2, 8)
+            UNION_CASE (2, 9) UNION_CASE (2, 10) UNION_CASE (2, 11) UNION_CASE (2, 12)
+          default:
+            g_assert_not_reached ();
+          }
+    }
+}
+
+/* How many inputs are nonzero in one of R rows (returned) and in each row (summed in
+ * @total), without listing them: most groups tried are not taken, and listing (a
+ * compressing store) is the slow part. @any gets the union's mask per 16 inputs. */
+static TARGET int
+count_union (const PsConvPack *p, int R, const float *x, __mmask16 *any, int *total)
+{
+  int nu = 0, sum = 0, k = 0, v = 0;
+
+  for (; k + VEC <= p->K; k += VEC, v++)
+    {
+      __mmask16 m_any = 0;
+
+      for (int r = 0; r < R; r++)
+        {
+          __mmask16 m = _mm512_cmp_ps_mask (_mm512_loadu_ps (x + (gsize) r * p->K + k),
+                                            _mm512_setzero_ps (), _CMP_NEQ_UQ);
+          m_any |= m;
+          sum += __builtin_popcount (m);
+        }
+      any[v] = m_any;
+      nu += __builtin_popcount (m_any);
+    }
+  if (k < p->K)
+    {
+      __mmask16 m_any = 0;
+
+      for (int r = 0; r < R; r++)
+        for (int j = k; j < p->K; j++)
+          if (x[(gsize) r * p->K + j] != 0.0f)
+            m_any |= (__mmask16) (1u << (j - k)), sum++;
+      any[v] = m_any;
+      nu += __builtin_popcount (m_any);
+    }
+  *total = sum;
+  return nu;
+}
+
+/* The inputs of the masks @any, in order. */
+static TARGET void
+list_union (const PsConvPack *p, const __mmask16 *any, int *idx)
+{
+  const __m512i step = _mm512_set1_epi32 (VEC);
+  __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int nu = 0;
+
+  for (int v = 0; v * VEC < p->K; v++, iota = _mm512_add_epi32 (iota, step))
+    {
+      _mm512_mask_compressstoreu_epi32 (idx + nu, any[v], iota);
+      nu += __builtin_popcount (any[v]);
+    }
+}
+
+/* Rows one by one over their nonzero inputs; but runs of rows whose nonzero inputs mostly
+ * coincide (the same image at successive steps of a sweep) go together over the union of
+ * their inputs when that costs at most 3/2 of the rows' own inputs: each weight is then
+ * loaded once for the group instead of once per row. Groups of 8, 4 or 2 rows, the largest
+ * that pays. */
+static TARGET void
+forward_sparse (const PsConvPack *p, int n, const float *x, gboolean relu, float *lin,
+                float *out, int *idx, float *xt, __mmask16 *any)
+{
+  for (int b = 0; b < n;)
+    {
+      const float *xb = x + (gsize) b * p->K;
+      float *lb = lin ? lin + (gsize) b * p->OC : NULL, *ob = out + (gsize) b * p->OC;
+      int R;
+
+      for (R = UNION_ROWS; R > 1; R /= 2)
+        {
+          int total, nu;
+
+          if (n - b < R)
+            continue;
+          nu = count_union (p, R, xb, any, &total);
+          if (2 * nu * R <= 3 * total)
             {
-              SPARSE_CASE (1)
-              SPARSE_CASE (2)
-              SPARSE_CASE (3)
-              SPARSE_CASE (4)
-              SPARSE_CASE (5)
-              SPARSE_CASE (6)
-              SPARSE_CASE (7)
-              SPARSE_CASE (8)
-              SPARSE_CASE (9)
-              SPARSE_CASE (10)
-              SPARSE_CASE (11)
-              SPARSE_CASE (12)
-            default:
-              g_assert_not_reached ();
+              list_union (p, any, idx);
+              union_rows (p, R, xb, relu, lb, ob, idx, nu, xt);
+              break;
             }
         }
+      if (R == 1)
+        sparse_row (p, xb, relu, lb, ob, idx);
+      b += R;
     }
 }
 
@@ -458,6 +647,63 @@ sub_scaled_sum_avx512 (int n, int m, const float *v, const float *const *w, floa
     }
 }
 
+/* Rows of y, each with its own terms, vectors of y in registers for each row. */
+static inline __attribute__ ((always_inline)) TARGET void
+sub_rows_block (const int NV, int rows, const int *m, const float *v, const float *const *w,
+                float *const *y, __mmask16 last)
+{
+  for (int r = 0; r < rows; v += m[r], w += m[r], r++)
+    {
+      __m512 acc[16];
+
+#pragma GCC unroll 16
+      for (int q = 0; q < NV; q++)
+        acc[q] = _mm512_maskz_loadu_ps (q == NV - 1 ? last : 0xffff, y[r] + q * VEC);
+      for (int t = 0; t < m[r]; t++)
+        {
+          const __m512 vv = _mm512_set1_ps (v[t]);
+
+#pragma GCC unroll 16
+          for (int q = 0; q < NV; q++)
+            acc[q] = _mm512_sub_ps (acc[q], _mm512_mul_ps (vv, _mm512_maskz_loadu_ps (
+                                                 q == NV - 1 ? last : 0xffff, w[t] + q * VEC)));
+        }
+#pragma GCC unroll 16
+      for (int q = 0; q < NV; q++)
+        _mm512_mask_storeu_ps (y[r] + q * VEC, q == NV - 1 ? last : 0xffff, acc[q]);
+    }
+}
+
+#define SUB_ROWS_CASE(NV) \
+  case NV: \
+    sub_rows_block (NV, rows, m, v, w, y, last); \
+    break;
+
+static TARGET void
+sub_scaled_rows_avx512 (int n, int rows, const int *m, const float *v, const float *const *w,
+                        float *const *y)
+{
+  const int nv = (n + VEC - 1) / VEC;
+  const int tail = n - (nv - 1) * VEC;
+  const __mmask16 last = tail >= VEC ? 0xffff : (__mmask16) ((1u << tail) - 1);
+
+  if (nv > 16)
+    {
+      for (int r = 0; r < rows; v += m[r], w += m[r], r++)
+        sub_scaled_sum_avx512 (n, m[r], v, w, y[r]);
+      return;
+    }
+  switch (nv)
+    {
+      SUB_ROWS_CASE (1) SUB_ROWS_CASE (2) SUB_ROWS_CASE (3) SUB_ROWS_CASE (4)
+      SUB_ROWS_CASE (5) SUB_ROWS_CASE (6) SUB_ROWS_CASE (7) SUB_ROWS_CASE (8)
+      SUB_ROWS_CASE (9) SUB_ROWS_CASE (10) SUB_ROWS_CASE (11) SUB_ROWS_CASE (12)
+      SUB_ROWS_CASE (13) SUB_ROWS_CASE (14) SUB_ROWS_CASE (15) SUB_ROWS_CASE (16)
+    default:
+      g_assert_not_reached ();
+    }
+}
+
 static TARGET double
 sq_dist_avx512 (int n, const float *a, const float *b)
 {
@@ -473,6 +719,40 @@ sq_dist_avx512 (int n, const float *a, const float *b)
   sum = _mm512_reduce_add_pd (acc);
   for (; j < n; j++)
     sum += (double) (a[j] - b[j]) * (a[j] - b[j]);
+  return sum;
+}
+
+/* max (x, 0): the second operand for NaN and for -0, as the plain loop gives. */
+static TARGET void
+relu_avx512 (gsize n, const float *in, float *out)
+{
+  const __m512 zero = _mm512_setzero_ps ();
+  gsize j = 0;
+
+  for (; j + VEC <= n; j += VEC)
+    _mm512_storeu_ps (out + j, _mm512_max_ps (_mm512_loadu_ps (in + j), zero));
+  if (j < n)
+    {
+      __mmask16 m = (__mmask16) ((1u << (n - j)) - 1);
+      _mm512_mask_storeu_ps (out + j, m, _mm512_max_ps (_mm512_maskz_loadu_ps (m, in + j), zero));
+    }
+}
+
+static TARGET double
+sq_norm_avx512 (int n, const float *a)
+{
+  __m512d acc = _mm512_setzero_pd ();
+  double sum;
+  int j = 0;
+
+  for (; j + 8 <= n; j += 8)
+    {
+      __m512d d = _mm512_cvtps_pd (_mm256_loadu_ps (a + j));
+      acc = _mm512_fmadd_pd (d, d, acc);
+    }
+  sum = _mm512_reduce_add_pd (acc);
+  for (; j < n; j++)
+    sum += (double) a[j] * a[j];
   return sum;
 }
 
@@ -503,12 +783,16 @@ row_argmax_avx512 (int k, const float *row, int *best, float *second)
   if (nan)
     return FALSE;
   m = _mm512_reduce_max_ps (mx);
-  for (j = 0; j < k; j++)
+  for (j = 0; j + VEC <= k && at < 0; j += VEC)
+    {
+      __mmask16 eq = _mm512_cmp_ps_mask (_mm512_loadu_ps (row + j), _mm512_set1_ps (m), _CMP_EQ_OQ);
+
+      if (eq)
+        at = j + __builtin_ctz (eq);
+    }
+  for (; j < k && at < 0; j++)
     if (row[j] == m)
-      {
-        at = j;
-        break;
-      }
+      at = j;
   if (at < 0)
     return FALSE;
   /* the others: every value but the one at @at */
@@ -563,6 +847,24 @@ ps_conv_sub_scaled_sum (int n, int m, const float *v, const float *const *w, flo
 }
 
 void
+ps_conv_sub_scaled_rows (int n, int rows, const int *m, const float *v, const float *const *w,
+                         float *const *y)
+{
+#ifdef HAVE_AVX512_KERNELS
+  if (have_avx512 ())
+    {
+      if (n > 0)
+        sub_scaled_rows_avx512 (n, rows, m, v, w, y);
+      return;
+    }
+#endif
+  for (int r = 0; r < rows; v += m[r], w += m[r], r++)
+    for (int t = 0; t < m[r]; t++)
+      for (int j = 0; j < n; j++)
+        y[r][j] -= v[t] * w[t][j];
+}
+
+void
 ps_conv_row_argmax (int k, const float *row, int *best_out, float *margin)
 {
   int best = 0;
@@ -601,6 +903,33 @@ ps_conv_sq_dist (int n, const float *a, const float *b)
 #endif
   for (int j = 0; j < n; j++)
     sum += (double) (a[j] - b[j]) * (a[j] - b[j]);
+  return sum;
+}
+
+gboolean
+ps_conv_relu (gsize n, const float *in, float *out)
+{
+#ifdef HAVE_AVX512_KERNELS
+  if (have_avx512 ())
+    {
+      relu_avx512 (n, in, out);
+      return TRUE;
+    }
+#endif
+  return FALSE;
+}
+
+double
+ps_conv_sq_norm (int n, const float *a)
+{
+  double sum = 0;
+
+#ifdef HAVE_AVX512_KERNELS
+  if (have_avx512 ())
+    return sq_norm_avx512 (n, a);
+#endif
+  for (int j = 0; j < n; j++)
+    sum += (double) a[j] * a[j];
   return sum;
 }
 
@@ -645,16 +974,21 @@ ps_conv_can_sparse (const PsConvPack *p)
 gsize
 ps_conv_sparse_scratch_size (const PsConvPack *p)
 {
-  return p->K;
+  /* a group's inputs side by side, the nonzero inputs' indices, the union's masks */
+  return (gsize) p->K * (UNION_ROWS * sizeof (float) + sizeof (int))
+         + (p->K / VEC + 1) * sizeof (guint16);
 }
 
 void
 ps_conv_forward_sparse (const PsConvPack *p, int n, const float *x, gboolean relu,
-                        float *linear, float *out, int *idx)
+                        float *linear, float *out, gpointer scratch)
 {
   g_return_if_fail (p->sparse);
 #ifdef HAVE_AVX512_KERNELS
-  forward_sparse (p, n, x, relu, linear, out, idx);
+  float *xt = scratch;
+  int *idx = (int *) (gpointer) (xt + (gsize) p->K * UNION_ROWS);
+
+  forward_sparse (p, n, x, relu, linear, out, idx, xt, (__mmask16 *) (gpointer) (idx + p->K));
 #else
   g_assert_not_reached ();
 #endif

@@ -27,18 +27,19 @@ void         ps_conv_forward            (const PsConvPack *pack,
                                          float            *out);
 /* Whether ps_conv_forward_sparse() applies: a Dense layer whose weights are all finite. */
 gboolean     ps_conv_can_sparse         (const PsConvPack *pack);
-/* Ints of scratch ps_conv_forward_sparse() needs (one per input). */
+/* Bytes of scratch ps_conv_forward_sparse() needs. */
 gsize        ps_conv_sparse_scratch_size (const PsConvPack *pack);
-/* ps_conv_forward() image by image over the inputs that are not zero only: the same sums
- * in the same order, hence the same bits, and cheaper when most inputs are zero (as after
- * a ReLU). @idx is scratch. */
+/* ps_conv_forward() over the inputs that are not zero only: the same sums in the same
+ * order, hence the same bits, and cheaper when most inputs are zero (as after a ReLU).
+ * Successive images whose nonzero inputs mostly coincide go together, each weight read
+ * once for them all. @scratch holds ps_conv_sparse_scratch_size() bytes. */
 void         ps_conv_forward_sparse     (const PsConvPack *pack,
                                          int               n,
                                          const float      *x,
                                          gboolean          relu,
                                          float            *linear,
                                          float            *out,
-                                         int              *idx);
+                                         gpointer          scratch);
 /* Whether ps_conv_forward_pool() can do @pool on this convolution's output. */
 gboolean     ps_conv_can_pool           (const PsConvPack *pack,
                                          const PsLayer    *pool);
@@ -69,6 +70,14 @@ void         ps_conv_sub_scaled_sum     (int               n,
                                          const float      *v,
                                          const float *const *w,
                                          float            *y);
+/* ps_conv_sub_scaled_sum() on @rows vectors y[r] in turn, row r taking the next m[r] terms
+ * of @v and @w (the same bits). */
+void         ps_conv_sub_scaled_rows    (int               n,
+                                         int               rows,
+                                         const int        *m,
+                                         const float      *v,
+                                         const float *const *w,
+                                         float *const     *y);
 /* The first index of the largest of @k scores and, when @margin is not NULL, its gap to the
  * largest of the others (to -G_MAXFLOAT when there are none): the plain loop's results,
  * NaN included. */
@@ -81,5 +90,14 @@ void         ps_conv_row_argmax         (int               k,
 double       ps_conv_sq_dist            (int               n,
                                          const float      *a,
                                          const float      *b);
+
+/* out = max (in, 0) (+0 for NaN and -0) with the vector unit; FALSE when the CPU has
+ * none (nothing written). */
+gboolean     ps_conv_relu               (gsize             n,
+                                         const float      *in,
+                                         float            *out);
+/* The sum of a[j]^2 for j < n, in double. */
+double       ps_conv_sq_norm            (int               n,
+                                         const float      *a);
 
 G_END_DECLS

@@ -489,46 +489,46 @@ ps_dataset_peek_count (const char *path, int *n, GError **error)
   return TRUE;
 }
 
+/* Sixteen pixels at a time on GCC vectors (which -O2 does not do by itself here): every
+ * image of a pass goes through this. The same products as the plain loop. */
+typedef float PsPixels __attribute__ ((vector_size (64)));
+typedef guint8 PsPixelsU8 __attribute__ ((vector_size (16)));
+
 static void
 copy_image (const PsDataset *ds, int index, double scale, float *out)
 {
   const gsize img = (gsize) ds->h * ds->w * ds->c;
   const float s = (float) scale;
-
   gsize i = 0;
 
-  /* on x86-64 sixteen values at a time with SSE2, as GCC leaves these loops scalar; the
-   * same products */
   if (ds->u8 != NULL)
     {
       const guint8 *p = ds->u8 + (gsize) index * img;
-#ifdef __SSE2__
-      const __m128 vs = _mm_set1_ps (s);
-      const __m128i zero = _mm_setzero_si128 ();
 
       for (; i + 16 <= img; i += 16)
         {
-          __m128i b = _mm_loadu_si128 ((const __m128i *) (p + i));
-          __m128i lo = _mm_unpacklo_epi8 (b, zero), hi = _mm_unpackhi_epi8 (b, zero);
+          PsPixelsU8 v;
+          PsPixels f;
 
-          _mm_storeu_ps (out + i, _mm_mul_ps (_mm_cvtepi32_ps (_mm_unpacklo_epi16 (lo, zero)), vs));
-          _mm_storeu_ps (out + i + 4, _mm_mul_ps (_mm_cvtepi32_ps (_mm_unpackhi_epi16 (lo, zero)), vs));
-          _mm_storeu_ps (out + i + 8, _mm_mul_ps (_mm_cvtepi32_ps (_mm_unpacklo_epi16 (hi, zero)), vs));
-          _mm_storeu_ps (out + i + 12, _mm_mul_ps (_mm_cvtepi32_ps (_mm_unpackhi_epi16 (hi, zero)), vs));
+          memcpy (&v, p + i, sizeof v);
+          f = __builtin_convertvector (v, PsPixels) * s;
+          memcpy (out + i, &f, sizeof f);
         }
-#endif
       for (; i < img; i++)
         out[i] = p[i] * s;
     }
   else
     {
       const float *p = ds->f32 + (gsize) index * img;
-#ifdef __SSE2__
-      const __m128 vs = _mm_set1_ps (s);
 
-      for (; i + 4 <= img; i += 4)
-        _mm_storeu_ps (out + i, _mm_mul_ps (_mm_loadu_ps (p + i), vs));
-#endif
+      for (; i + 16 <= img; i += 16)
+        {
+          PsPixels f;
+
+          memcpy (&f, p + i, sizeof f);
+          f = f * s;
+          memcpy (out + i, &f, sizeof f);
+        }
       for (; i < img; i++)
         out[i] = p[i] * s;
     }

@@ -26,8 +26,8 @@ struct _PsPlan {
   gboolean      *skip;     /* pools already computed by their conv, during one run */
   gboolean       fused;
   gboolean      *sparse;   /* Dense layers whose inputs are mostly zeros */
-  int           *idx;      /* scratch of the sparse kernel, idx_len ints */
-  gsize          idx_len;
+  gpointer       sparse_scratch; /* of the sparse kernel, sparse_scratch_len bytes */
+  gsize          sparse_scratch_len;
 };
 
 static gboolean
@@ -129,7 +129,7 @@ ps_plan_free (PsPlan *p)
   g_free (p->keep_out);
   g_free (p->skip);
   g_free (p->sparse);
-  g_free (p->idx);
+  g_free (p->sparse_scratch);
   g_free (p->out);
   g_free (p->linear);
   g_free (p->owned);
@@ -184,6 +184,8 @@ relu (const float *in, float *out, gsize n)
   const PsVec4 zero = { 0 };
   gsize i = 0;
 
+  if (ps_conv_relu (n, in, out))
+    return;
   for (; i + 8 <= n; i += 8)
     {
       PsVec4 a, b;
@@ -395,7 +397,7 @@ forward_packed (PsPlan *p, int i, int n, const float *in, gboolean relu, float *
         nnz += in[j] != 0.0f;
       if (nnz * 3 <= total)
         {
-          ps_conv_forward_sparse (pack, n, in, relu, lin, out, p->idx);
+          ps_conv_forward_sparse (pack, n, in, relu, lin, out, p->sparse_scratch);
           return;
         }
     }
@@ -488,11 +490,11 @@ ps_plan_set_sparse (PsPlan *p, int layer)
   if (!ps_conv_can_sparse (p->packs[layer]))
     return;
   p->sparse[layer] = TRUE;
-  if (ps_conv_sparse_scratch_size (p->packs[layer]) > p->idx_len)
+  if (ps_conv_sparse_scratch_size (p->packs[layer]) > p->sparse_scratch_len)
     {
-      p->idx_len = ps_conv_sparse_scratch_size (p->packs[layer]);
-      g_free (p->idx);
-      p->idx = g_new (int, p->idx_len);
+      p->sparse_scratch_len = ps_conv_sparse_scratch_size (p->packs[layer]);
+      g_free (p->sparse_scratch);
+      p->sparse_scratch = g_malloc (p->sparse_scratch_len);
     }
 }
 

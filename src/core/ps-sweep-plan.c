@@ -1,9 +1,7 @@
 /* ps-sweep-plan.c: which layers carry a sweep's state. The "frontier" is the layers that
  * read the pruned layer linearly (a Conv2D, or a Dense through a Flatten): removing a channel
- * is a rank-one update of their linear outputs. Only the layers after them run again. When
- * the output is a Dense layer, its product is skipped for images whose class provably
- * cannot have changed: the scores move by at most |dh| * max_j |W_j - W_c| since the last
- * exact evaluation, which must stay below the margin between the best and second-best. */
+ * is a rank-one update of their linear outputs. Only the layers after them run again (the
+ * output layer only where ps-sweep-skip.c cannot prove the class unchanged). */
 #define G_LOG_DOMAIN "ps-sweep"
 
 #include "ps-sweep-private.h"
@@ -81,7 +79,34 @@ find_linear_fronts (PsSweep *s)
   return TRUE;
 }
 
-static void plan_output_skip (PsSweep *s);
+/* The window of every output position of a Conv2D front, inside the pruned layer. */
+static void
+plan_windows (PsSweep *s, Front *fr)
+{
+  const PsLayer *u = s->model->layers[fr->layer];
+  const PsShape L = s->lshape;
+  int npos = u->out.h * u->out.w, e = 0;
+
+  fr->win_start = g_new (int, npos + 1);
+  fr->win_in = g_new (int, (gsize) npos * u->kh * u->kw);
+  fr->win_tap = g_new (int, (gsize) npos * u->kh * u->kw);
+  for (int oy = 0, o = 0; oy < u->out.h; oy++)
+    for (int ox = 0; ox < u->out.w; ox++, o++)
+      {
+        fr->win_start[o] = e;
+        for (int ky = 0; ky < u->kh; ky++)
+          for (int kx = 0; kx < u->kw; kx++)
+            {
+              int y = oy * u->sh + ky - u->pad_top, x = ox * u->sw + kx - u->pad_left;
+
+              if (y < 0 || y >= L.h || x < 0 || x >= L.w)
+                continue;
+              fr->win_in[e] = y * L.w + x;
+              fr->win_tap[e++] = ky * u->kw + kx;
+            }
+      }
+  fr->win_start[npos] = e;
+}
 
 gboolean
 _ps_sweep_plan_structure (PsSweep *s, GError **error)
@@ -107,6 +132,9 @@ _ps_sweep_plan_structure (PsSweep *s, GError **error)
     }
   s->state_size = off;
   s->act_by_channel = s->fronts[0].kind != FRONT_MASK;
+  for (int f = 0; f < s->n_fronts; f++)
+    if (s->fronts[f].kind == FRONT_CONV)
+      plan_windows (s, &s->fronts[f]);
 
   s->run = g_new0 (gboolean, m->n_layers);
   for (int i = s->layer + 1; i < m->n_layers; i++)
@@ -120,42 +148,6 @@ _ps_sweep_plan_structure (PsSweep *s, GError **error)
       s->run[i] = fed && !reach[i]; /* fronts are filled from the state, not run */
       reach[i] |= fed;
     }
-  plan_output_skip (s);
+  _ps_sweep_skip_plan (s);
   return TRUE;
 }
-
-/* The output skip needs a Dense output run after the frontier; precomputes, per class c,
- * max_j |W_j - W_c| from the Gram matrix of the output kernel's columns. */
-static void
-plan_output_skip (PsSweep *s)
-{
-  const PsModel *m = s->model;
-  const PsLayer *o = m->layers[m->output];
-  int k = o->out.c, h = o->in.c;
-  g_autofree float *gram = NULL;
-
-  s->h_layer = -1;
-  /* The bound is on the scores the class is the argmax of: the linear output itself, or
-   * the logits under a softmax (which keeps their order). A ReLU or any clipping output
-   * makes ties the bound does not see, so such outputs are recomputed. */
-  if (o->kind != PS_LAYER_DENSE || !s->run[m->output]
-      || (o->activation != PS_ACT_LINEAR && o->activation != PS_ACT_SOFTMAX))
-    return;
-  gram = g_new (float, (gsize) k * k);
-  cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, k, k, h, 1.0f, o->kernel, k,
-               o->kernel, k, 0.0f, gram, k);
-  s->reach_out = g_new0 (double, k);
-  for (int c = 0; c < k; c++)
-    for (int j = 0; j < k; j++)
-      {
-        double d2 = (double) gram[(gsize) j * k + j] + gram[(gsize) c * k + c]
-                    - 2.0 * gram[(gsize) j * k + c];
-        s->reach_out[c] = MAX (s->reach_out[c], sqrt (MAX (d2, 0.0)));
-      }
-  for (int c = 0; c < k; c++)
-    s->reach_out[c] = s->reach_out[c] * 1.001 + 1e-6; /* room for float rounding */
-  s->h_layer = o->inputs[0];
-  s->h_size = h;
-  s->run[m->output] = FALSE; /* run by hand, for the images that need it */
-}
-

@@ -10,7 +10,10 @@
 G_BEGIN_DECLS
 
 #define PS_SWEEP_BATCH 64
-#define PS_SWEEP_MAX_TERMS 32 /* rank-one terms applied to a state vector at once */
+/* Steps per group: an image keeps its state in the cache through a group, and its rows for
+ * the group's steps go through the layers after the fronts together. */
+#define PS_SWEEP_GROUP 16
+#define PS_SWEEP_MAX_TERMS 256 /* rank-one terms applied to an image's state at once */
 
 typedef enum {
   FRONT_CONV,   /* a Conv2D reading the pruned layer */
@@ -23,9 +26,22 @@ typedef struct {
   int       layer;    /* model layer whose linear output (or output, for MASK) is the state */
   gsize     size;     /* floats per image */
   gsize     offset;   /* within an image's state */
+  /* FRONT_CONV: the inputs under each output position's window, in the window's order:
+   * output position o reads win_in[e] (a position of the pruned layer) with kernel tap
+   * win_tap[e] (ky * kw + kx) for e in win_start[o] .. win_start[o + 1] - 1 */
+  int      *win_start;
+  int      *win_in;
+  int      *win_tap;
 } Front;
 
 typedef struct _PsSweepFeed PsSweepFeed;
+
+/* What the output skip keeps of an image's last exact scores (ps-sweep-skip.c). */
+typedef struct {
+  float   gap;    /* best score minus the best of the other classes */
+  float   h_norm; /* |href| */
+  int     best;
+} PsSkipRecord;
 
 typedef struct {
   const PsDataset *ds;      /* only during its first pass (a stream's: no pixels) */
@@ -38,7 +54,7 @@ typedef struct {
                              * channel of a block of images */
   float           *state;   /* n x state_size: frontier values */
   float           *href;    /* n x h_size: output layer input at the last exact scores */
-  float           *margin;  /* n: best minus second-best score then */
+  PsSkipRecord    *skip;    /* n: what the output skip needs of those scores */
   guint16         *preds;   /* n_steps x n */
   guint64         *active;  /* n: bit c set when channel c is active (<= 64 channels) */
   double          *sums;    /* workers x channels, for the channel means */
@@ -64,6 +80,9 @@ struct _PsSweep {
   int            h_layer;   /* input of the output layer, when its skip applies; else -1 */
   gsize          h_size;
   double        *reach_out; /* per class c: max_j |W_j - W_c| of the output kernel */
+  double        *w_norm;    /* per class c: |W_c| */
+  double         max_w_norm, max_bias;
+  double         gamma;     /* relative rounding bound of one score */
   gboolean       finished;
   gboolean       ordered;   /* the order is chosen: no more sets can be added */
   int            next_step; /* steps done so far (a cancelled finish goes on from here) */
@@ -110,5 +129,16 @@ gboolean     _ps_sweep_feed_finish  (PsSweepFeed     *feed,
                                      GError         **error);
 void      _ps_sweep_report         (PsSweep           *s,
                                     const PsSweepStep *step);
+/* ps-sweep-skip.c */
+void      _ps_sweep_skip_plan      (PsSweep           *s);
+int       _ps_sweep_skip_record    (const PsSweep     *s,
+                                    SetData           *d,
+                                    int                i,
+                                    const float       *h,
+                                    const float       *z);
+gboolean  _ps_sweep_skip_holds     (const PsSweep     *s,
+                                    const SetData     *d,
+                                    int                i,
+                                    const float       *h);
 
 G_END_DECLS

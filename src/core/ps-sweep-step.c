@@ -63,7 +63,6 @@ first_pass_batch (int worker, int task, gpointer data)
   gsize asz = ps_shape_size (s->lshape);
   int start = task * PS_SWEEP_BATCH, count = MIN (PS_SWEEP_BATCH, d->n - start);
   int classes[PS_SWEEP_BATCH];
-  float margins[PS_SWEEP_BATCH];
   double *sums = d->sums + (gsize) worker * s->n_channels;
   const float *act;
 
@@ -88,7 +87,13 @@ first_pass_batch (int worker, int task, gpointer data)
       ps_plan_set_input (plan, NULL);
       _ps_sweep_feed_release (d->feed, task);
     }
-  ps_plan_argmax_margin (plan, count, classes, margins);
+  if (s->h_layer >= 0)
+    for (int b = 0; b < count; b++)
+      classes[b] = _ps_sweep_skip_record (s, d, start + b,
+                                          ps_plan_output (plan, s->h_layer) + (gsize) b * s->h_size,
+                                          ps_plan_output (plan, s->model->output) + (gsize) b * s->n_classes);
+  else
+    ps_plan_argmax (plan, count, classes);
 
   act = ps_plan_output (plan, s->layer);
   if (s->act_by_channel)
@@ -136,12 +141,6 @@ first_pass_batch (int worker, int task, gpointer data)
                   sizeof (float) * fr->size);
         }
     }
-  if (s->h_layer >= 0)
-    {
-      memcpy (d->href + (gsize) start * s->h_size, ps_plan_output (plan, s->h_layer),
-              sizeof (float) * count * s->h_size);
-      memcpy (d->margin + start, margins, sizeof (float) * count);
-    }
   g_atomic_int_inc (&s->done_batches);
   if (worker == 0)
     _ps_sweep_report (s, NULL);
@@ -158,9 +157,9 @@ alloc_set (PsSweep *s, SetData *d, GError **error)
   if (s->h_layer >= 0)
     {
       d->href = g_try_malloc (n * s->h_size * sizeof (float));
-      d->margin = g_try_malloc (n * sizeof (float));
+      d->skip = g_try_malloc (n * sizeof (PsSkipRecord));
     }
-  if (d->act == NULL || d->state == NULL || (s->h_layer >= 0 && (d->href == NULL || d->margin == NULL)))
+  if (d->act == NULL || d->state == NULL || (s->h_layer >= 0 && (d->href == NULL || d->skip == NULL)))
     {
       g_set_error (error, PS_ERROR, PS_ERROR_FILE, "not enough memory for the sweep of %d images", d->n);
       return FALSE;
@@ -225,11 +224,14 @@ channel_of (const PsSweep *s, const SetData *d, int i, int c)
 }
 
 /* Subtracts channel @c's contribution of one image from its frontier state; @act is that
- * channel of the image (read by fronts other than MASK). */
+ * channel of the image (read by fronts other than MASK). The terms are gathered without
+ * branching on the zeros (a zero input is skipped: its term would subtract exactly 0),
+ * then applied at once. */
 static void
 remove_channel (PsSweep *s, const float *act, float *state, int c)
 {
   const PsShape L = s->lshape;
+  const int hw = L.h * L.w;
 
   for (int f = 0; f < s->n_fronts; f++)
     {
@@ -238,137 +240,177 @@ remove_channel (PsSweep *s, const float *act, float *state, int c)
       float *st = state + fr->offset;
       float v[PS_SWEEP_MAX_TERMS];
       const float *w[PS_SWEEP_MAX_TERMS];
-      int m = 0;
+      int m[PS_SWEEP_MAX_TERMS];
+      float *y[PS_SWEEP_MAX_TERMS];
+      int t = 0, rows = 0;
 
       if (fr->kind == FRONT_MASK)
         {
-          for (int p = 0; p < L.h * L.w; p++)
+          for (int p = 0; p < hw; p++)
             st[(gsize) p * L.c + c] = 0.0f;
           continue;
         }
       if (fr->kind == FRONT_DENSE)
         {
           /* every position of the channel in turn, as the rows come */
-          for (int p = 0; p < L.h * L.w; p++)
+          for (int p = 0; p < hw; p++)
             {
-              if (act[p] == 0.0f)
-                continue;
-              v[m] = act[p];
-              w[m++] = u->kernel + ((gsize) p * L.c + c) * u->out.c;
-              if (m == PS_SWEEP_MAX_TERMS)
+              v[t] = act[p];
+              w[t] = u->kernel + ((gsize) p * L.c + c) * u->out.c;
+              t += act[p] != 0.0f;
+              if (t == PS_SWEEP_MAX_TERMS || p == hw - 1)
                 {
-                  ps_conv_sub_scaled_sum (u->out.c, m, v, w, st);
-                  m = 0;
+                  ps_conv_sub_scaled_rows (u->out.c, 1, &t, v, w, &st);
+                  t = 0;
                 }
             }
-          if (m > 0)
-            ps_conv_sub_scaled_sum (u->out.c, m, v, w, st);
           continue;
         }
       /* Conv: each output position gets the terms of the inputs under its window, in the
-       * order of those inputs (row by row), as an input-by-input loop would give them. */
-      for (int oy = 0; oy < u->out.h; oy++)
-        for (int ox = 0; ox < u->out.w; ox++)
-          {
-            m = 0;
-            for (int ky = 0; ky < u->kh; ky++)
-              for (int kx = 0; kx < u->kw; kx++)
-                {
-                  int y = oy * u->sh + ky - u->pad_top, x = ox * u->sw + kx - u->pad_left;
-                  float a;
+       * order of those inputs (row by row), as an input-by-input loop would give them. A
+       * position may take its terms in two parts: the same operations in the same order. */
+      for (int o = 0; o < u->out.h * u->out.w; o++)
+        {
+          int t0 = t;
 
-                  if (y < 0 || y >= L.h || x < 0 || x >= L.w)
-                    continue;
-                  a = act[(gsize) y * L.w + x];
-                  if (a == 0.0f)
-                    continue;
-                  if (m == PS_SWEEP_MAX_TERMS)
-                    {
-                      ps_conv_sub_scaled_sum (u->out.c, m, v, w, st + ((gsize) oy * u->out.w + ox) * u->out.c);
-                      m = 0;
-                    }
-                  v[m] = a;
-                  w[m++] = u->kernel + (((gsize) ky * u->kw + kx) * L.c + c) * u->out.c;
+          for (int e = fr->win_start[o]; e < fr->win_start[o + 1]; e++)
+            {
+              float a = act[fr->win_in[e]];
+
+              v[t] = a;
+              w[t] = u->kernel + ((gsize) fr->win_tap[e] * L.c + c) * u->out.c;
+              t += a != 0.0f;
+              if (t == PS_SWEEP_MAX_TERMS)
+                {
+                  m[rows] = t - t0;
+                  y[rows++] = st + (gsize) o * u->out.c;
+                  ps_conv_sub_scaled_rows (u->out.c, rows, m, v, w, y);
+                  t = t0 = rows = 0;
                 }
-            if (m > 0)
-              ps_conv_sub_scaled_sum (u->out.c, m, v, w, st + ((gsize) oy * u->out.w + ox) * u->out.c);
-          }
+            }
+          if (t > t0)
+            {
+              m[rows] = t - t0;
+              y[rows++] = st + (gsize) o * u->out.c;
+            }
+        }
+      if (rows > 0)
+        ps_conv_sub_scaled_rows (u->out.c, rows, m, v, w, y);
     }
 }
 
-/* Scores only the batch rows whose class may have changed; the others keep theirs. */
+/* A plan row of a block of steps: which image, at which step. */
+typedef struct {
+  int image;
+  int step;
+} RowRef;
+
+/* The class of each row whose class may have changed (-1 for the others: they keep the
+ * class of the step before). A row is scored unless ps-sweep-skip.c proves its class
+ * unchanged since the image was last scored; the rows of an image come in step order, and
+ * once one is scored the image's later rows are too (their reference moved). */
 static void
-score_batch (PsSweep *s, SetData *d, PsPlan *plan, int step, const int *rows, int count)
+score_rows (PsSweep *s, SetData *d, PsPlan *plan, const RowRef *refs, int count, int *cls)
 {
   float *h = ps_plan_output (plan, s->h_layer);
-  const guint16 *prev = d->preds + (gsize) (step - 1) * d->n;
   int pick[PS_SWEEP_BATCH], n_pick = 0;
-  int classes[PS_SWEEP_BATCH];
-  float margins[PS_SWEEP_BATCH];
 
-  for (int b = 0; b < count; b++)
+  for (int r = 0; r < count; r++)
     {
-      int i = rows[b];
-      const float *hr = d->href + (gsize) i * s->h_size, *hb = h + (gsize) b * s->h_size;
-      double dist = ps_conv_sq_dist ((int) s->h_size, hb, hr);
+      int i = refs[r].image;
+      const float *hb = h + (gsize) r * s->h_size;
+      gboolean scored_before = n_pick > 0 && refs[pick[n_pick - 1]].image == i;
 
-      if (sqrt (dist) * s->reach_out[prev[i]] < d->margin[i])
+      cls[r] = -1;
+      if (!scored_before && _ps_sweep_skip_holds (s, d, i, hb))
         continue;
-      /* Compact the rows to score at the front of the buffer (n_pick <= b). */
-      if (n_pick != b)
+      /* Compact the rows to score at the front of the buffer (n_pick <= r). */
+      if (n_pick != r)
         memmove (h + (gsize) n_pick * s->h_size, hb, sizeof (float) * s->h_size);
-      pick[n_pick++] = b;
+      pick[n_pick++] = r;
     }
   if (n_pick == 0)
     return;
   ps_plan_run_layer (plan, s->model->output, n_pick);
-  ps_plan_argmax_margin (plan, n_pick, classes, margins);
-  for (int r = 0; r < n_pick; r++)
-    {
-      int i = rows[pick[r]];
-      d->preds[(gsize) step * d->n + i] = (guint16) classes[r];
-      d->margin[i] = margins[r];
-      memcpy (d->href + (gsize) i * s->h_size, h + (gsize) r * s->h_size, sizeof (float) * s->h_size);
-    }
+  for (int k = 0; k < n_pick; k++)
+    cls[pick[k]] = _ps_sweep_skip_record (s, d, refs[pick[k]].image, h + (gsize) k * s->h_size,
+                                          ps_plan_output (plan, s->model->output)
+                                          + (gsize) k * s->n_classes);
 }
 
+/* Runs the layers after the fronts on the @count rows filled for images @from .. @to-1 and
+ * steps @first .. @last-1, and writes those images' classes at those steps. */
 static void
-update_rows (PsSweep *s, SetData *d, int worker, int step, int channel, const int *rows,
-             int count)
+finish_rows (PsSweep *s, SetData *d, PsPlan *plan, int first, int last, int from, int to,
+             const RowRef *refs, int count)
 {
-  PsPlan *plan = worker_plan (s, worker);
-  int classes[PS_SWEEP_BATCH];
+  int cls[PS_SWEEP_BATCH];
+  int r = 0;
 
-  for (int b = 0; b < count; b++)
+  if (count > 0)
     {
-      float *st = d->state + (gsize) rows[b] * s->state_size;
+      ps_plan_run_layers (plan, count, s->run);
+      if (s->h_layer >= 0)
+        score_rows (s, d, plan, refs, count, cls);
+      else
+        ps_plan_argmax (plan, count, cls);
+    }
+  for (int i = from; i < to; i++)
+    for (int step = first; step < last; step++)
+      {
+        guint16 *p = d->preds + (gsize) step * d->n + i;
 
-      remove_channel (s, s->act_by_channel ? channel_of (s, d, rows[b], channel) : NULL, st, channel);
-      /* the fronts' outputs straight from the state (their linear buffers are not read) */
-      for (int f = 0; f < s->n_fronts; f++)
+        if (r < count && refs[r].image == i && refs[r].step == step)
+          {
+            *p = cls[r] >= 0 ? (guint16) cls[r] : p[-(gssize) d->n];
+            r++;
+          }
+        else
+          *p = p[-(gssize) d->n];
+      }
+}
+
+/* Whether channel @c of image @i is active (not all zeros). */
+static gboolean
+channel_active (const PsSweep *s, const SetData *d, int i, int c)
+{
+  const PsShape L = s->lshape;
+  const float *a;
+  gsize stride;
+
+  if (d->active != NULL)
+    return (d->active[i] >> c) & 1;
+  a = s->act_by_channel ? channel_of (s, d, i, c) : d->act + (gsize) i * ps_shape_size (L) + c;
+  stride = s->act_by_channel ? 1 : (gsize) L.c;
+  for (int p = 0; p < L.h * L.w; p++)
+    if (a[p * stride] != 0.0f)
+      return TRUE;
+  return FALSE;
+}
+
+/* Removes the step's channel from image @i's state and writes the fronts' outputs into
+ * plan row @row. */
+static void
+step_image (PsSweep *s, SetData *d, PsPlan *plan, int i, int channel, int row)
+{
+  float *st = d->state + (gsize) i * s->state_size;
+
+  remove_channel (s, s->act_by_channel ? channel_of (s, d, i, channel) : NULL, st, channel);
+  /* the fronts' outputs straight from the state (their linear buffers are not read) */
+  for (int f = 0; f < s->n_fronts; f++)
+    {
+      const Front *fr = &s->fronts[f];
+      float *dst = ps_plan_output (plan, fr->layer) + (gsize) row * fr->size;
+
+      if (fr->kind == FRONT_MASK)
+        memcpy (dst, st + fr->offset, sizeof (float) * fr->size);
+      else
         {
-          const Front *fr = &s->fronts[f];
-          float *dst = ps_plan_output (plan, fr->layer) + (gsize) b * fr->size;
+          const PsLayer *u = s->model->layers[fr->layer];
 
-          if (fr->kind == FRONT_MASK)
-            memcpy (dst, st + fr->offset, sizeof (float) * fr->size);
-          else
-            {
-              const PsLayer *u = s->model->layers[fr->layer];
-
-              ps_activation_apply (u->activation, u->out.h * u->out.w, u->out.c, st + fr->offset, dst);
-            }
+          ps_activation_apply (u->activation, u->out.h * u->out.w, u->out.c, st + fr->offset, dst);
         }
     }
-  ps_plan_run_layers (plan, count, s->run);
-  if (s->h_layer >= 0)
-    {
-      score_batch (s, d, plan, step, rows, count);
-      return;
-    }
-  ps_plan_argmax (plan, count, classes);
-  for (int b = 0; b < count; b++)
-    d->preds[(gsize) step * d->n + rows[b]] = (guint16) classes[b];
 }
 
 typedef struct {
@@ -377,56 +419,48 @@ typedef struct {
   int      tasks[PS_N_SETS + 1];  /* blocks of images before each set */
 } StepsJob;
 
-/* Steps first .. last-1 on one block of images: the block's state stays in the cache
- * from one step to the next. */
+/* Steps first .. last-1 on one block of images, image by image: an image's state stays in
+ * the cache from one step to the next, and its rows for successive steps sit side by side
+ * in the plan, where the Dense layers after the fronts, reading mostly zeros in nearly the
+ * same places, take them together (ps_conv_forward_sparse). */
 static void
 steps_block (int worker, int task, gpointer data)
 {
   StepsJob *job = data;
   PsSweep *s = job->s;
-  const PsShape L = s->lshape;
-  gsize asz = ps_shape_size (L);
-  int k = 0, start, end;
+  PsPlan *plan = worker_plan (s, worker);
+  int k = 0, start, end, from, count = 0;
   SetData *d;
-  int rows[PS_SWEEP_BATCH];
+  RowRef refs[PS_SWEEP_BATCH];
 
+  G_STATIC_ASSERT (PS_SWEEP_GROUP <= PS_SWEEP_BATCH);
   while (task >= job->tasks[k + 1])
     k++;
   d = &s->sets[k];
   start = (task - job->tasks[k]) * PS_SWEEP_BATCH;
   end = MIN (start + PS_SWEEP_BATCH, d->n);
-  for (int step = job->first; step < job->last; step++)
+  from = start;
+  for (int i = start; i < end; i++)
     {
-      int channel = s->order[step - 1], count = 0;
+      int steps[PS_SWEEP_GROUP], n = 0;
 
-      memcpy (d->preds + (gsize) step * d->n + start, d->preds + (gsize) (step - 1) * d->n + start,
-              sizeof (guint16) * (end - start));
-      /* Only images where the channel is active can change. */
-      if (d->active != NULL)
+      /* Only the steps whose channel is active in the image can change it. */
+      for (int step = job->first; step < job->last; step++)
+        if (channel_active (s, d, i, s->order[step - 1]))
+          steps[n++] = step;
+      if (count + n > PS_SWEEP_BATCH)
         {
-          guint64 bit = G_GUINT64_CONSTANT (1) << channel;
-
-          for (int i = start; i < end; i++)
-            if (d->active[i] & bit)
-              rows[count++] = i;
+          finish_rows (s, d, plan, job->first, job->last, from, i, refs, count);
+          from = i;
+          count = 0;
         }
-      else
-        for (int i = start; i < end; i++)
-          {
-            const float *a = s->act_by_channel ? channel_of (s, d, i, channel)
-                                               : d->act + (gsize) i * asz + channel;
-            gsize stride = s->act_by_channel ? 1 : (gsize) L.c;
-
-            for (int p = 0; p < L.h * L.w; p++)
-              if (a[p * stride] != 0.0f)
-                {
-                  rows[count++] = i;
-                  break;
-                }
-          }
-      if (count > 0)
-        update_rows (s, d, worker, step, channel, rows, count);
+      for (int t = 0; t < n; t++, count++)
+        {
+          step_image (s, d, plan, i, s->order[steps[t] - 1], count);
+          refs[count] = (RowRef) { i, steps[t] };
+        }
     }
+  finish_rows (s, d, plan, job->first, job->last, from, end, refs, count);
 }
 
 void

@@ -12,9 +12,6 @@
 #include <math.h>
 #include <string.h>
 
-/* Steps per group: a block of images keeps its state in the cache through a group. */
-#define SWEEP_GROUP 16
-
 static void
 set_data_clear (SetData *d)
 {
@@ -23,7 +20,7 @@ set_data_clear (SetData *d)
   g_free (d->act);
   g_free (d->labels);
   g_free (d->href);
-  g_free (d->margin);
+  g_free (d->skip);
   g_free (d->preds);
   g_free (d->active);
   g_free (d->sums);
@@ -46,7 +43,14 @@ ps_sweep_free (PsSweep *s)
   g_free (s->layer_name);
   g_free (s->order);
   g_free (s->run);
+  for (int f = 0; f < s->n_fronts; f++)
+    {
+      g_free (s->fronts[f].win_start);
+      g_free (s->fronts[f].win_in);
+      g_free (s->fronts[f].win_tap);
+    }
   g_free (s->reach_out);
+  g_free (s->w_norm);
   g_free (s->steps);
   g_free (s);
 }
@@ -218,7 +222,7 @@ release_caches (PsSweep *s)
       d->state = NULL;
       g_clear_pointer (&d->act, g_free);
       g_clear_pointer (&d->href, g_free);
-      g_clear_pointer (&d->margin, g_free);
+      g_clear_pointer (&d->skip, g_free);
       g_clear_pointer (&d->active, g_free);
       g_clear_pointer (&d->labels, g_free);
     }
@@ -267,7 +271,7 @@ ps_sweep_finish (PsSweep *s, PsSweepProgress progress, gpointer user_data,
       if (s->n_reported == s->next_step)
         {
           int first = s->next_step;
-          int last = first == 0 ? 1 : MIN (first + SWEEP_GROUP, s->n_steps);
+          int last = first == 0 ? 1 : MIN (first + PS_SWEEP_GROUP, s->n_steps);
 
           if (g_cancellable_set_error_if_cancelled (cancellable, error))
             return FALSE;
