@@ -7,6 +7,7 @@
 
 #include "ps-h5.h"
 #include "ps-infer.h"
+#include "ps-parallel.h"
 #include "ps-plan.h"
 #include "ps-repaired.h"
 #include "ps-sweep.h"
@@ -421,16 +422,21 @@ test_progress_over_sets (Fixture *f, gconstpointer data)
 
 /* ---- sets read a chunk at a time ---- */
 
-/* The fixture's sets as files: the validation set grown to 1,000 images (more chunks
- * than the reader has buffers, and a last batch of 40) as fractions, stored float; the
- * clean test set 8-bit; the poisoned set float. @tag names the files. */
-static const int set_files_n[PS_N_SETS] = { 1000, 200, 150 };
+/* The fixture's sets as files: the validation set grown (more chunks than the reader has
+ * buffers, and a last batch of 40) as fractions, stored float; the clean test set 8-bit;
+ * the poisoned set float. @tag names the files. */
+/* The validation set is grown to 1,000 images, or to 8 batches per worker where there are
+ * more than 2, so that a cancel at the first progress report falls mid-pass. */
+static int set_files_n[PS_N_SETS] = { 1000, 200, 150 };
 
 static void
 write_set_files (Fixture *f, const char *tag, char *paths[PS_N_SETS])
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (PsDataset) big = ps_test_random_data (f->model, set_files_n[PS_SET_VALID], 1);
+  g_autoptr (PsDataset) big = NULL;
+
+  set_files_n[PS_SET_VALID] = MAX (1000, 8 * 64 * ps_parallel_n_workers () + 40);
+  big = ps_test_random_data (f->model, set_files_n[PS_SET_VALID], 1);
 
   for (int k = 0; k < PS_N_SETS; k++)
     {

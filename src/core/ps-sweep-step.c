@@ -67,7 +67,13 @@ first_pass_batch (int worker, int task, gpointer data)
   const float *act;
 
   if (g_cancellable_is_cancelled (s->cancellable))
-    return;
+    {
+      /* a skipped batch counts as done for the reader, which may be waiting for its
+       * chunk's buffer while other workers wait for a later chunk */
+      if (d->feed != NULL)
+        _ps_sweep_feed_release (d->feed, task);
+      return;
+    }
   plan = worker_plan (s, worker);
   if (d->feed == NULL)
     {
