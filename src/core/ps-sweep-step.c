@@ -185,8 +185,6 @@ _ps_sweep_first_pass (PsSweep *s, SetData *d, GError **error)
 {
   PassJob job = { s, d };
 
-  gboolean fed = TRUE;
-
   if (!alloc_set (s, d, error))
     return FALSE;
   if (d->stream != NULL)
@@ -201,14 +199,15 @@ _ps_sweep_first_pass (PsSweep *s, SetData *d, GError **error)
     {
       g_autoptr (GError) feed_error = NULL;
 
-      fed = _ps_sweep_feed_finish (g_steal_pointer (&d->feed), &feed_error);
-      if (!fed && !g_cancellable_is_cancelled (s->cancellable))
+      /* a cancelled pass says so, whatever the reading said */
+      if (!_ps_sweep_feed_finish (g_steal_pointer (&d->feed), &feed_error)
+          && !g_cancellable_is_cancelled (s->cancellable))
         {
           g_propagate_error (error, g_steal_pointer (&feed_error));
           return FALSE;
         }
     }
-  if (g_cancellable_set_error_if_cancelled (s->cancellable, error) || !fed)
+  if (g_cancellable_set_error_if_cancelled (s->cancellable, error))
     return FALSE;
   /* the calling thread may have run none of the batches (a busy machine) */
   _ps_sweep_report (s, NULL);
