@@ -5,6 +5,9 @@
 #include "ps-dataset-private.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 typedef float v4sf __attribute__ ((vector_size (16)));
 typedef int v4si __attribute__ ((vector_size (16)));
@@ -22,10 +25,21 @@ load4 (const float *p)
 static inline v4sf
 load4_u8 (const guint8 *p)
 {
+#ifdef __SSE2__
+  /* GCC's generic widening picks the bytes out one by one; SSE2 unpacks them */
+  int word;
+  __m128i zero = _mm_setzero_si128 ();
+  __m128i b;
+
+  memcpy (&word, p, sizeof word);
+  b = _mm_cvtsi32_si128 (word);
+  return (v4sf) _mm_cvtepi32_ps (_mm_unpacklo_epi16 (_mm_unpacklo_epi8 (b, zero), zero));
+#else
   v4qu v;
 
   memcpy (&v, p, sizeof v);
   return __builtin_convertvector (__builtin_convertvector (v, v4si), v4sf);
+#endif
 }
 
 /* Pixels p .. p+3 of the three planes as r g b r g b ...: six shuffles and three stores
