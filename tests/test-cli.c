@@ -956,8 +956,10 @@ test_bad_data (void)
   g_autofree char *truncated = tmp_path ("truncated-data.h5");
   g_autofree char *contents = NULL;
   g_autofree guint8 *px = g_new0 (guint8, 4 * 8 * 8 * 3);
+  g_autofree char *nan = tmp_path ("nan-late.h5");
+  g_autofree char *damaged = tmp_path ("damaged-chunk.h5");
   const int few[] = { 0, 1, 2, 3 };
-  const char *bad[] = { small, labels, text, truncated };
+  const char *bad[] = { small, labels, text, truncated, nan, damaged };
   gsize len;
 
   /* images that do not fit the model */
@@ -975,6 +977,22 @@ test_bad_data (void)
   }
   g_assert_true (g_file_get_contents (in->sets[PS_SET_TEST], &contents, &len, NULL));
   g_assert_true (g_file_set_contents (truncated, contents, len / 2, NULL));
+  /* found while B already runs over the set, the file read a chunk at a time: a pixel
+   * that is not a number in the last chunk, a chunk that does not inflate */
+  memset (contents + len / 2, 0x55, 256);
+  g_assert_true (g_file_set_contents (damaged, contents, len, NULL));
+  {
+    g_autoptr (PsDataset) ds = ps_test_random_data (in->m, 300, 5);
+    g_autoptr (GError) error = NULL;
+    gsize values = (gsize) ds->n * ds->h * ds->w * ds->c;
+
+    ds->f32 = g_new (float, values);
+    for (gsize i = 0; i < values; i++)
+      ds->f32[i] = ds->u8[i] / 2.0f;
+    g_clear_pointer (&ds->u8, g_free);
+    ds->f32[values - 5] = NAN;
+    g_assert_true (ps_dataset_save (ds, nan, &error));
+  }
   g_assert_cmpint (shape.h, !=, 8);
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ps-dataset.h"
+#include "ps-dataset-stream.h"
 #include "ps-h5.h"
 #include "ps-test-util.h"
 
@@ -688,7 +689,216 @@ test_save_replace (void)
   g_assert_true (g_file_test (inside, G_FILE_TEST_IS_REGULAR));
 }
 
+/* ---- streams: a set read a chunk at a time ---- */
+
+/* @path through a stream, read in pieces of several sizes and at several scales, gives
+ * the very bits the loaded set's batches give; its header is the loaded set's. */
+static void
+assert_stream_same (const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsDataset) ds = load_ok (path);
+  g_autoptr (PsDatasetStream) st = ps_dataset_stream_open (path, &error);
+  const PsDataset *h;
+  const gsize img = (gsize) ds->h * ds->w * ds->c;
+  const double scales[] = { 1.0, 1.0 / 255, 0.3 };
+  const int pieces[] = { 1, 7, 64, 256, 300, ds->n };
+  g_autofree float *want = g_new (float, img * ds->n);
+  g_autofree float *got = g_new (float, img * ds->n);
+
+  g_assert_no_error (error);
+  h = ps_dataset_stream_header (st);
+  g_assert_cmpint (h->n, ==, ds->n);
+  g_assert_cmpint (h->h, ==, ds->h);
+  g_assert_cmpint (h->w, ==, ds->w);
+  g_assert_cmpint (h->c, ==, ds->c);
+  g_assert_null (h->u8);
+  g_assert_null (h->f32);
+  g_assert_cmpstr (h->path, ==, path);
+  g_assert_cmpmem (h->labels, sizeof (int) * h->n, ds->labels, sizeof (int) * ds->n);
+  g_assert_true ((h->clean_labels == NULL) == (ds->clean_labels == NULL));
+  if (h->clean_labels != NULL)
+    g_assert_cmpmem (h->clean_labels, sizeof (int) * h->n, ds->clean_labels, sizeof (int) * ds->n);
+  for (guint k = 0; k < G_N_ELEMENTS (scales); k++)
+    {
+      ps_dataset_get_batch (ds, 0, ds->n, scales[k], want);
+      for (guint p = 0; p < G_N_ELEMENTS (pieces); p++)
+        {
+          memset (got, 0xff, sizeof (float) * img * ds->n);
+          for (int start = 0; start < ds->n; start += pieces[p])
+            {
+              g_assert_true (ps_dataset_stream_read (st, start, MIN (pieces[p], ds->n - start),
+                                                     scales[k], got + start * img, &error));
+              g_assert_no_error (error);
+            }
+          g_assert_cmpmem (got, sizeof (float) * img * ds->n, want, sizeof (float) * img * ds->n);
+        }
+      /* in any order: the last image, then the first */
+      g_assert_true (ps_dataset_stream_read (st, ds->n - 1, 1, scales[k], got, &error));
+      g_assert_cmpmem (got, sizeof (float) * img, want + (ds->n - 1) * img, sizeof (float) * img);
+      g_assert_true (ps_dataset_stream_read (st, 0, 1, scales[k], got, &error));
+      g_assert_cmpmem (got, sizeof (float) * img, want, sizeof (float) * img);
+    }
+}
+
+/* @s channels-last, as @ftype */
+static void
+lab_set_write_hwc (const LabSet *s, const char *path, hid_t ftype)
+{
+  g_autofree double *hwc = g_new (double, (gsize) s->n * s->h * s->w * s->c);
+  hsize_t dims[4] = { s->n, s->h, s->w, s->c };
+
+  for (int i = 0; i < s->n; i++)
+    for (int y = 0; y < s->h; y++)
+      for (int x = 0; x < s->w; x++)
+        for (int c = 0; c < s->c; c++)
+          hwc[(((gsize) i * s->h + y) * s->w + x) * s->c + c] = *lab_at (s, i, c, y, x);
+  write_h5 (path, ftype, 4, dims, hwc, s->labels, s->n);
+}
+
+static void
+test_stream_same (void)
+{
+  const struct {
+    const char *name;
+    hid_t       ftype;
+    double      div;     /* 1: whole numbers (8-bit storage once loaded), else fractions */
+    int         n, c, h, w;  /* sides of 4 x 5 and 7 x 7 pixels: whole vectors of four
+                              * pixels, and one pixel after them */
+    gboolean    hwc;
+  } files[] = {
+    { "s-f64-whole.h5", H5T_IEEE_F64LE, 1, 300, 3, 5, 4, FALSE },
+    { "s-f64-frac.h5", H5T_IEEE_F64LE, 4, 301, 3, 7, 7, FALSE },
+    { "s-f32-whole.h5", H5T_IEEE_F32LE, 1, 257, 3, 7, 7, FALSE },
+    { "s-f32-frac.h5", H5T_IEEE_F32LE, 3, 65, 3, 5, 4, FALSE },
+    { "s-u8-chw.h5", H5T_STD_U8LE, 1, 513, 3, 5, 4, FALSE },
+    { "s-u8-chw-7.h5", H5T_STD_U8LE, 1, 70, 3, 7, 7, FALSE },
+    { "s-u8-hwc.h5", H5T_STD_U8LE, 1, 63, 3, 7, 7, TRUE },
+    { "s-f32-hwc.h5", H5T_IEEE_F32LE, 7, 129, 3, 5, 4, TRUE },
+    { "s-f64-hwc-whole.h5", H5T_IEEE_F64LE, 1, 5, 3, 7, 7, TRUE },
+    { "s-gray.h5", H5T_IEEE_F32LE, 2, 33, 1, 7, 7, FALSE },
+    { "s-u8-gray.h5", H5T_STD_U8LE, 1, 3, 1, 5, 4, TRUE },
+  };
+
+  for (guint k = 0; k < G_N_ELEMENTS (files); k++)
+    {
+      g_autofree char *path = tmp_path (files[k].name);
+      g_autoptr (LabSet) s = lab_set_new (files[k].n, files[k].c, files[k].h, files[k].w,
+                                          files[k].div);
+
+      g_test_message ("%s", files[k].name);
+      if (files[k].hwc)
+        lab_set_write_hwc (s, path, files[k].ftype);
+      else
+        lab_set_write (s, path, files[k].ftype);
+      assert_stream_same (path);
+    }
+}
+
+/* A -0 among whole pixels (a loaded set keeps 8-bit values: 0) and among fractions (float
+ * values) gives 0 either way, as a stream gives it; so does one fraction late in the set. */
+static void
+test_stream_signed_zero (void)
+{
+  const double div[] = { 1, 4 };
+
+  for (guint k = 0; k < G_N_ELEMENTS (div); k++)
+    {
+      g_autofree char *path = tmp_path ("s-minus-zero.h5");
+      g_autoptr (LabSet) s = lab_set_new (270, 3, 5, 4, div[k]);
+      g_autoptr (PsDataset) ds = NULL;
+      float out[5 * 4 * 3];
+
+      *lab_at (s, 3, 1, 2, 2) = -0.0;
+      *lab_at (s, 260, 0, 0, 0) = -0.0;
+      lab_set_write (s, path, H5T_IEEE_F32LE);
+      ds = load_ok (path);
+      ps_dataset_get_batch (ds, 3, 1, 1.0, out);
+      g_assert_false (signbit (out[(2 * 4 + 2) * 3 + 1]));
+      assert_stream_same (path);
+    }
+  {
+    g_autofree char *path = tmp_path ("s-late-fraction.h5");
+    g_autoptr (LabSet) s = lab_set_new (300, 3, 5, 4, 1);
+
+    *lab_at (s, 299, 2, 4, 3) = 12.5;
+    *lab_at (s, 1, 0, 0, 0) = -0.0;
+    lab_set_write (s, path, H5T_IEEE_F64LE);
+    assert_stream_same (path);
+  }
+}
+
+/* A NaN in the second chunk: that read fails with the load's message, the first chunk
+ * still reads, and a clean label set comes up front with the labels. */
+static void
+check_stream_nan (int y, int x)
+{
+  g_autofree char *path = tmp_path ("s-nan.h5");
+  g_autofree char *message = NULL;
+  g_autoptr (LabSet) s = lab_set_new (300, 3, 3, 3, 1);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsDatasetStream) st = NULL;
+  g_autoptr (PsDataset) ds = NULL;
+  float out[256 * 27], want[256 * 27];
+  double clean[300];
+  hsize_t n = 300;
+
+  *lab_at (s, 280, 1, y, x) = INFINITY;
+  lab_set_write (s, path, H5T_IEEE_F64LE);
+  for (int i = 0; i < 300; i++)
+    clean[i] = (i * 3) % 5;
+  add_h5 (path, "clean_label", H5T_IEEE_F64LE, 1, &n, clean);
+  st = ps_dataset_stream_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (ps_dataset_stream_header (st)->clean_labels);
+  g_assert_cmpint (ps_dataset_stream_header (st)->clean_labels[299], ==, (299 * 3) % 5);
+  g_assert_false (ps_dataset_stream_read (st, 256, 44, 1.0, out, &error));
+  message = g_strdup_printf ("%s: image 280 has a NaN or infinite pixel", path);
+  g_assert_error (error, PS_ERROR, PS_ERROR_FORMAT);
+  g_assert_cmpstr (error->message, ==, message);
+  g_clear_error (&error);
+  g_assert_true (ps_dataset_stream_read (st, 0, 256, 1.0, out, &error));
+  g_assert_no_error (error);
+  /* the same images from a set without the bad one */
+  g_clear_pointer (&st, ps_dataset_stream_free);
+  *lab_at (s, 280, 1, y, x) = 0;
+  lab_set_write (s, path, H5T_IEEE_F64LE);
+  ds = load_ok (path);
+  ps_dataset_get_batch (ds, 0, 256, 1.0, want);
+  g_assert_cmpmem (out, sizeof out, want, sizeof want);
+}
+
+static void
+test_stream_nan (void)
+{
+  /* among the pixels converted four at a time, and the last pixel, after them */
+  check_stream_nan (1, 0);
+  check_stream_nan (2, 2);
+}
+
 /* ---- errors ---- */
+
+/* A stream of @path refuses it too, when opened or when read chunk by chunk as a load
+ * reads it, with the same message. */
+static void
+assert_stream_fails (const char *path, const char *message)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsDatasetStream) st = ps_dataset_stream_open (path, &error);
+
+  if (st != NULL)
+    {
+      const PsDataset *h = ps_dataset_stream_header (st);
+      int chunk = ps_dataset_stream_chunk (st);
+      g_autofree float *out = g_new (float, (gsize) h->h * h->w * h->c * chunk);
+
+      for (int start = 0; start < h->n; start += chunk)
+        if (!ps_dataset_stream_read (st, start, MIN (chunk, h->n - start), 1.0, out, &error))
+          break;
+    }
+  g_assert_nonnull (error);
+  g_assert_cmpstr (error->message, ==, message);
+}
 
 static void
 assert_load_fails (const char *path, const char *word)
@@ -705,6 +915,7 @@ assert_load_fails (const char *path, const char *word)
   g_assert_null (strchr (error->message, '\n'));
   if (word != NULL)
     g_assert_nonnull (strstr (error->message, word));
+  assert_stream_fails (path, error->message);
 }
 
 static void
@@ -943,6 +1154,9 @@ main (int argc, char **argv)
   g_test_add_func ("/dataset/load/chunks", test_chunks);
   g_test_add_func ("/dataset/load/chunks-late-fraction", test_chunks_late_fraction);
   g_test_add_func ("/dataset/batch/scale", test_batch_scale);
+  g_test_add_func ("/dataset/stream/same-bits", test_stream_same);
+  g_test_add_func ("/dataset/stream/signed-zero", test_stream_signed_zero);
+  g_test_add_func ("/dataset/stream/nan", test_stream_nan);
   g_test_add_func ("/dataset/sample-and-header", test_sample_and_header);
   g_test_add_func ("/dataset/save/round-trip-u8", test_save_round_trip_u8);
   g_test_add_func ("/dataset/save/round-trip-f32", test_save_round_trip_f32);

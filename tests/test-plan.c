@@ -807,6 +807,69 @@ test_plan_sparse (void)
     }
 }
 
+/* Images read where the caller keeps them (ps_plan_set_input): every layer the same bits
+ * as from the plan's own input buffer, the images left as they were, the identity layer on
+ * the input following it, and the plan's buffer back after NULL. On a convolutional model
+ * and on one whose input goes through a Flatten. */
+static void
+check_plan_input (PsModel *m)
+{
+  const int n = 7;
+  gsize img = ps_shape_size (m->layers[m->input]->out);
+  PsPlan *own = ps_plan_new (m, n), *ext = ps_plan_new (m, n);
+  float *own_input = ps_plan_output (ext, m->input);
+  g_autoptr (Tensor) x = random_input (m, own, n, 0, 1, 21);
+  g_autofree float *images = g_memdup2 (ps_plan_output (own, m->input), sizeof (float) * n * img);
+  g_autofree float *kept = g_memdup2 (images, sizeof (float) * n * img);
+
+  ps_plan_set_input (ext, images);
+  g_assert_true (ps_plan_output (ext, m->input) == images);
+  ps_plan_forward (own, n);
+  ps_plan_forward (ext, n);
+  for (int i = 0; i < m->n_layers; i++)
+    g_assert_cmpmem (ps_plan_output (ext, i), sizeof (float) * n * ps_shape_size (m->layers[i]->out),
+                     ps_plan_output (own, i), sizeof (float) * n * ps_shape_size (m->layers[i]->out));
+  g_assert_cmpmem (images, sizeof (float) * n * img, kept, sizeof (float) * n * img);
+  /* back to its own buffer, which the next images go into */
+  ps_plan_set_input (ext, NULL);
+  g_assert_true (ps_plan_output (ext, m->input) == own_input);
+  memcpy (own_input, images, sizeof (float) * n * img);
+  ps_plan_forward (ext, n);
+  g_assert_cmpmem (ps_plan_output (ext, m->output), sizeof (float) * n * ps_shape_size (m->layers[m->output]->out),
+                   ps_plan_output (own, m->output), sizeof (float) * n * ps_shape_size (m->layers[m->output]->out));
+  /* freed while reading the caller's images: the plan frees its own buffer, not those */
+  ps_plan_set_input (ext, images);
+  ps_plan_free (ext);
+  ps_plan_free (own);
+  g_assert_cmpmem (images, sizeof (float) * n * img, kept, sizeof (float) * n * img);
+}
+
+static void
+test_plan_input (void)
+{
+  g_autoptr (PsModel) conv = ps_test_small_model (4, 5);
+  GString *json = model_begin (4, 5, 3);
+  g_autoptr (PsModel) flat = NULL;
+  int f;
+
+  check_plan_input (conv);
+  add_layer (json, "Flatten", "flat", NULL, "input");
+  add_layer (json, "Dense", "hidden", "\"units\": 30, \"activation\": \"relu\"", "flat");
+  flat = model_end (json, "hidden", 6, 9);
+  f = ps_model_find_layer (flat, "flat");
+  check_plan_input (flat);
+  {
+    PsPlan *p = ps_plan_new (flat, 2);
+    float images[2 * 60] = { 0 };
+
+    ps_plan_set_input (p, images);
+    g_assert_true (ps_plan_output (p, f) == images);
+    ps_plan_set_input (p, NULL);
+    g_assert_true (ps_plan_output (p, f) == ps_plan_output (p, flat->input));
+    ps_plan_free (p);
+  }
+}
+
 /* Several rank-one terms at once, held in registers: the same bits as applying them one
  * by one with ps_conv_sub_scaled(), for 1 … 300 values (more than the 16 vectors held at a
  * time) and 1 … 33 terms; nothing past the end is touched. */
@@ -1663,6 +1726,7 @@ main (int argc, char **argv)
   g_test_add_func ("/plan/activation", test_activation);
   g_test_add_func ("/plan/activation/relu-exact", test_relu_exact);
   g_test_add_func ("/plan/model/small", test_small_model);
+  g_test_add_func ("/plan/model/caller-input", test_plan_input);
   g_test_add_func ("/plan/argmax-margin", test_argmax_margin);
 
   return g_test_run ();

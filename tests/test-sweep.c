@@ -3,9 +3,11 @@
 #define G_LOG_DOMAIN "test-sweep"
 
 #include <math.h>
+#include <string.h>
 
 #include "ps-h5.h"
 #include "ps-infer.h"
+#include "ps-parallel.h"
 #include "ps-plan.h"
 #include "ps-repaired.h"
 #include "ps-sweep.h"
@@ -418,6 +420,251 @@ test_progress_over_sets (Fixture *f, gconstpointer data)
   g_assert_cmpfloat (prev, ==, 1.0);
 }
 
+/* ---- sets read a chunk at a time ---- */
+
+/* The fixture's sets as files: the validation set grown (more chunks than the reader has
+ * buffers, and a last batch of 40) as fractions, stored float; the clean test set 8-bit;
+ * the poisoned set float. @tag names the files. */
+/* The validation set is grown to 1,000 images, or to 8 batches per worker where there are
+ * more than 2, so that a cancel at the first progress report falls mid-pass. */
+static int set_files_n[PS_N_SETS] = { 1000, 200, 150 };
+
+static void
+write_set_files (Fixture *f, const char *tag, char *paths[PS_N_SETS])
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsDataset) big = NULL;
+
+  set_files_n[PS_SET_VALID] = MAX (1000, 8 * 64 * ps_parallel_n_workers () + 40);
+  big = ps_test_random_data (f->model, set_files_n[PS_SET_VALID], 1);
+
+  for (int k = 0; k < PS_N_SETS; k++)
+    {
+      g_autofree char *name = g_strdup_printf ("stream-%s-%d.h5", tag, k);
+      PsDataset *ds = k == PS_SET_VALID ? big : f->sets[k];
+      gsize px = (gsize) ds->n * ds->h * ds->w * ds->c;
+
+      paths[k] = g_build_filename (ps_test_tmpdir (), name, NULL);
+      if (k != PS_SET_TEST)
+        {
+          /* quarters, and one in three pixels left whole */
+          ds->f32 = g_new (float, px);
+          for (gsize i = 0; i < px; i++)
+            ds->f32[i] = ds->u8[i] + (i % 3 == 0 ? 0.0f : 0.25f * (i % 4));
+          g_clear_pointer (&ds->u8, g_free);
+        }
+      g_assert_true (ps_dataset_save (ds, paths[k], &error));
+      g_assert_no_error (error);
+    }
+}
+
+static void
+free_paths (char *paths[PS_N_SETS])
+{
+  for (int k = 0; k < PS_N_SETS; k++)
+    g_free (paths[k]);
+}
+
+/* The sweep of the sets loaded whole from @paths. */
+static PsSweep *
+sweep_loaded (Fixture *f, char *paths[PS_N_SETS])
+{
+  g_autoptr (GError) error = NULL;
+  PsDataset *sets[PS_N_SETS];
+  PsSweep *s;
+
+  for (int k = 0; k < PS_N_SETS; k++)
+    {
+      sets[k] = ps_dataset_load (paths[k], &error);
+      g_assert_no_error (error);
+    }
+  s = ps_sweep_run (f->model, (const PsDataset * const *) sets, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  for (int k = 0; k < PS_N_SETS; k++)
+    ps_dataset_free (sets[k]);
+  return s;
+}
+
+static PsDatasetStream *
+open_ok (const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  PsDatasetStream *st = ps_dataset_stream_open (path, &error);
+
+  g_assert_no_error (error);
+  return st;
+}
+
+/* Every row, channel mean, order and prediction of every set at every step. */
+static void
+assert_same_sweep (const PsSweep *a, const PsSweep *b)
+{
+  g_assert_cmpint (ps_sweep_n_steps (a), ==, ps_sweep_n_steps (b));
+  g_assert_cmpmem (ps_sweep_order (a), sizeof (int) * ps_sweep_n_channels (a),
+                   ps_sweep_order (b), sizeof (int) * ps_sweep_n_channels (b));
+  for (int k = 0; k < PS_N_SETS; k++)
+    {
+      g_assert_true (ps_sweep_has_set (a, k) && ps_sweep_has_set (b, k));
+      for (int c = 0; c < ps_sweep_n_channels (a); c++)
+        g_assert_cmpfloat_with_epsilon (ps_sweep_channel_means (a, k)[c],
+                                        ps_sweep_channel_means (b, k)[c], 1e-9);
+    }
+  for (int step = 0; step < ps_sweep_n_steps (a); step++)
+    {
+      g_assert_cmpmem (ps_sweep_get_step (a, step), sizeof (PsSweepStep),
+                       ps_sweep_get_step (b, step), sizeof (PsSweepStep));
+      for (int k = 0; k < PS_N_SETS; k++)
+        for (int i = 0; i < set_files_n[k]; i++)
+          g_assert_cmpint (ps_sweep_prediction (a, k, step, i), ==, ps_sweep_prediction (b, k, step, i));
+    }
+}
+
+/* Streamed sets give the sweep of the same sets loaded whole, bit for bit. */
+static void
+test_stream_same (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  char *paths[PS_N_SETS];
+  g_autoptr (PsSweep) ref = NULL;
+  g_autoptr (PsSweep) s = NULL;
+  g_autoptr (GArray) done = g_array_new (FALSE, FALSE, sizeof (double));
+  double prev = 0;
+
+  write_set_files (f, "same", paths);
+  ref = sweep_loaded (f, paths);
+  s = ps_sweep_new (f->model, NULL, &error);
+  ps_sweep_expect_images (s, set_files_n[0] + set_files_n[1] + set_files_n[2]);
+  for (int k = 0; k < PS_N_SETS; k++)
+    {
+      g_autoptr (PsDatasetStream) st = open_ok (paths[k]);
+
+      g_assert_true (ps_sweep_add_set_stream (s, k, st, record_done, done, NULL, &error));
+      g_assert_no_error (error);
+    }
+  g_assert_true (ps_sweep_finish (s, record_done, done, NULL, &error));
+  g_assert_no_error (error);
+  assert_same_sweep (s, ref);
+  /* progress rose once from 0 to 1 */
+  for (guint i = 0; i < done->len; i++)
+    {
+      double d = g_array_index (done, double, i);
+      g_assert_cmpfloat (d, >=, prev);
+      prev = d;
+    }
+  g_assert_cmpfloat (prev, ==, 1.0);
+  free_paths (paths);
+}
+
+/* Fails a set mid-stream with @error_message (when not NULL: a prefix), checks that the
+ * sweep did not take it, then adds the good file's stream. */
+static void
+add_fails_then_again (PsSweep *s, PsSetKind k, PsDatasetStream *bad, const char *good,
+                      const char *error_message, gboolean exact)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsDatasetStream) st = open_ok (good);
+
+  g_assert_false (ps_sweep_add_set_stream (s, k, bad, NULL, NULL, NULL, &error));
+  g_assert_nonnull (error);
+  g_test_message ("%s", error->message);
+  if (exact)
+    g_assert_cmpstr (error->message, ==, error_message);
+  else
+    g_assert_true (g_str_has_prefix (error->message, error_message));
+  g_assert_null (strchr (error->message, '\n'));
+  g_assert_false (ps_sweep_has_set (s, k));
+  g_clear_error (&error);
+  g_assert_true (ps_sweep_add_set_stream (s, k, st, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+}
+
+/* A NaN after the reader's buffers have come round, and a damaged chunk of a deflated
+ * file: the one-line error, the sweep left able to take the set again, and then the
+ * sweep of the good files exactly. */
+static void
+test_stream_bad_chunk (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  char *paths[PS_N_SETS];
+  g_autofree char *nan_path = g_build_filename (ps_test_tmpdir (), "stream-nan.h5", NULL);
+  g_autofree char *bad_path = g_build_filename (ps_test_tmpdir (), "stream-damaged.h5", NULL);
+  g_autofree char *message = g_strdup_printf ("%s: image 900 has a NaN or infinite pixel", nan_path);
+  g_autofree char *prefix = g_strdup_printf ("%s: ", bad_path);
+  g_autofree char *bytes = NULL;
+  g_autoptr (PsSweep) ref = NULL;
+  g_autoptr (PsSweep) s = NULL;
+  g_autoptr (PsDatasetStream) nan = NULL;
+  g_autoptr (PsDatasetStream) bad = NULL;
+  gsize len;
+
+  write_set_files (f, "bad", paths);
+  ref = sweep_loaded (f, paths);
+  {
+    g_autoptr (PsDataset) ds = ps_dataset_load (paths[PS_SET_VALID], &error);
+
+    g_assert_no_error (error);
+    ds->f32[(gsize) 900 * ds->h * ds->w * ds->c + 17] = NAN;
+    g_assert_true (ps_dataset_save (ds, nan_path, &error));
+  }
+  /* the poisoned set's file with bytes overwritten in the middle of its pixels */
+  g_assert_true (g_file_get_contents (paths[PS_SET_POISONED], &bytes, &len, NULL));
+  memset (bytes + len / 2, 0x55, 256);
+  g_assert_true (g_file_set_contents (bad_path, bytes, len, NULL));
+
+  s = ps_sweep_new (f->model, NULL, &error);
+  nan = open_ok (nan_path);
+  add_fails_then_again (s, PS_SET_VALID, nan, paths[PS_SET_VALID], message, TRUE);
+  bad = open_ok (bad_path);
+  add_fails_then_again (s, PS_SET_POISONED, bad, paths[PS_SET_POISONED], prefix, FALSE);
+  {
+    g_autoptr (PsDatasetStream) st = open_ok (paths[PS_SET_TEST]);
+
+    g_assert_true (ps_sweep_add_set_stream (s, PS_SET_TEST, st, NULL, NULL, NULL, &error));
+  }
+  g_assert_true (ps_sweep_finish (s, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+  assert_same_sweep (s, ref);
+  free_paths (paths);
+}
+
+static void
+cancel_now (const PsSweepStep *step, double done, gpointer data)
+{
+  g_cancellable_cancel (data);
+}
+
+/* Cancelled mid-stream (at the first progress report, the reader a chunk ahead): the set
+ * is not taken, and the same stream added again gives the uninterrupted sweep. */
+static void
+test_stream_cancel (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GCancellable) c = g_cancellable_new ();
+  char *paths[PS_N_SETS];
+  PsDatasetStream *st[PS_N_SETS];
+  g_autoptr (PsSweep) ref = NULL;
+  g_autoptr (PsSweep) s = NULL;
+
+  write_set_files (f, "cancel", paths);
+  ref = sweep_loaded (f, paths);
+  s = ps_sweep_new (f->model, NULL, &error);
+  for (int k = 0; k < PS_N_SETS; k++)
+    st[k] = open_ok (paths[k]);
+  g_assert_false (ps_sweep_add_set_stream (s, PS_SET_VALID, st[PS_SET_VALID], cancel_now, c, c, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_false (ps_sweep_has_set (s, PS_SET_VALID));
+  g_clear_error (&error);
+  for (int k = 0; k < PS_N_SETS; k++)
+    {
+      g_assert_true (ps_sweep_add_set_stream (s, k, st[k], NULL, NULL, NULL, &error));
+      g_assert_no_error (error);
+      ps_dataset_stream_free (st[k]);
+    }
+  g_assert_true (ps_sweep_finish (s, NULL, NULL, NULL, &error));
+  assert_same_sweep (s, ref);
+  free_paths (paths);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -438,5 +685,8 @@ main (int argc, char **argv)
   ADD ("/sweep/progress-over-sets", test_progress_over_sets);
   ADD ("/sweep/bad-layers", test_bad_layers);
   ADD ("/sweep/labels-out-of-range", test_labels_out_of_range);
+  ADD ("/sweep/stream/same", test_stream_same);
+  ADD ("/sweep/stream/bad-chunk", test_stream_bad_chunk);
+  ADD ("/sweep/stream/cancel", test_stream_cancel);
   return g_test_run ();
 }

@@ -11,6 +11,7 @@
 #include "ps-file.h"
 #include "ps-onnx.h"
 #include "ps-h5.h"
+#include "ps-infer.h"
 #include "ps-repaired.h"
 #include "ps-sweep.h"
 
@@ -70,24 +71,9 @@ on_progress (const PsSweepStep *step, double done, gpointer user_data)
     g_printerr ("\r%3.0f%%  running B on the data…   ", 100 * done);
 }
 
-typedef struct {
-  const char *path;
-  PsDataset  *ds;
-  GError     *error;
-} Load;
-
-static gpointer
-load_thread (gpointer data)
-{
-  Load *l = data;
-
-  l->ds = ps_dataset_load (l->path, &l->error);
-  return NULL;
-}
-
-/* Loads B, then each set in turn: its first pass runs and its images are freed before
- * the next but one is read, so memory holds at most two sets of images. The next set is
- * read while the current one runs, which keeps both cores busy. */
+/* Loads B, opens every set (checking its file and labels before any long pass), then runs
+ * each set's first pass while a thread reads its images a chunk ahead: the reading keeps
+ * the other core busy, and no set is ever held whole in memory. */
 static PsSweep *
 run_sweep (SweepArgs *a, PsModel **model_out, GError **error)
 {
@@ -95,7 +81,9 @@ run_sweep (SweepArgs *a, PsModel **model_out, GError **error)
   PsSweepOptions opt = { a->layer, a->order && g_str_equal (a->order, "decreasing") };
   PsSweepProgress progress = ps_cli_progress_wanted () ? on_progress : NULL;
   const char *paths[PS_N_SETS] = { a->valid, a->test, a->poisoned };
+  PsDatasetStream *streams[PS_N_SETS] = { NULL };
   g_autoptr (PsSweep) s = NULL;
+  gboolean ok = TRUE;
 
   if (m == NULL || (s = ps_sweep_new (m, &opt, error)) == NULL)
     {
@@ -103,49 +91,25 @@ run_sweep (SweepArgs *a, PsModel **model_out, GError **error)
         g_prefix_error (error, "%s: ", a->model);
       return NULL;
     }
-  /* Progress runs once over every set's images. */
-  for (int k = 0; progress != NULL && k < PS_N_SETS; k++)
-    {
-      int n;
-
-      if (paths[k] != NULL && ps_dataset_peek_count (paths[k], &n, NULL))
-        ps_sweep_expect_images (s, n);
-    }
-  {
-    Load loads[PS_N_SETS] = { { 0 } };
-    GThread *next = NULL;
-    gboolean ok = TRUE;
-    int k = 0;
-
-    for (int j = 0; j < PS_N_SETS; j++)
-      loads[j].path = paths[j];
-    while (k < PS_N_SETS && paths[k] == NULL)
-      k++;
-    if (k < PS_N_SETS)
-      load_thread (&loads[k]);
-    while (k < PS_N_SETS)
+  for (int k = 0; ok && k < PS_N_SETS; k++)
+    if (paths[k] != NULL)
       {
-        int after = k + 1;
-
-        while (after < PS_N_SETS && paths[after] == NULL)
-          after++;
-        if (ok && loads[k].ds == NULL)
-          {
-            g_propagate_error (error, g_steal_pointer (&loads[k].error));
-            ok = FALSE;
-          }
-        if (ok && after < PS_N_SETS)
-          next = g_thread_new ("ps-load", load_thread, &loads[after]);
-        ok = ok && ps_sweep_add_set (s, k, loads[k].ds, progress, NULL, NULL, error);
-        g_clear_pointer (&loads[k].ds, ps_dataset_free);
-        g_clear_error (&loads[k].error);
-        if (next != NULL)
-          g_thread_join (g_steal_pointer (&next));
-        k = after;
+        streams[k] = ps_dataset_stream_open (paths[k], error);
+        ok = streams[k] != NULL
+             && ps_infer_check_dataset (m, ps_dataset_stream_header (streams[k]), error);
+        if (ok)
+          ps_sweep_expect_images (s, ps_dataset_stream_header (streams[k])->n);
       }
-    if (!ok)
-      return NULL;
-  }
+  for (int k = 0; ok && k < PS_N_SETS; k++)
+    if (streams[k] != NULL)
+      {
+        ok = ps_sweep_add_set_stream (s, k, streams[k], progress, NULL, NULL, error);
+        g_clear_pointer (&streams[k], ps_dataset_stream_free);
+      }
+  for (int k = 0; k < PS_N_SETS; k++)
+    g_clear_pointer (&streams[k], ps_dataset_stream_free);
+  if (!ok)
+    return NULL;
   if (!ps_sweep_finish (s, progress, NULL, NULL, error))
     {
       g_prefix_error (error, "%s: ", a->model);

@@ -15,6 +15,7 @@ struct _PsPlan {
   const PsModel *model;
   int            max_batch;
   float        **out;      /* per layer; aliases the input for identity layers */
+  float         *input;    /* the input layer's own buffer (out[input] may be the caller's) */
   float        **linear;   /* per layer, only where kept */
   gboolean      *owned;
   float         *scratch;
@@ -86,6 +87,7 @@ ps_plan_new (const PsModel *model, int max_batch)
         }
       scratch = MAX (scratch, ps_layer_scratch_size (l, max_batch));
     }
+  p->input = p->out[model->input];
   p->packs = g_new0 (PsConvPack *, model->n_layers);
   p->pool_of = g_new (int, model->n_layers);
   p->keep_out = g_new0 (gboolean, model->n_layers);
@@ -114,6 +116,7 @@ ps_plan_free (PsPlan *p)
 {
   if (p == NULL)
     return;
+  ps_plan_set_input (p, NULL);
   for (int i = 0; i < p->model->n_layers; i++)
     {
       if (p->owned[i])
@@ -132,6 +135,17 @@ ps_plan_free (PsPlan *p)
   g_free (p->owned);
   g_free (p->scratch);
   g_free (p);
+}
+
+void
+ps_plan_set_input (PsPlan *p, const float *images)
+{
+  float *from = p->out[p->model->input], *to = images ? (float *) images : p->input;
+
+  /* the input layer and the identity layers that alias it */
+  for (int i = 0; i < p->model->n_layers; i++)
+    if (p->out[i] == from)
+      p->out[i] = to;
 }
 
 float *

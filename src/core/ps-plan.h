@@ -14,6 +14,11 @@ void      ps_plan_free           (PsPlan        *plan);
  * the caller puts the (already scaled) images. */
 float    *ps_plan_output         (PsPlan        *plan,
                                   int            layer);
+/* Runs read their images from @images (max_batch x input size at most, NHWC, scaled),
+ * which they neither copy nor write, until set back to NULL (the input layer's buffer);
+ * ps_plan_output() of the input layer is then @images. */
+void      ps_plan_set_input      (PsPlan        *plan,
+                                  const float   *images);
 /* Keep a Conv2D/Dense layer's value before its activation in its own buffer. */
 void      ps_plan_keep_linear    (PsPlan        *plan,
                                   int            layer);

@@ -3,6 +3,7 @@
  * per-image work of the first pass and of every step) */
 #pragma once
 
+#include "ps-dataset-stream.h"
 #include "ps-plan.h"
 #include "ps-sweep.h"
 
@@ -33,6 +34,8 @@ typedef struct {
   int      *win_tap;
 } Front;
 
+typedef struct _PsSweepFeed PsSweepFeed;
+
 /* What the output skip keeps of an image's last exact scores (ps-sweep-skip.c). */
 typedef struct {
   float   gap;    /* best score minus the best of the other classes */
@@ -41,7 +44,9 @@ typedef struct {
 } PsSkipRecord;
 
 typedef struct {
-  const PsDataset *ds;      /* only during its first pass */
+  const PsDataset *ds;      /* only during its first pass (a stream's: no pixels) */
+  PsDatasetStream *stream;  /* only during its first pass, when read from a stream */
+  PsSweepFeed     *feed;    /* the stream's images, a chunk ahead of the workers */
   int              n;
   int             *labels;
   float           *act;     /* n x act_size: the pruned layer's output; when act_by_channel
@@ -106,6 +111,22 @@ gboolean  _ps_sweep_first_pass     (PsSweep  *s,
 void      _ps_sweep_run_steps      (PsSweep  *s,
                                     int       first,
                                     int       last);
+/* A thread reading @stream into a few chunk buffers ahead of the first pass's batches of
+ * @batch images, scaled by @scale. */
+PsSweepFeed *_ps_sweep_feed_start   (PsDatasetStream *stream,
+                                     int              batch,
+                                     double           scale,
+                                     GCancellable    *cancellable,
+                                     GError         **error);
+/* Waits for batch @batch's images (NULL once the reading has failed or was cancelled);
+ * each batch got is released, which frees its chunk's buffer once all its batches are. */
+const float *_ps_sweep_feed_get     (PsSweepFeed     *feed,
+                                     int              batch);
+void         _ps_sweep_feed_release (PsSweepFeed     *feed,
+                                     int              batch);
+/* Stops the reader and frees @feed; FALSE with the reading's error if it failed. */
+gboolean     _ps_sweep_feed_finish  (PsSweepFeed     *feed,
+                                     GError         **error);
 void      _ps_sweep_report         (PsSweep           *s,
                                     const PsSweepStep *step);
 /* ps-sweep-skip.c */

@@ -67,11 +67,32 @@ first_pass_batch (int worker, int task, gpointer data)
   const float *act;
 
   if (g_cancellable_is_cancelled (s->cancellable))
-    return;
+    {
+      /* a skipped batch counts as done for the reader, which may be waiting for its
+       * chunk's buffer while other workers wait for a later chunk */
+      if (d->feed != NULL)
+        _ps_sweep_feed_release (d->feed, task);
+      return;
+    }
   plan = worker_plan (s, worker);
-  ps_dataset_get_batch (d->ds, start, count, s->model->input_scale,
-                        ps_plan_output (plan, s->model->input));
-  ps_plan_forward (plan, count);
+  if (d->feed == NULL)
+    {
+      ps_dataset_get_batch (d->ds, start, count, s->model->input_scale,
+                            ps_plan_output (plan, s->model->input));
+      ps_plan_forward (plan, count);
+    }
+  else
+    {
+      /* B reads the images where the reader put them, then lets their buffer go */
+      const float *px = _ps_sweep_feed_get (d->feed, task);
+
+      if (px == NULL)
+        return; /* the reading failed: the pass fails with its error */
+      ps_plan_set_input (plan, px);
+      ps_plan_forward (plan, count);
+      ps_plan_set_input (plan, NULL);
+      _ps_sweep_feed_release (d->feed, task);
+    }
   if (s->h_layer >= 0)
     for (int b = 0; b < count; b++)
       classes[b] = _ps_sweep_skip_record (s, d, start + b,
@@ -166,7 +187,26 @@ _ps_sweep_first_pass (PsSweep *s, SetData *d, GError **error)
 
   if (!alloc_set (s, d, error))
     return FALSE;
+  if (d->stream != NULL)
+    {
+      d->feed = _ps_sweep_feed_start (d->stream, PS_SWEEP_BATCH, s->model->input_scale,
+                                      s->cancellable, error);
+      if (d->feed == NULL)
+        return FALSE;
+    }
   ps_parallel_for ((d->n + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH, first_pass_batch, &job);
+  if (d->feed != NULL)
+    {
+      g_autoptr (GError) feed_error = NULL;
+
+      /* a cancelled pass says so, whatever the reading said */
+      if (!_ps_sweep_feed_finish (g_steal_pointer (&d->feed), &feed_error)
+          && !g_cancellable_is_cancelled (s->cancellable))
+        {
+          g_propagate_error (error, g_steal_pointer (&feed_error));
+          return FALSE;
+        }
+    }
   if (g_cancellable_set_error_if_cancelled (s->cancellable, error))
     return FALSE;
   /* the calling thread may have run none of the batches (a busy machine) */

@@ -158,9 +158,11 @@ ps_sweep_expect_images (PsSweep *s, gint64 n_images)
   s->total_batches += (int) MIN ((n_images + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH, G_MAXINT / 2);
 }
 
-gboolean
-ps_sweep_add_set (PsSweep *s, PsSetKind set, const PsDataset *ds, PsSweepProgress progress,
-                  gpointer user_data, GCancellable *cancellable, GError **error)
+/* @ds has the images, or only the header of @stream, which has them. */
+static gboolean
+add_set (PsSweep *s, PsSetKind set, const PsDataset *ds, PsDatasetStream *stream,
+         PsSweepProgress progress, gpointer user_data, GCancellable *cancellable,
+         GError **error)
 {
   SetData *d = &s->sets[set];
   int batches_before = s->done_batches;
@@ -170,6 +172,7 @@ ps_sweep_add_set (PsSweep *s, PsSetKind set, const PsDataset *ds, PsSweepProgres
   if (!ps_infer_check_dataset (s->model, ds, error))
     return FALSE;
   d->ds = ds;
+  d->stream = stream;
   d->n = ds->n;
   d->labels = g_memdup2 (ds->labels, sizeof (int) * MAX (ds->n, 1));
   d->present = TRUE;
@@ -180,6 +183,7 @@ ps_sweep_add_set (PsSweep *s, PsSetKind set, const PsDataset *ds, PsSweepProgres
     s->total_batches = s->done_batches + (ds->n + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH;
   ok = _ps_sweep_first_pass (s, d, error);
   d->ds = NULL; /* the caller may free the images now */
+  d->stream = NULL;
   if (!ok)
     {
       /* as before: the set can be added again */
@@ -187,6 +191,23 @@ ps_sweep_add_set (PsSweep *s, PsSetKind set, const PsDataset *ds, PsSweepProgres
       s->done_batches = batches_before;
     }
   return ok;
+}
+
+gboolean
+ps_sweep_add_set (PsSweep *s, PsSetKind set, const PsDataset *ds, PsSweepProgress progress,
+                  gpointer user_data, GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (ds->u8 != NULL || ds->f32 != NULL || ds->n == 0, FALSE);
+  return add_set (s, set, ds, NULL, progress, user_data, cancellable, error);
+}
+
+gboolean
+ps_sweep_add_set_stream (PsSweep *s, PsSetKind set, PsDatasetStream *stream,
+                         PsSweepProgress progress, gpointer user_data,
+                         GCancellable *cancellable, GError **error)
+{
+  return add_set (s, set, ps_dataset_stream_header (stream), stream, progress, user_data,
+                  cancellable, error);
 }
 
 static void

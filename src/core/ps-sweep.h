@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 
 #include "ps-dataset.h"
+#include "ps-dataset-stream.h"
 #include "ps-model.h"
 
 G_BEGIN_DECLS
@@ -68,6 +69,17 @@ void                ps_sweep_expect_images   (PsSweep                *sweep,
 gboolean            ps_sweep_add_set         (PsSweep                *sweep,
                                               PsSetKind               set,
                                               const PsDataset        *ds,
+                                              PsSweepProgress         progress,
+                                              gpointer                user_data,
+                                              GCancellable           *cancellable,
+                                              GError                **error);
+/* The same, reading @stream's images during the pass, a chunk ahead of the computing, by
+ * a thread of its own: the set is never held whole. An unreadable chunk (a pixel that is
+ * not finite, a truncated file) fails with the stream's error and leaves the sweep as it
+ * was, as a cancel does. */
+gboolean            ps_sweep_add_set_stream  (PsSweep                *sweep,
+                                              PsSetKind               set,
+                                              PsDatasetStream        *stream,
                                               PsSweepProgress         progress,
                                               gpointer                user_data,
                                               GCancellable           *cancellable,

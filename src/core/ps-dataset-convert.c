@@ -1,0 +1,132 @@
+/* ps-dataset-convert.c: one image from the file's order to NHWC floats, checked and
+ * scaled in one pass; channels-first files four pixels at a time */
+#define G_LOG_DOMAIN "ps-dataset"
+
+#include "ps-dataset-private.h"
+
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+typedef float v4sf __attribute__ ((vector_size (16)));
+typedef int v4si __attribute__ ((vector_size (16)));
+typedef unsigned char v4qu __attribute__ ((vector_size (4)));
+
+static inline v4sf
+load4 (const float *p)
+{
+  v4sf v;
+
+  memcpy (&v, p, sizeof v);
+  return v;
+}
+
+static inline v4sf
+load4_u8 (const guint8 *p)
+{
+#ifdef __SSE2__
+  /* GCC's generic widening picks the bytes out one by one; SSE2 unpacks them */
+  int word;
+  __m128i zero = _mm_setzero_si128 ();
+  __m128i b;
+
+  memcpy (&word, p, sizeof word);
+  b = _mm_cvtsi32_si128 (word);
+  return (v4sf) _mm_cvtepi32_ps (_mm_unpacklo_epi16 (_mm_unpacklo_epi8 (b, zero), zero));
+#else
+  v4qu v;
+
+  memcpy (&v, p, sizeof v);
+  return __builtin_convertvector (__builtin_convertvector (v, v4si), v4sf);
+#endif
+}
+
+/* Pixels p .. p+3 of the three planes as r g b r g b ...: six shuffles and three stores
+ * where a plain loop stores twelve floats one by one (GCC does not vectorise it). */
+static inline void
+store_rgb4 (v4sf r, v4sf g, v4sf b, float *out)
+{
+  v4sf rg = __builtin_shuffle (r, g, (v4si) { 0, 4, 1, 5 });   /* r0 g0 r1 g1 */
+  v4sf gb = __builtin_shuffle (g, b, (v4si) { 1, 5, 2, 6 });   /* g1 b1 g2 b2 */
+  v4sf rg2 = __builtin_shuffle (r, g, (v4si) { 2, 6, 3, 7 });  /* r2 g2 r3 g3 */
+  v4sf o0 = __builtin_shuffle (rg, b, (v4si) { 0, 1, 4, 2 });  /* r0 g0 b0 r1 */
+  v4sf o1 = __builtin_shuffle (gb, r, (v4si) { 0, 1, 6, 2 });  /* g1 b1 r2 g2 */
+  v4sf o2 = __builtin_shuffle (rg2, b, (v4si) { 6, 2, 3, 7 }); /* b2 r3 g3 b3 */
+
+  memcpy (out, &o0, sizeof o0);
+  memcpy (out + 4, &o1, sizeof o1);
+  memcpy (out + 8, &o2, sizeof o2);
+}
+
+void
+_ps_dataset_convert_u8 (const PsDatasetLayout *lay, const guint8 *im, float s, float *out)
+{
+  const gsize hw = (gsize) lay->h * lay->w;
+  const int C = lay->c;
+  gsize p = 0;
+
+  if (!lay->chw || C == 1)
+    {
+      for (gsize i = 0; i < hw * C; i++)
+        out[i] = im[i] * s;
+      return;
+    }
+  if (C == 3)
+    for (; p + 4 <= hw; p += 4)
+      store_rgb4 (load4_u8 (im + p) * s, load4_u8 (im + hw + p) * s,
+                  load4_u8 (im + 2 * hw + p) * s, out + 3 * p);
+  for (; p < hw; p++)
+    for (int c = 0; c < C; c++)
+      out[p * C + c] = im[c * hw + p] * s;
+}
+
+gboolean
+_ps_dataset_convert_f32 (const PsDatasetLayout *lay, const float *im, float s, float *out)
+{
+  const gsize hw = (gsize) lay->h * lay->w;
+  const int C = lay->c;
+  int bad = 0;
+
+  if (!lay->chw || C == 1)
+    for (gsize i = 0; i < hw * C; i++)
+      {
+        float x = im[i];
+
+        bad |= x - x != 0.0f;
+        out[i] = (x + 0.0f) * s;
+      }
+  else if (C == 3)
+    {
+      /* x - x is 0 for a finite x, NaN otherwise: the sum stays 0 while all are finite */
+      v4sf nan = { 0 };
+      gsize p = 0;
+
+      for (; p + 4 <= hw; p += 4)
+        {
+          v4sf r = load4 (im + p), g = load4 (im + hw + p), b = load4 (im + 2 * hw + p);
+
+          nan += (r - r) + (g - g) + (b - b);
+          store_rgb4 ((r + 0.0f) * s, (g + 0.0f) * s, (b + 0.0f) * s, out + 3 * p);
+        }
+      bad = (nan[0] != 0.0f) | (nan[1] != 0.0f) | (nan[2] != 0.0f) | (nan[3] != 0.0f);
+      for (; p < hw; p++)
+        for (int c = 0; c < 3; c++)
+          {
+            float x = im[c * hw + p];
+
+            bad |= x - x != 0.0f;
+            out[p * 3 + c] = (x + 0.0f) * s;
+          }
+    }
+  else
+    for (gsize p = 0; p < hw; p++)
+      for (int c = 0; c < C; c++)
+        {
+          float x = im[c * hw + p];
+
+          bad |= x - x != 0.0f;
+          out[p * C + c] = (x + 0.0f) * s;
+        }
+  return !bad;
+}

@@ -1,0 +1,115 @@
+/* ps-dataset-stream.c: an image set read a chunk at a time, straight into scaled NHWC
+ * floats: one pass over each chunk checks, reorders and scales it */
+#define G_LOG_DOMAIN "ps-dataset"
+
+#include "ps-dataset-stream.h"
+#include "ps-dataset-private.h"
+
+struct _PsDatasetStream {
+  PsDataset       *header;
+  PsDatasetLayout  lay;
+  hid_t            file, dset;
+  gpointer         buf;        /* the file's values for one read */
+  int              buf_images; /* images @buf holds */
+};
+
+void
+ps_dataset_stream_free (PsDatasetStream *st)
+{
+  if (st == NULL)
+    return;
+  ps_h5_lock ();
+  if (st->dset >= 0)
+    H5Dclose (st->dset);
+  if (st->file >= 0)
+    H5Fclose (st->file);
+  H5Eclear2 (H5E_DEFAULT);
+  ps_h5_unlock ();
+  ps_dataset_free (st->header);
+  g_free (st->buf);
+  g_free (st);
+}
+
+PsDatasetStream *
+ps_dataset_stream_open (const char *path, GError **error)
+{
+  g_autoptr (PsDatasetStream) st = g_new0 (PsDatasetStream, 1);
+
+  st->header = g_new0 (PsDataset, 1);
+  st->file = st->dset = -1;
+  ps_h5_lock ();
+  st->file = ps_h5_open (path, FALSE, error);
+  if (st->file >= 0)
+    st->dset = _ps_dataset_open_data (st->file, st->header, &st->lay, error);
+  H5Eclear2 (H5E_DEFAULT);
+  ps_h5_unlock ();
+  if (st->dset < 0)
+    {
+      g_prefix_error (error, "%s: ", path);
+      return NULL;
+    }
+  st->header->path = g_strdup (path);
+  return g_steal_pointer (&st);
+}
+
+const PsDataset *
+ps_dataset_stream_header (const PsDatasetStream *st)
+{
+  return st->header;
+}
+
+int
+ps_dataset_stream_chunk (const PsDatasetStream *st)
+{
+  gsize img = (gsize) st->lay.h * st->lay.w * st->lay.c;
+
+  return (int) CLAMP (PS_DATASET_CHUNK_VALUES / img, 1, PS_DATASET_CHUNK_IMAGES);
+}
+
+gboolean
+ps_dataset_stream_read (PsDatasetStream *st, int start, int count, double scale, float *out,
+                        GError **error)
+{
+  const PsDatasetLayout *lay = &st->lay;
+  const gsize img = (gsize) lay->h * lay->w * lay->c;
+  const float s = (float) scale;
+  gboolean ok;
+
+  g_return_val_if_fail (start >= 0 && count >= 0 && start <= lay->n - count, FALSE);
+  if (count == 0)
+    return TRUE;
+  if (count > st->buf_images)
+    {
+      g_free (st->buf);
+      st->buf = g_try_malloc (img * count * (lay->file_u8 ? 1 : sizeof (float)));
+      st->buf_images = st->buf != NULL ? count : 0;
+      if (st->buf == NULL)
+        {
+          g_set_error (error, PS_ERROR, PS_ERROR_LIMIT, "%s: not enough memory for %d images",
+                       st->header->path, count);
+          return FALSE;
+        }
+    }
+  ps_h5_lock ();
+  ok = _ps_dataset_read_slab (st->dset, lay, start, count, st->buf, error);
+  H5Eclear2 (H5E_DEFAULT);
+  ps_h5_unlock ();
+  if (!ok)
+    {
+      g_prefix_error (error, "%s: ", st->header->path);
+      return FALSE;
+    }
+  /* outside the lock: other threads may read their files meanwhile */
+  for (int b = 0; b < count; b++)
+    {
+      if (lay->file_u8)
+        _ps_dataset_convert_u8 (lay, (const guint8 *) st->buf + b * img, s, out + b * img);
+      else if (!_ps_dataset_convert_f32 (lay, (const float *) st->buf + b * img, s, out + b * img))
+        {
+          g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
+                       "%s: image %d has a NaN or infinite pixel", st->header->path, start + b);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}

@@ -1,0 +1,153 @@
+/* ps-sweep-feed.c: a set's images for the first pass, read by a thread of their own a
+ * chunk ahead of the workers, into a few buffers reused round and round: the reading
+ * overlaps with the computing and the set is never held whole */
+#define G_LOG_DOMAIN "ps-sweep"
+
+#include "ps-sweep-private.h"
+#include "ps-error.h"
+
+/* Chunks in memory at once: one being computed, one read ahead, one to spare so that a
+ * worker finishing a chunk late does not stall the reader. */
+#define FEED_SLOTS 3
+
+struct _PsSweepFeed {
+  PsDatasetStream *stream;
+  GCancellable    *cancellable;
+  double           scale;
+  int              n, batch, chunk_batches, n_chunks;
+  gsize            img;
+  float           *slot[FEED_SLOTS];
+  GThread         *thread;
+  GMutex           lock;
+  GCond            cond;
+  int              filled;    /* chunks read */
+  int             *left;      /* per chunk: its batches not released yet */
+  gboolean         failed;    /* the reading stopped on an error (or a cancel) */
+  gboolean         stop;      /* the pass is over: the reader leaves */
+  GError          *error;
+};
+
+static gpointer
+feed_main (gpointer data)
+{
+  PsSweepFeed *f = data;
+  const int chunk_images = f->chunk_batches * f->batch;
+
+  for (int j = 0; j < f->n_chunks; j++)
+    {
+      int start = j * chunk_images, count = MIN (chunk_images, f->n - start);
+      GError *error = NULL;
+      gboolean ok;
+
+      g_mutex_lock (&f->lock);
+      while (!f->stop && j >= FEED_SLOTS && f->left[j - FEED_SLOTS] > 0)
+        g_cond_wait (&f->cond, &f->lock);
+      ok = !f->stop;
+      g_mutex_unlock (&f->lock);
+      if (!ok)
+        break;
+      ok = !g_cancellable_set_error_if_cancelled (f->cancellable, &error)
+           && ps_dataset_stream_read (f->stream, start, count, f->scale, f->slot[j % FEED_SLOTS],
+                                      &error);
+      g_mutex_lock (&f->lock);
+      if (ok)
+        f->filled = j + 1;
+      else
+        {
+          f->failed = TRUE;
+          f->error = error;
+        }
+      g_cond_broadcast (&f->cond);
+      g_mutex_unlock (&f->lock);
+      if (!ok)
+        break;
+    }
+  return NULL;
+}
+
+PsSweepFeed *
+_ps_sweep_feed_start (PsDatasetStream *stream, int batch, double scale,
+                      GCancellable *cancellable, GError **error)
+{
+  const PsDataset *h = ps_dataset_stream_header (stream);
+  PsSweepFeed *f = g_new0 (PsSweepFeed, 1);
+
+  f->stream = stream;
+  f->cancellable = cancellable;
+  f->scale = scale;
+  f->n = h->n;
+  f->batch = batch;
+  f->img = (gsize) h->h * h->w * h->c;
+  /* whole batches per chunk, the chunk about the size the stream reads at once */
+  f->chunk_batches = MAX (1, ps_dataset_stream_chunk (stream) / batch);
+  f->n_chunks = (f->n + f->chunk_batches * batch - 1) / (f->chunk_batches * batch);
+  f->left = g_new (int, MAX (f->n_chunks, 1));
+  for (int j = 0; j < f->n_chunks; j++)
+    f->left[j] = MIN (f->chunk_batches, (f->n - j * f->chunk_batches * batch + batch - 1) / batch);
+  for (int i = 0; i < FEED_SLOTS; i++)
+    {
+      f->slot[i] = g_try_malloc (f->img * f->chunk_batches * batch * sizeof (float));
+      if (f->slot[i] == NULL)
+        {
+          g_set_error (error, PS_ERROR, PS_ERROR_LIMIT, "%s: not enough memory to read %d images",
+                       h->path, f->chunk_batches * batch);
+          _ps_sweep_feed_finish (f, NULL);
+          return NULL;
+        }
+    }
+  g_mutex_init (&f->lock);
+  g_cond_init (&f->cond);
+  f->thread = g_thread_new ("ps-read", feed_main, f);
+  return f;
+}
+
+const float *
+_ps_sweep_feed_get (PsSweepFeed *f, int batch)
+{
+  int j = batch / f->chunk_batches;
+  const float *px = NULL;
+
+  g_mutex_lock (&f->lock);
+  while (!f->failed && f->filled <= j)
+    g_cond_wait (&f->cond, &f->lock);
+  if (!f->failed)
+    px = f->slot[j % FEED_SLOTS] + (gsize) (batch - j * f->chunk_batches) * f->batch * f->img;
+  g_mutex_unlock (&f->lock);
+  return px;
+}
+
+void
+_ps_sweep_feed_release (PsSweepFeed *f, int batch)
+{
+  int j = batch / f->chunk_batches;
+
+  g_mutex_lock (&f->lock);
+  if (--f->left[j] == 0)
+    g_cond_broadcast (&f->cond);
+  g_mutex_unlock (&f->lock);
+}
+
+gboolean
+_ps_sweep_feed_finish (PsSweepFeed *f, GError **error)
+{
+  gboolean ok;
+
+  if (f->thread != NULL)
+    {
+      g_mutex_lock (&f->lock);
+      f->stop = TRUE;
+      g_cond_broadcast (&f->cond);
+      g_mutex_unlock (&f->lock);
+      g_thread_join (f->thread);
+      g_mutex_clear (&f->lock);
+      g_cond_clear (&f->cond);
+    }
+  ok = f->error == NULL;
+  if (f->error != NULL)
+    g_propagate_error (error, f->error);
+  for (int i = 0; i < FEED_SLOTS; i++)
+    g_free (f->slot[i]);
+  g_free (f->left);
+  g_free (f);
+  return ok;
+}
