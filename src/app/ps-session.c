@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "ps-dataset-stream.h"
 #include "ps-file.h"
 #include "ps-infer.h"
 #include "ps-onnx.h"
@@ -159,36 +160,44 @@ set_source_changed (const SetSource *src)
                       src->header->path);
 }
 
-/* The whole set for a sweep: the images still held (the caller then owns them, and the
- * session no longer holds them), else the file read again. Runs on a worker thread. */
+/* The images still held (the caller then owns them, and the session no longer holds
+ * them), or NULL. */
 static PsDataset *
-set_source_get_images (SetSource *src, GCancellable *cancellable, GError **error)
+set_source_take_images (SetSource *src)
 {
-  const PsDataset *h = src->header;
-  g_autofree char *stamp = NULL;
   PsDataset *ds;
 
   g_mutex_lock (&src->lock);
   ds = g_steal_pointer (&src->images);
   g_mutex_unlock (&src->lock);
-  if (ds != NULL)
-    return ds;
-  stamp = ps_file_stamp (h->path);
+  return ds;
+}
+
+/* The file read again, a chunk at a time while the sweep runs (as the CLI reads it), when
+ * it is still the file that was opened. Runs on a worker thread. */
+static PsDatasetStream *
+set_source_open_stream (SetSource *src, GError **error)
+{
+  const PsDataset *h = src->header, *now;
+  g_autofree char *stamp = ps_file_stamp (h->path);
+  PsDatasetStream *stream;
+
   if (stamp == NULL || g_strcmp0 (stamp, src->stamp) != 0)
     {
       g_propagate_error (error, set_source_changed (src));
       return NULL;
     }
-  if ((ds = ps_dataset_load_cancellable (h->path, cancellable, error)) == NULL)
+  if ((stream = ps_dataset_stream_open (h->path, error)) == NULL)
     return NULL;
-  if (ds->n != h->n || ds->h != h->h || ds->w != h->w || ds->c != h->c
-      || memcmp (ds->labels, h->labels, sizeof (int) * h->n) != 0)
+  now = ps_dataset_stream_header (stream);
+  if (now->n != h->n || now->h != h->h || now->w != h->w || now->c != h->c
+      || memcmp (now->labels, h->labels, sizeof (int) * h->n) != 0)
     {
-      ps_dataset_free (ds);
+      ps_dataset_stream_free (stream);
       g_propagate_error (error, set_source_changed (src));
       return NULL;
     }
-  return ds;
+  return stream;
 }
 
 static void
@@ -345,12 +354,27 @@ sweep_run_thread (gpointer data)
   for (int k = 0; k < PS_N_SETS; k++)
     if (job->sets[k] != NULL && !ps_sweep_has_set (sweep, k))
       {
-        g_autoptr (PsDataset) ds = set_source_get_images (job->sets[k], run->cancellable, &run->error);
+        g_autoptr (PsDataset) ds = set_source_take_images (job->sets[k]);
+        g_autoptr (PsDatasetStream) stream = NULL;
+        gboolean ok;
 
-        run->data_error = ds == NULL;
-        if (ds == NULL
-            || !ps_sweep_add_set (sweep, k, ds, sweep_job_progress, job, run->cancellable, &run->error))
-          return GINT_TO_POINTER (FALSE);
+        if (ds != NULL)
+          ok = ps_sweep_add_set (sweep, k, ds, sweep_job_progress, job, run->cancellable, &run->error);
+        else if ((stream = set_source_open_stream (job->sets[k], &run->error)) != NULL)
+          ok = ps_sweep_add_set_stream (sweep, k, stream, sweep_job_progress, job, run->cancellable,
+                                        &run->error);
+        else
+          {
+            run->data_error = TRUE;
+            return GINT_TO_POINTER (FALSE);
+          }
+        if (!ok)
+          {
+            /* what the stream refused (a pixel, a chunk) names the set's file already */
+            run->data_error = stream != NULL
+                              && g_str_has_prefix (run->error->message, job->sets[k]->header->path);
+            return GINT_TO_POINTER (FALSE);
+          }
       }
   return GINT_TO_POINTER (ps_sweep_finish (sweep, sweep_job_progress, job, run->cancellable, &run->error));
 }
