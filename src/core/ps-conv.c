@@ -770,26 +770,13 @@ sparse_tile (const PsConvPack *p, int ob, const int NV, const float *x, const in
     sparse_tile (p, ob, NV, x, idx, nnz, lin, out, relu, last); \
     break;
 
-/* One image over its nonzero inputs. */
+/* One image over its @nnz nonzero inputs listed in @idx. */
 static TARGET void
-sparse_row (const PsConvPack *p, const float *x, gboolean relu, float *lin, float *out, int *idx)
+sparse_row (const PsConvPack *p, const float *x, gboolean relu, float *lin, float *out,
+            const int *idx, int nnz)
 {
   const int nvec = p->OCP / VEC;
-  const __m512i step = _mm512_set1_epi32 (VEC);
-  __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  int nnz = 0, k = 0;
 
-  /* the inputs that are not zero (NaN included), in order */
-  for (; k + VEC <= p->K; k += VEC, iota = _mm512_add_epi32 (iota, step))
-    {
-      __mmask16 m = _mm512_cmp_ps_mask (_mm512_loadu_ps (x + k), _mm512_setzero_ps (), _CMP_NEQ_UQ);
-
-      _mm512_mask_compressstoreu_epi32 (idx + nnz, m, iota);
-      nnz += __builtin_popcount (m);
-    }
-  for (; k < p->K; k++)
-    if (x[k] != 0.0f)
-      idx[nnz++] = k;
   for (int ob = 0; ob < nvec; ob += MAX_SV)
     {
       const int nv = MIN (MAX_SV, nvec - ob);
@@ -1004,7 +991,13 @@ forward_sparse (const PsConvPack *p, int n, const float *x, gboolean relu, float
             }
         }
       if (R == 1)
-        sparse_row (p, xb, relu, lb, ob, idx);
+        {
+          /* a group of one: its own nonzero inputs */
+          int total, nnz = count_union (p, 1, xb, any, &total);
+
+          list_union (p, any, idx);
+          sparse_row (p, xb, relu, lb, ob, idx, nnz);
+        }
       b += R;
     }
 }
