@@ -738,6 +738,21 @@ assert_stream_same (const char *path)
       g_assert_cmpmem (got, sizeof (float) * img, want + (ds->n - 1) * img, sizeof (float) * img);
       g_assert_true (ps_dataset_stream_read (st, 0, 1, scales[k], got, &error));
       g_assert_cmpmem (got, sizeof (float) * img, want, sizeof (float) * img);
+      /* as channel planes: the same values, each image channel by channel */
+      {
+        const gsize hw = (gsize) ds->h * ds->w;
+        g_autofree float *planes = g_new (float, img * ds->n);
+
+        memset (planes, 0xff, sizeof (float) * img * ds->n);
+        for (int start = 0; start < ds->n; start += 7)
+          g_assert_true (ps_dataset_stream_read_planar (st, start, MIN (7, ds->n - start), scales[k],
+                                                        planes + start * img, &error));
+        for (int i = 0; i < ds->n; i++)
+          for (gsize q = 0; q < hw; q++)
+            for (int c = 0; c < ds->c; c++)
+              g_assert_cmpmem (&planes[i * img + c * hw + q], sizeof (float),
+                               &want[i * img + q * ds->c + c], sizeof (float));
+      }
     }
 }
 
@@ -854,6 +869,11 @@ check_stream_nan (int y, int x)
   g_assert_cmpint (ps_dataset_stream_header (st)->clean_labels[299], ==, (299 * 3) % 5);
   g_assert_false (ps_dataset_stream_read (st, 256, 44, 1.0, out, &error));
   message = g_strdup_printf ("%s: image 280 has a NaN or infinite pixel", path);
+  g_assert_error (error, PS_ERROR, PS_ERROR_FORMAT);
+  g_assert_cmpstr (error->message, ==, message);
+  g_clear_error (&error);
+  /* read as channel planes: the same */
+  g_assert_false (ps_dataset_stream_read_planar (st, 256, 44, 1.0, out, &error));
   g_assert_error (error, PS_ERROR, PS_ERROR_FORMAT);
   g_assert_cmpstr (error->message, ==, message);
   g_clear_error (&error);

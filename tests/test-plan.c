@@ -1100,6 +1100,7 @@ check_rows (const RowsCase *rc, int n)
   g_autoptr (GRand) rand = g_rand_new_with_seed (rc->w * 13 + rc->cout);
   g_autofree float *input = NULL;
   g_autoptr (Tensor) x = NULL;
+  g_autofree float *planes = NULL, *kept = NULL;
   int conv, last;
 
   add_layer (json, "Conv2D", "conv", conv_cfg, "input");
@@ -1123,22 +1124,33 @@ check_rows (const RowsCase *rc, int n)
     g_assert_true (ps_conv_pack_uses_rows (pack));
     ps_conv_pack_free (pack);
   }
+  /* the same images channels-first, as the lab's files have them */
+  planes = g_new (float, tensor_size (x) + 16);
+  for (int b = 0; b < n; b++)
+    for (int q = 0; q < rc->h * rc->w; q++)
+      for (int c = 0; c < rc->cin; c++)
+        planes[((gsize) b * rc->cin + c) * rc->h * rc->w + q] = input[((gsize) b * rc->h * rc->w + q) * rc->cin + c];
+  kept = g_memdup2 (planes, sizeof (float) * tensor_size (x));
   for (int fused = 0; fused < 2; fused++)
     {
       PsPlan *rows = rows_plan (m, "rows", n, input);
       PsPlan *channels = rows_plan (m, "channels", n, input);
+      PsPlan *planar = rows_plan (m, "rows", n, input);
       Tensor **want = naive_network (m, x);
 
       if (fused)
         {
           ps_plan_set_fused (rows, TRUE);
           ps_plan_set_fused (channels, TRUE);
+          ps_plan_set_fused (planar, TRUE);
         }
       else
         {
           ps_plan_keep_linear (rows, conv);
           ps_plan_keep_linear (channels, conv);
+          ps_plan_keep_linear (planar, conv);
         }
+
       /* nothing written past the batch */
       memset (ps_plan_output (rows, last), 0x7f, sizeof (float) * (n + 2) * ps_shape_size (m->layers[last]->out));
       ps_plan_forward (rows, n);
@@ -1158,6 +1170,16 @@ check_rows (const RowsCase *rc, int n)
         }
       if (!fused)
         assert_same_bits (m, rows, channels, conv, n, TRUE);
+      /* planes read as they are where the row kernel with its pool reads one column phase;
+       * reordered by the plan otherwise: the same bits either way, the planes untouched */
+      g_assert_cmpint (ps_plan_reads_planar (planar), ==, fused && rc->ph > 0 && rc->sw == 1);
+      memset (ps_plan_output (planar, m->input), 0, sizeof (float) * tensor_size (x));
+      ps_plan_set_input_planar (planar, planes);
+      ps_plan_forward (planar, n);
+      for (int i = fused ? last : conv; i < m->n_layers; i++)
+        assert_same_bits (m, rows, planar, i, n, FALSE);
+      g_assert_cmpmem (planes, sizeof (float) * tensor_size (x), kept, sizeof (float) * tensor_size (x));
+      ps_plan_free (planar);
       naive_network_free (m, want);
       ps_plan_free (rows);
       ps_plan_free (channels);

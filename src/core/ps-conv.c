@@ -698,26 +698,51 @@ pool_row_planar (const PsConvPack *p, const PsLayer *pool, const float *band, gs
     pool_row_planar_with (p, pool, band, cstride, q, d, FALSE);
 }
 
-/* ps_conv_forward_pool() on the row kernel. */
+/* ps_conv_forward_pool() on the row kernel; @planar: @x holds the images as planes
+ * already (channels-first, ps_conv_reads_planar()). */
 static TARGET void
 rows_forward_pool (const PsConvPack *p, const PsLayer *pool, int n, const float *x,
-                   gboolean relu, float *out, float *scratch)
+                   gboolean planar, gboolean relu, float *out, float *scratch)
 {
   const int PB = rows_pool_band (p, pool), POH = pool->out.h, POW = pool->out.w;
   const gsize cstride = (gsize) band_conv_rows (pool, PB) * p->OWS;
   const gsize img = (gsize) p->H * p->W * p->C;
-  float *xp = scratch, *band = xp + p->xp_len;
+  float *band = scratch + p->xp_len;
 
   /* the slack is read, never kept: defined values all the same */
   memset (band + p->OC * cstride, 0, sizeof (float) * rows_pool_slack (pool));
   for (int b = 0; b < n; b++)
     {
-      to_planar (p, x + b * img, xp);
+      const float *xp = scratch;
+
+      /* The kernel reads up to 16 floats past an image's planes (lanes it does not
+       * keep): the next image's, or the scratch copy's zeros after the last one. */
+      if (!planar)
+        to_planar (p, x + b * img, scratch);
+      else if (b < n - 1)
+        xp = x + b * img;
+      else
+        {
+          memcpy (scratch, x + b * img, sizeof (float) * img);
+          memset (scratch + img, 0, sizeof (float) * (p->xp_len - img));
+        }
       for (int py = 0; py < POH; py += PB)
         {
           const int rows = MIN (PB, POH - py);
           const int y0 = py * pool->sh;
 
+          /* The next image was written by the reading thread, on another core: a slice
+           * of it each band, so that it is in this core's cache when its turn comes
+           * (left to the hardware, the row kernel waits on it). */
+          if (b < n - 1)
+            {
+              const char *next = (const char *) (x + (b + 1) * img);
+              const gsize bytes = img * sizeof (float);
+              const gsize from = bytes * py / POH, to = bytes * MIN (py + PB, POH) / POH;
+
+              for (gsize o = from & ~(gsize) 63; o < to; o += 64)
+                _mm_prefetch (next + o, _MM_HINT_T0);
+            }
           for (int r = 0; r < band_conv_rows (pool, rows); r++)
             conv_row (p, xp, y0 + r, relu, band + r * p->OWS, NULL, cstride);
           for (int q = 0; q < rows; q++)
@@ -1450,7 +1475,7 @@ ps_conv_forward_pool (const PsConvPack *p, const PsLayer *pool, int n, const flo
 
   if (p->rows)
     {
-      rows_forward_pool (p, pool, n, x, relu, out, scratch);
+      rows_forward_pool (p, pool, n, x, FALSE, relu, out, scratch);
       return;
     }
   for (int b = 0; b < n; b++)
@@ -1466,5 +1491,22 @@ ps_conv_forward_pool (const PsConvPack *p, const PsLayer *pool, int n, const flo
       }
 #else
   g_assert_not_reached ();
+#endif
+}
+
+gboolean
+ps_conv_reads_planar (const PsConvPack *p)
+{
+  /* with one column phase the planes are the channels-first image itself */
+  return p != NULL && p->rows && p->sw == 1;
+}
+
+void
+ps_conv_forward_pool_planar (const PsConvPack *p, const PsLayer *pool, int n, const float *x,
+                             gboolean relu, float *out, float *scratch)
+{
+  g_return_if_fail (ps_conv_reads_planar (p));
+#ifdef HAVE_AVX512_KERNELS
+  rows_forward_pool (p, pool, n, x, TRUE, relu, out, scratch);
 #endif
 }

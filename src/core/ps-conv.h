@@ -58,6 +58,18 @@ void         ps_conv_forward_pool       (const PsConvPack *pack,
                                          gboolean          relu,
                                          float            *out,
                                          float            *scratch);
+/* Whether ps_conv_forward_pool_planar() applies: a row-kernel convolution with stride 1
+ * across, whose planar input is the channels-first image itself. */
+gboolean     ps_conv_reads_planar       (const PsConvPack *pack);
+/* ps_conv_forward_pool() on images given channels-first (n x C x H x W, as the lab's files
+ * store them), the same bits, without the copy into planes. */
+void         ps_conv_forward_pool_planar (const PsConvPack *pack,
+                                          const PsLayer    *pool,
+                                          int               n,
+                                          const float      *x,
+                                          gboolean          relu,
+                                          float            *out,
+                                          float            *scratch);
 
 /* y[j] -= v * w[j] for j < n, rounded as written (a product, then a difference: the
  * same bits with or without the vector unit). */

@@ -1,5 +1,5 @@
-/* ps-dataset-convert.c: one image from the file's order to NHWC floats, checked and
- * scaled in one pass; channels-first files four pixels at a time */
+/* ps-dataset-convert.c: one image from the file's order to NHWC floats (or to channel
+ * planes), checked and scaled in one pass, four values at a time */
 #define G_LOG_DOMAIN "ps-dataset"
 
 #include "ps-dataset-private.h"
@@ -59,17 +59,36 @@ store_rgb4 (v4sf r, v4sf g, v4sf b, float *out)
   memcpy (out + 8, &o2, sizeof o2);
 }
 
+static inline void
+store4 (v4sf v, float *p)
+{
+  memcpy (p, &v, sizeof v);
+}
+
 void
-_ps_dataset_convert_u8 (const PsDatasetLayout *lay, const guint8 *im, float s, float *out)
+_ps_dataset_convert_u8 (const PsDatasetLayout *lay, const guint8 *im, float s,
+                        gboolean planar, float *out)
 {
   const gsize hw = (gsize) lay->h * lay->w;
   const int C = lay->c;
   gsize p = 0;
 
-  if (!lay->chw || C == 1)
+  if (lay->chw == planar || C == 1)
     {
-      for (gsize i = 0; i < hw * C; i++)
+      /* the file's order is the one wanted */
+      gsize i = 0;
+
+      for (; i + 4 <= hw * C; i += 4)
+        store4 (load4_u8 (im + i) * s, out + i);
+      for (; i < hw * C; i++)
         out[i] = im[i] * s;
+      return;
+    }
+  if (planar)
+    {
+      for (p = 0; p < hw; p++)
+        for (int c = 0; c < C; c++)
+          out[c * hw + p] = im[p * C + c] * s;
       return;
     }
   if (C == 3)
@@ -82,20 +101,44 @@ _ps_dataset_convert_u8 (const PsDatasetLayout *lay, const guint8 *im, float s, f
 }
 
 gboolean
-_ps_dataset_convert_f32 (const PsDatasetLayout *lay, const float *im, float s, float *out)
+_ps_dataset_convert_f32 (const PsDatasetLayout *lay, const float *im, float s,
+                         gboolean planar, float *out)
 {
   const gsize hw = (gsize) lay->h * lay->w;
   const int C = lay->c;
   int bad = 0;
 
-  if (!lay->chw || C == 1)
-    for (gsize i = 0; i < hw * C; i++)
-      {
-        float x = im[i];
+  if (lay->chw == planar || C == 1)
+    {
+      /* the file's order is the one wanted; x - x is 0 for a finite x, NaN otherwise */
+      v4sf nan = { 0 };
+      gsize i = 0;
 
-        bad |= x - x != 0.0f;
-        out[i] = (x + 0.0f) * s;
-      }
+      for (; i + 4 <= hw * C; i += 4)
+        {
+          v4sf x = load4 (im + i);
+
+          nan += x - x;
+          store4 ((x + 0.0f) * s, out + i);
+        }
+      bad = (nan[0] != 0.0f) | (nan[1] != 0.0f) | (nan[2] != 0.0f) | (nan[3] != 0.0f);
+      for (; i < hw * C; i++)
+        {
+          float x = im[i];
+
+          bad |= x - x != 0.0f;
+          out[i] = (x + 0.0f) * s;
+        }
+    }
+  else if (planar)
+    for (gsize p = 0; p < hw; p++)
+      for (int c = 0; c < C; c++)
+        {
+          float x = im[p * C + c];
+
+          bad |= x - x != 0.0f;
+          out[c * hw + p] = (x + 0.0f) * s;
+        }
   else if (C == 3)
     {
       /* x - x is 0 for a finite x, NaN otherwise: the sum stays 0 while all are finite */

@@ -34,17 +34,20 @@ gboolean  _ps_dataset_read_slab   (hid_t                  dset,
                                    gpointer               buf,
                                    GError               **error);
 
-/* One image of the file's order (@lay) to NHWC floats times @s. An 8-bit value times @s
- * is what ps_dataset_get_batch() computes from 8-bit storage, a float value (+0 for -0,
- * as 8-bit storage has it) times @s what it computes from float storage. */
+/* One image of the file's order (@lay) to NHWC floats times @s (@planar: to channel
+ * planes, C x H x W). An 8-bit value times @s is what ps_dataset_get_batch() computes from
+ * 8-bit storage, a float value (+0 for -0, as 8-bit storage has it) times @s what it
+ * computes from float storage. */
 void      _ps_dataset_convert_u8  (const PsDatasetLayout *lay,
                                    const guint8          *image,
                                    float                  s,
+                                   gboolean               planar,
                                    float                 *out);
 /* The same for float values; FALSE when one is NaN or infinite. */
 gboolean  _ps_dataset_convert_f32 (const PsDatasetLayout *lay,
                                    const float           *image,
                                    float                  s,
+                                   gboolean               planar,
                                    float                 *out);
 
 G_END_DECLS

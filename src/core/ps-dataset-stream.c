@@ -1,5 +1,5 @@
 /* ps-dataset-stream.c: an image set read a chunk at a time, straight into scaled NHWC
- * floats: one pass over each chunk checks, reorders and scales it */
+ * floats (or channel planes): one pass over each chunk checks, reorders and scales it */
 #define G_LOG_DOMAIN "ps-dataset"
 
 #include "ps-dataset-stream.h"
@@ -66,9 +66,9 @@ ps_dataset_stream_chunk (const PsDatasetStream *st)
   return (int) CLAMP (PS_DATASET_CHUNK_VALUES / img, 1, PS_DATASET_CHUNK_IMAGES);
 }
 
-gboolean
-ps_dataset_stream_read (PsDatasetStream *st, int start, int count, double scale, float *out,
-                        GError **error)
+static gboolean
+stream_read (PsDatasetStream *st, int start, int count, double scale, gboolean planar,
+             float *out, GError **error)
 {
   const PsDatasetLayout *lay = &st->lay;
   const gsize img = (gsize) lay->h * lay->w * lay->c;
@@ -103,8 +103,9 @@ ps_dataset_stream_read (PsDatasetStream *st, int start, int count, double scale,
   for (int b = 0; b < count; b++)
     {
       if (lay->file_u8)
-        _ps_dataset_convert_u8 (lay, (const guint8 *) st->buf + b * img, s, out + b * img);
-      else if (!_ps_dataset_convert_f32 (lay, (const float *) st->buf + b * img, s, out + b * img))
+        _ps_dataset_convert_u8 (lay, (const guint8 *) st->buf + b * img, s, planar, out + b * img);
+      else if (!_ps_dataset_convert_f32 (lay, (const float *) st->buf + b * img, s, planar,
+                                         out + b * img))
         {
           g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
                        "%s: image %d has a NaN or infinite pixel", st->header->path, start + b);
@@ -112,4 +113,18 @@ ps_dataset_stream_read (PsDatasetStream *st, int start, int count, double scale,
         }
     }
   return TRUE;
+}
+
+gboolean
+ps_dataset_stream_read (PsDatasetStream *st, int start, int count, double scale, float *out,
+                        GError **error)
+{
+  return stream_read (st, start, count, scale, FALSE, out, error);
+}
+
+gboolean
+ps_dataset_stream_read_planar (PsDatasetStream *st, int start, int count, double scale,
+                               float *out, GError **error)
+{
+  return stream_read (st, start, count, scale, TRUE, out, error);
 }

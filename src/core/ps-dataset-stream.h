@@ -29,6 +29,14 @@ gboolean         ps_dataset_stream_read      (PsDatasetStream        *stream,
                                               double                  scale,
                                               float                  *out,
                                               GError                **error);
+/* The same values as channel planes (C x H x W per image), as the lab's files store
+ * them and ps_plan_set_input_planar() reads them. */
+gboolean         ps_dataset_stream_read_planar (PsDatasetStream      *stream,
+                                                int                   start,
+                                                int                   count,
+                                                double                scale,
+                                                float                *out,
+                                                GError              **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PsDatasetStream, ps_dataset_stream_free)
 

@@ -266,7 +266,7 @@ store_chunk (PsDataset *ds, const Layout *lay, int start, int count, const float
       gsize at = (gsize) (start + b) * img;
       float *nhwc = ds->f32 != NULL ? ds->f32 + at : scratch;
 
-      if (!_ps_dataset_convert_f32 (lay, buf + (gsize) b * img, 1.0f, nhwc))
+      if (!_ps_dataset_convert_f32 (lay, buf + (gsize) b * img, 1.0f, FALSE, nhwc))
         {
           g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
                        "image %d has a NaN or infinite pixel", start + b);

@@ -28,6 +28,8 @@ struct _PsPlan {
   gboolean      *sparse;   /* Dense layers whose inputs are mostly zeros */
   gpointer       sparse_scratch; /* of the sparse kernel, sparse_scratch_len bytes */
   gsize          sparse_scratch_len;
+  int            planar_conv; /* the conv reading the input, when it can read planes; else -1 */
+  const float   *planar_in;   /* the caller's channels-first images, or NULL */
 };
 
 static gboolean
@@ -108,6 +110,10 @@ ps_plan_new (const PsModel *model, int max_batch)
         }
     }
   p->scratch = g_new (float, MAX (scratch, 1));
+  p->planar_conv = single_consumer (model, model->input);
+  if (p->planar_conv >= 0
+      && (p->pool_of[p->planar_conv] < 0 || !ps_conv_reads_planar (p->packs[p->planar_conv])))
+    p->planar_conv = -1;
   return p;
 }
 
@@ -142,10 +148,50 @@ ps_plan_set_input (PsPlan *p, const float *images)
 {
   float *from = p->out[p->model->input], *to = images ? (float *) images : p->input;
 
+  p->planar_in = NULL;
+
   /* the input layer and the identity layers that alias it */
   for (int i = 0; i < p->model->n_layers; i++)
     if (p->out[i] == from)
       p->out[i] = to;
+}
+
+/* Whether a run over @run (NULL: all) computes the planar conv with its pool, as
+ * run_all() decides. */
+static gboolean
+planar_direct (const PsPlan *p, const gboolean *run)
+{
+  int c = p->planar_conv;
+
+  return c >= 0 && p->fused && p->linear[c] == NULL && !p->keep_out[c]
+         && (run == NULL || (run[c] && run[p->pool_of[c]]));
+}
+
+gboolean
+ps_plan_reads_planar (const PsPlan *p)
+{
+  return planar_direct (p, NULL);
+}
+
+void
+ps_plan_set_input_planar (PsPlan *p, const float *images)
+{
+  ps_plan_set_input (p, NULL);
+  p->planar_in = images;
+}
+
+/* The caller's channels-first images into the input layer's own buffer (NHWC), for a
+ * run whose first layer cannot read them as they are. */
+static void
+planar_to_input (PsPlan *p, int n)
+{
+  const PsShape in = p->model->layers[p->model->input]->out;
+  const gsize hw = (gsize) in.h * in.w, img = hw * in.c;
+
+  for (int b = 0; b < n; b++)
+    for (gsize q = 0; q < hw; q++)
+      for (int c = 0; c < in.c; c++)
+        p->input[b * img + q * in.c + c] = p->planar_in[b * img + c * hw + q];
 }
 
 float *
@@ -411,7 +457,10 @@ run_packed (PsPlan *p, const PsLayer *l, int i, int n, const float *in, int pool
   const PsConvPack *pack = p->packs[i];
   gboolean relu = l->activation == PS_ACT_RELU;
 
-  if (pool >= 0)
+  if (pool >= 0 && i == p->planar_conv && p->planar_in != NULL)
+    ps_conv_forward_pool_planar (pack, p->model->layers[pool], n, p->planar_in, relu,
+                                 p->out[pool], p->scratch);
+  else if (pool >= 0)
     ps_conv_forward_pool (pack, p->model->layers[pool], n, in, relu, p->out[pool], p->scratch);
   else if (l->activation == PS_ACT_SOFTMAX)
     {
@@ -457,6 +506,8 @@ run_all (PsPlan *p, int n, const gboolean *run)
   const PsModel *m = p->model;
 
   memset (p->skip, 0, sizeof (gboolean) * m->n_layers);
+  if (p->planar_in != NULL && !planar_direct (p, run))
+    planar_to_input (p, n);
   for (int i = 0; i < m->n_layers; i++)
     {
       int j = p->pool_of[i];

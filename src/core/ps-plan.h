@@ -19,6 +19,15 @@ float    *ps_plan_output         (PsPlan        *plan,
  * ps_plan_output() of the input layer is then @images. */
 void      ps_plan_set_input      (PsPlan        *plan,
                                   const float   *images);
+/* Whether the first layer reads channels-first images as they are: the row kernel's
+ * planes (a stride-1 convolution fused with its max-pool; ps_plan_set_fused() first). */
+gboolean  ps_plan_reads_planar   (const PsPlan  *plan);
+/* As ps_plan_set_input(), with @images channels-first (max_batch x C x H x W, scaled):
+ * read as they are where ps_plan_reads_planar(), else reordered into the input layer's
+ * buffer at each run. Until ps_plan_set_input(); the input layer's output is then not
+ * @images. */
+void      ps_plan_set_input_planar (PsPlan      *plan,
+                                    const float *images);
 /* Keep a Conv2D/Dense layer's value before its activation in its own buffer. */
 void      ps_plan_keep_linear    (PsPlan        *plan,
                                   int            layer);

@@ -6,14 +6,13 @@
 #include "ps-sweep-private.h"
 #include "ps-error.h"
 
-/* Chunks in memory at once: one being computed, one read ahead, one to spare so that a
- * worker finishing a chunk late does not stall the reader. */
-#define FEED_SLOTS 3
+#define FEED_SLOTS PS_SWEEP_FEED_SLOTS
 
 struct _PsSweepFeed {
   PsDatasetStream *stream;
   GCancellable    *cancellable;
   double           scale;
+  gboolean         planar;    /* channel planes, for a first layer that reads them */
   int              n, batch, chunk_batches, n_chunks;
   gsize            img;
   float           *slot[FEED_SLOTS];
@@ -47,8 +46,8 @@ feed_main (gpointer data)
       if (!ok)
         break;
       ok = !g_cancellable_set_error_if_cancelled (f->cancellable, &error)
-           && ps_dataset_stream_read (f->stream, start, count, f->scale, f->slot[j % FEED_SLOTS],
-                                      &error);
+           && (f->planar ? ps_dataset_stream_read_planar : ps_dataset_stream_read) (
+                f->stream, start, count, f->scale, f->slot[j % FEED_SLOTS], &error);
       g_mutex_lock (&f->lock);
       if (ok)
         f->filled = j + 1;
@@ -66,8 +65,8 @@ feed_main (gpointer data)
 }
 
 PsSweepFeed *
-_ps_sweep_feed_start (PsDatasetStream *stream, int batch, double scale,
-                      GCancellable *cancellable, GError **error)
+_ps_sweep_feed_start (PsDatasetStream *stream, int batch, double scale, gboolean planar,
+                      PsSweepFeedSlots *slots, GCancellable *cancellable, GError **error)
 {
   const PsDataset *h = ps_dataset_stream_header (stream);
   PsSweepFeed *f = g_new0 (PsSweepFeed, 1);
@@ -75,6 +74,7 @@ _ps_sweep_feed_start (PsDatasetStream *stream, int batch, double scale,
   f->stream = stream;
   f->cancellable = cancellable;
   f->scale = scale;
+  f->planar = planar;
   f->n = h->n;
   f->batch = batch;
   f->img = (gsize) h->h * h->w * h->c;
@@ -84,17 +84,22 @@ _ps_sweep_feed_start (PsDatasetStream *stream, int batch, double scale,
   f->left = g_new (int, MAX (f->n_chunks, 1));
   for (int j = 0; j < f->n_chunks; j++)
     f->left[j] = MIN (f->chunk_batches, (f->n - j * f->chunk_batches * batch + batch - 1) / batch);
-  for (int i = 0; i < FEED_SLOTS; i++)
+  if (slots->floats < f->img * f->chunk_batches * batch)
     {
-      f->slot[i] = g_try_malloc (f->img * f->chunk_batches * batch * sizeof (float));
-      if (f->slot[i] == NULL)
-        {
-          g_set_error (error, PS_ERROR, PS_ERROR_LIMIT, "%s: not enough memory to read %d images",
-                       h->path, f->chunk_batches * batch);
-          _ps_sweep_feed_finish (f, NULL);
-          return NULL;
-        }
+      _ps_sweep_feed_slots_clear (slots);
+      for (int i = 0; i < FEED_SLOTS; i++)
+        if ((slots->slot[i] = g_try_malloc (f->img * f->chunk_batches * batch * sizeof (float))) == NULL)
+          {
+            g_set_error (error, PS_ERROR, PS_ERROR_LIMIT, "%s: not enough memory to read %d images",
+                         h->path, f->chunk_batches * batch);
+            _ps_sweep_feed_slots_clear (slots);
+            _ps_sweep_feed_finish (f, NULL);
+            return NULL;
+          }
+      slots->floats = f->img * f->chunk_batches * batch;
     }
+  for (int i = 0; i < FEED_SLOTS; i++)
+    f->slot[i] = slots->slot[i];
   g_mutex_init (&f->lock);
   g_cond_init (&f->cond);
   f->thread = g_thread_new ("ps-read", feed_main, f);
@@ -145,9 +150,15 @@ _ps_sweep_feed_finish (PsSweepFeed *f, GError **error)
   ok = f->error == NULL;
   if (f->error != NULL)
     g_propagate_error (error, f->error);
-  for (int i = 0; i < FEED_SLOTS; i++)
-    g_free (f->slot[i]);
   g_free (f->left);
   g_free (f);
   return ok;
+}
+
+void
+_ps_sweep_feed_slots_clear (PsSweepFeedSlots *slots)
+{
+  for (int i = 0; i < FEED_SLOTS; i++)
+    g_clear_pointer (&slots->slot[i], g_free);
+  slots->floats = 0;
 }

@@ -36,6 +36,17 @@ typedef struct {
 
 typedef struct _PsSweepFeed PsSweepFeed;
 
+/* Chunks of a streamed set in memory at once: one being computed, one read ahead, one to
+ * spare so that a worker finishing a chunk late does not stall the reader. */
+#define PS_SWEEP_FEED_SLOTS 3
+
+/* The readers' chunk buffers, kept from one set to the next: fresh pages cost the kernel
+ * more to hand out than the reading costs. */
+typedef struct {
+  float *slot[PS_SWEEP_FEED_SLOTS];
+  gsize  floats;  /* each */
+} PsSweepFeedSlots;
+
 /* What the output skip keeps of an image's last exact scores (ps-sweep-skip.c). */
 typedef struct {
   float   gap;    /* best score minus the best of the other classes */
@@ -88,6 +99,7 @@ struct _PsSweep {
   int            next_step; /* steps done so far (a cancelled finish goes on from here) */
   int            n_reported; /* rows reported to the progress callback */
   SetData        sets[PS_N_SETS];
+  PsSweepFeedSlots feed_slots;  /* until the steps start */
   PsSweepStep   *steps;
   PsPlan       **plans;
   int            n_workers;
@@ -112,10 +124,12 @@ void      _ps_sweep_run_steps      (PsSweep  *s,
                                     int       first,
                                     int       last);
 /* A thread reading @stream into a few chunk buffers ahead of the first pass's batches of
- * @batch images, scaled by @scale. */
+ * @batch images, scaled by @scale (@planar: as channel planes). */
 PsSweepFeed *_ps_sweep_feed_start   (PsDatasetStream *stream,
                                      int              batch,
                                      double           scale,
+                                     gboolean         planar,
+                                     PsSweepFeedSlots *slots,
                                      GCancellable    *cancellable,
                                      GError         **error);
 /* Waits for batch @batch's images (NULL once the reading has failed or was cancelled);
@@ -124,9 +138,11 @@ const float *_ps_sweep_feed_get     (PsSweepFeed     *feed,
                                      int              batch);
 void         _ps_sweep_feed_release (PsSweepFeed     *feed,
                                      int              batch);
-/* Stops the reader and frees @feed; FALSE with the reading's error if it failed. */
+/* Stops the reader and frees @feed (not its slots); FALSE with the reading's error if it
+ * failed. */
 gboolean     _ps_sweep_feed_finish  (PsSweepFeed     *feed,
                                      GError         **error);
+void         _ps_sweep_feed_slots_clear (PsSweepFeedSlots *slots);
 void      _ps_sweep_report         (PsSweep           *s,
                                     const PsSweepStep *step);
 /* ps-sweep-skip.c */

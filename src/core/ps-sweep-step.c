@@ -88,7 +88,10 @@ first_pass_batch (int worker, int task, gpointer data)
 
       if (px == NULL)
         return; /* the reading failed: the pass fails with its error */
-      ps_plan_set_input (plan, px);
+      if (ps_plan_reads_planar (plan))
+        ps_plan_set_input_planar (plan, px);
+      else
+        ps_plan_set_input (plan, px);
       ps_plan_forward (plan, count);
       ps_plan_set_input (plan, NULL);
       _ps_sweep_feed_release (d->feed, task);
@@ -189,8 +192,11 @@ _ps_sweep_first_pass (PsSweep *s, SetData *d, GError **error)
     return FALSE;
   if (d->stream != NULL)
     {
+      /* images as channel planes when B's first layer reads them so (the plans are
+       * alike: the first one tells) */
       d->feed = _ps_sweep_feed_start (d->stream, PS_SWEEP_BATCH, s->model->input_scale,
-                                      s->cancellable, error);
+                                      ps_plan_reads_planar (worker_plan (s, 0)),
+                                      &s->feed_slots, s->cancellable, error);
       if (d->feed == NULL)
         return FALSE;
     }

@@ -40,6 +40,7 @@ ps_sweep_free (PsSweep *s)
     for (int i = 0; i < s->n_workers; i++)
       ps_plan_free (s->plans[i]);
   g_free (s->plans);
+  _ps_sweep_feed_slots_clear (&s->feed_slots);
   g_free (s->layer_name);
   g_free (s->order);
   g_free (s->run);
@@ -260,6 +261,9 @@ ps_sweep_finish (PsSweep *s, PsSweepProgress progress, gpointer user_data,
           }
       s->ordered = TRUE;
     }
+
+  /* no more sets come: the readers' buffers go before the steps */
+  _ps_sweep_feed_slots_clear (&s->feed_slots);
 
   /* Step 0 is B itself. The others run a group at a time, image block by image block
    * (see ps-sweep-step.c), and their rows are reported after each group. A group always
