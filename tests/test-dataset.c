@@ -2,11 +2,13 @@
  * (data (N,3,H,W) channels-first, label (N,), optional clean_label (N,)), read back, saved
  * and broken on purpose */
 #define G_LOG_DOMAIN "test-dataset"
+#define _POSIX_C_SOURCE 200809L /* truncate () */
 
 #include <glib/gstdio.h>
 #include <hdf5.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ps-dataset.h"
 #include "ps-dataset-stream.h"
@@ -888,6 +890,35 @@ check_stream_nan (int y, int x)
   g_assert_cmpmem (out, sizeof out, want, sizeof want);
 }
 
+/* A set cut short while a stream has it open: HDF5 would read the missing part as zeros;
+ * the stream says the file changed, naming it, and reads nothing more. */
+static void
+test_stream_truncated (void)
+{
+  g_autofree char *path = tmp_path ("s-truncated.h5");
+  g_autofree char *message = NULL;
+  g_autoptr (LabSet) s = lab_set_new (300, 3, 5, 4, 4);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsDatasetStream) st = NULL;
+  g_autofree float *out = g_new (float, 300 * 5 * 4 * 3);
+  GStatBuf sb;
+
+  lab_set_write (s, path, H5T_IEEE_F32LE);
+  st = ps_dataset_stream_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_true (ps_dataset_stream_read (st, 0, 100, 1.0, out, &error));
+  g_assert_cmpint (g_stat (path, &sb), ==, 0);
+  g_assert_cmpint (truncate (path, sb.st_size / 2), ==, 0);
+  message = g_strdup_printf ("%s: changed on disk while it was read", path);
+  g_assert_false (ps_dataset_stream_read (st, 200, 100, 1.0, out, &error));
+  g_assert_error (error, PS_ERROR, PS_ERROR_FILE);
+  g_assert_cmpstr (error->message, ==, message);
+  g_clear_error (&error);
+  /* the part still there: the same answer, the file is not what was opened */
+  g_assert_false (ps_dataset_stream_read_planar (st, 0, 10, 1.0, out, &error));
+  g_assert_error (error, PS_ERROR, PS_ERROR_FILE);
+}
+
 static void
 test_stream_nan (void)
 {
@@ -1177,6 +1208,7 @@ main (int argc, char **argv)
   g_test_add_func ("/dataset/stream/same-bits", test_stream_same);
   g_test_add_func ("/dataset/stream/signed-zero", test_stream_signed_zero);
   g_test_add_func ("/dataset/stream/nan", test_stream_nan);
+  g_test_add_func ("/dataset/stream/truncated", test_stream_truncated);
   g_test_add_func ("/dataset/sample-and-header", test_sample_and_header);
   g_test_add_func ("/dataset/save/round-trip-u8", test_save_round_trip_u8);
   g_test_add_func ("/dataset/save/round-trip-f32", test_save_round_trip_f32);

@@ -4,6 +4,7 @@
 
 #include "ps-dataset-stream.h"
 #include "ps-dataset-private.h"
+#include "ps-file.h"
 
 struct _PsDatasetStream {
   PsDataset       *header;
@@ -11,7 +12,23 @@ struct _PsDatasetStream {
   hid_t            file, dset;
   gpointer         buf;        /* the file's values for one read */
   int              buf_images; /* images @buf holds */
+  int              fd;         /* the file HDF5 reads (-1: unknown) */
+  char            *stamp;      /* its size, modification time and inode when opened */
 };
+
+/* Whether the file is still as it was opened: HDF5 reads the part of a file cut short
+ * since as zeros, and a set rewritten meanwhile would mix two sets' images. */
+static gboolean
+unchanged (const PsDatasetStream *st, GError **error)
+{
+  g_autofree char *now = NULL;
+
+  if (st->stamp == NULL || g_strcmp0 (now = ps_file_stamp_fd (st->fd), st->stamp) == 0)
+    return TRUE;
+  g_set_error (error, PS_ERROR, PS_ERROR_FILE, "%s: changed on disk while it was read",
+               st->header->path);
+  return FALSE;
+}
 
 void
 ps_dataset_stream_free (PsDatasetStream *st)
@@ -26,6 +43,7 @@ ps_dataset_stream_free (PsDatasetStream *st)
   H5Eclear2 (H5E_DEFAULT);
   ps_h5_unlock ();
   ps_dataset_free (st->header);
+  g_free (st->stamp);
   g_free (st->buf);
   g_free (st);
 }
@@ -36,11 +54,21 @@ ps_dataset_stream_open (const char *path, GError **error)
   g_autoptr (PsDatasetStream) st = g_new0 (PsDatasetStream, 1);
 
   st->header = g_new0 (PsDataset, 1);
-  st->file = st->dset = -1;
+  st->file = st->dset = st->fd = -1;
   ps_h5_lock ();
   st->file = ps_h5_open (path, FALSE, error);
   if (st->file >= 0)
-    st->dset = _ps_dataset_open_data (st->file, st->header, &st->lay, error);
+    {
+      int *handle = NULL;
+
+      /* the default (sec2) driver's handle is the descriptor */
+      if (H5Fget_vfd_handle (st->file, H5P_DEFAULT, (void **) &handle) >= 0 && handle != NULL)
+        {
+          st->fd = *handle;
+          st->stamp = ps_file_stamp_fd (st->fd);
+        }
+      st->dset = _ps_dataset_open_data (st->file, st->header, &st->lay, error);
+    }
   H5Eclear2 (H5E_DEFAULT);
   ps_h5_unlock ();
   if (st->dset < 0)
@@ -94,6 +122,9 @@ stream_read (PsDatasetStream *st, int start, int count, double scale, gboolean p
   ok = _ps_dataset_read_slab (st->dset, lay, start, count, st->buf, error);
   H5Eclear2 (H5E_DEFAULT);
   ps_h5_unlock ();
+  /* after the read: a change during it counts too */
+  if (ok && !unchanged (st, error))
+    return FALSE;
   if (!ok)
     {
       g_prefix_error (error, "%s: ", st->header->path);

@@ -28,6 +28,13 @@ kind_of (mode_t mode)
   return "is not a regular file";
 }
 
+static char *
+stamp_of (const struct stat *st)
+{
+  return g_strdup_printf ("%jd:%jd.%09ld:%ju:%ju", (intmax_t) st->st_size, (intmax_t) st->st_mtim.tv_sec,
+                          (long) st->st_mtim.tv_nsec, (uintmax_t) st->st_ino, (uintmax_t) st->st_dev);
+}
+
 char *
 ps_file_stamp (const char *path)
 {
@@ -35,8 +42,17 @@ ps_file_stamp (const char *path)
 
   if (path == NULL || stat (path, &st) != 0 || !S_ISREG (st.st_mode))
     return NULL;
-  return g_strdup_printf ("%jd:%jd.%09ld:%ju:%ju", (intmax_t) st.st_size, (intmax_t) st.st_mtim.tv_sec,
-                          (long) st.st_mtim.tv_nsec, (uintmax_t) st.st_ino, (uintmax_t) st.st_dev);
+  return stamp_of (&st);
+}
+
+char *
+ps_file_stamp_fd (int fd)
+{
+  struct stat st;
+
+  if (fd < 0 || fstat (fd, &st) != 0 || !S_ISREG (st.st_mode))
+    return NULL;
+  return stamp_of (&st);
 }
 
 gboolean

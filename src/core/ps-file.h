@@ -16,6 +16,8 @@ gboolean  ps_file_check_regular      (const char     *path,
 /* What identifies a regular file's version: size, modification time, inode and device
  * (a save renames a new file into place: a new inode). NULL unless @path is a regular file. */
 char     *ps_file_stamp              (const char     *path);
+/* The same of an open file. */
+char     *ps_file_stamp_fd           (int             fd);
 
 /* Writes @tmp_path, a new empty file beside the destination. */
 typedef gboolean (*PsFileWriter)     (const char     *tmp_path,
