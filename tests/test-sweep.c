@@ -665,6 +665,44 @@ test_stream_cancel (Fixture *f, gconstpointer data)
   free_paths (paths);
 }
 
+/* Sets added after the validation set run every step with their first pass, a batch at
+ * a time (the order is known by then); added before it, they wait for ps_sweep_finish().
+ * Both ways give the same sweep, bit for bit: on the rank-one fronts and on the masked
+ * layer, increasing and decreasing, with steps in one group and in several. */
+static void
+test_fused_sets (Fixture *f, gconstpointer data)
+{
+  const char *layers[] = { "pool_b", "conv_b" };
+
+  for (guint l = 0; l < G_N_ELEMENTS (layers); l++)
+    for (int decreasing = 0; decreasing < 2; decreasing++)
+      {
+        g_autoptr (GError) error = NULL;
+        PsSweepOptions opt = { layers[l], decreasing };
+        g_autoptr (PsSweep) fused = ps_sweep_run (f->model, (const PsDataset * const *) f->sets,
+                                                  &opt, NULL, NULL, NULL, &error);
+        g_autoptr (PsSweep) later = ps_sweep_new (f->model, &opt, &error);
+        const PsSetKind order[] = { PS_SET_POISONED, PS_SET_TEST, PS_SET_VALID };
+
+        g_assert_no_error (error);
+        for (guint k = 0; k < G_N_ELEMENTS (order); k++)
+          g_assert_true (ps_sweep_add_set (later, order[k], f->sets[order[k]], NULL, NULL, NULL, &error));
+        g_assert_true (ps_sweep_finish (later, NULL, NULL, NULL, &error));
+        g_assert_no_error (error);
+        g_assert_cmpmem (ps_sweep_order (fused), sizeof (int) * ps_sweep_n_channels (fused),
+                         ps_sweep_order (later), sizeof (int) * ps_sweep_n_channels (later));
+        for (int step = 0; step < ps_sweep_n_steps (fused); step++)
+          {
+            g_assert_cmpmem (ps_sweep_get_step (fused, step), sizeof (PsSweepStep),
+                             ps_sweep_get_step (later, step), sizeof (PsSweepStep));
+            for (int k = 0; k < PS_N_SETS; k++)
+              for (int i = 0; i < f->sets[k]->n; i++)
+                g_assert_cmpint (ps_sweep_prediction (fused, k, step, i), ==,
+                                 ps_sweep_prediction (later, k, step, i));
+          }
+      }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -677,6 +715,8 @@ main (int argc, char **argv)
   ADD_V ("/sweep/naive/linear-output", linear_out, test_output_activations);
   ADD ("/sweep/naive/mask-front", test_mask_front);
   ADD_V ("/sweep/naive/many-channels", wide, test_many_channels);
+  ADD ("/sweep/fused-sets", test_fused_sets);
+  ADD_V ("/sweep/fused-sets/many-channels", wide, test_fused_sets);
   ADD ("/sweep/stop-rule", test_default_layer_and_stop);
   ADD ("/sweep/decreasing", test_decreasing);
   ADD ("/sweep/cancel", test_cancel);

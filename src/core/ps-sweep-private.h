@@ -71,6 +71,8 @@ typedef struct {
   double          *sums;    /* workers x channels, for the channel means */
   double          *means;   /* channels */
   gboolean         present;
+  gboolean         fused;   /* every step ran with the first pass, a batch at a time:
+                             * no caches (act, state, href, skip, active) */
   int             *hits;    /* n_steps x 3: B' correct, G correct, G flagged */
 } SetData;
 
@@ -95,13 +97,15 @@ struct _PsSweep {
   double         max_w_norm, max_bias;
   double         gamma;     /* relative rounding bound of one score */
   gboolean       finished;
-  gboolean       ordered;   /* the order is chosen: no more sets can be added */
+  gboolean       ordered;   /* the order is chosen (by the validation set) */
+  gboolean       stepping;  /* ps_sweep_finish() has begun: no more sets can be added */
   int            next_step; /* steps done so far (a cancelled finish goes on from here) */
   int            n_reported; /* rows reported to the progress callback */
   SetData        sets[PS_N_SETS];
   PsSweepFeedSlots feed_slots;  /* until the steps start */
   PsSweepStep   *steps;
   PsPlan       **plans;
+  SetData      **batch_sets; /* per worker: one batch's caches, for the fused sets */
   int            n_workers;
   /* progress, reported from the calling thread only */
   PsSweepProgress progress;
@@ -116,9 +120,12 @@ struct _PsSweep {
 
 gboolean  _ps_sweep_plan_structure (PsSweep  *s,
                                     GError  **error);
+/* B on every image of @d, keeping what the steps need; when the order is chosen already,
+ * every step too, a batch at a time (the set is then fused). */
 gboolean  _ps_sweep_first_pass     (PsSweep  *s,
                                     SetData  *d,
                                     GError  **error);
+void      _ps_sweep_set_data_clear (SetData  *d);
 /* Steps @first .. @last-1 on every set. */
 void      _ps_sweep_run_steps      (PsSweep  *s,
                                     int       first,

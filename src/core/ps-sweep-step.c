@@ -17,6 +17,9 @@ typedef struct {
   SetData *d;
 } PassJob;
 
+static void steps_images (PsSweep *s, SetData *d, PsPlan *plan, int first, int last, int start,
+                          int end);
+
 static PsPlan *
 worker_plan (PsSweep *s, int worker)
 {
@@ -53,15 +56,44 @@ _ps_sweep_report (PsSweep *s, const PsSweepStep *step)
     s->progress (step, 0.9 * MIN (first, 1.0) + 0.1 * steps, s->user_data);
 }
 
+/* The caches of one batch (PS_SWEEP_BATCH images), per worker: where a fused set's first
+ * pass puts them, for its steps right after. */
+static SetData *
+batch_set (PsSweep *s, int worker)
+{
+  SetData *m = s->batch_sets[worker];
+  const gsize n = PS_SWEEP_BATCH;
+
+  if (m == NULL)
+    {
+      m = s->batch_sets[worker] = g_new0 (SetData, 1);
+      m->n = PS_SWEEP_BATCH;
+      m->act = g_new (float, n * ps_shape_size (s->lshape));
+      m->state = s->fronts[0].kind == FRONT_MASK ? m->act : g_new (float, n * s->state_size);
+      if (s->h_layer >= 0)
+        {
+          m->href = g_new (float, n * s->h_size);
+          m->skip = g_new (PsSkipRecord, n);
+        }
+      m->preds = g_new (guint16, n * s->n_steps);
+      if (s->n_channels <= 64)
+        m->active = g_new (guint64, n);
+    }
+  return m;
+}
+
 static void
 first_pass_batch (int worker, int task, gpointer data)
 {
   PassJob *job = data;
   PsSweep *s = job->s;
   SetData *d = job->d;
+  /* where the batch's caches go: the set's own, or the worker's batch for a fused set */
+  SetData *t = d->fused ? batch_set (s, worker) : d;
   PsPlan *plan;
   gsize asz = ps_shape_size (s->lshape);
   int start = task * PS_SWEEP_BATCH, count = MIN (PS_SWEEP_BATCH, d->n - start);
+  int at = d->fused ? 0 : start; /* the batch's first image in t */
   int classes[PS_SWEEP_BATCH];
   double *sums = d->sums + (gsize) worker * s->n_channels;
   const float *act;
@@ -98,7 +130,7 @@ first_pass_batch (int worker, int task, gpointer data)
     }
   if (s->h_layer >= 0)
     for (int b = 0; b < count; b++)
-      classes[b] = _ps_sweep_skip_record (s, d, start + b,
+      classes[b] = _ps_sweep_skip_record (s, t, at + b,
                                           ps_plan_output (plan, s->h_layer) + (gsize) b * s->h_size,
                                           ps_plan_output (plan, s->model->output) + (gsize) b * s->n_classes);
   else
@@ -115,7 +147,7 @@ first_pass_batch (int worker, int task, gpointer data)
 
           for (int c = 0; c < s->n_channels; c++)
             {
-              float *dst = d->act + ((gsize) c * d->n + start + b) * hw;
+              float *dst = t->act + ((gsize) c * t->n + at + b) * hw;
 
               for (gsize p = 0; p < hw; p++)
                 dst[p] = src[p * s->n_channels + c];
@@ -123,15 +155,15 @@ first_pass_batch (int worker, int task, gpointer data)
         }
     }
   else
-    memcpy (d->act + (gsize) start * asz, act, sizeof (float) * count * asz);
+    memcpy (t->act + (gsize) at * asz, act, sizeof (float) * count * asz);
   for (gsize i = 0; i < (gsize) count * asz; i += s->n_channels)
     for (int c = 0; c < s->n_channels; c++)
       sums[c] += act[i + c];
   for (int b = 0; b < count; b++)
     {
-      float *st = d->state + (gsize) (start + b) * s->state_size;
+      float *st = t->state + (gsize) (at + b) * s->state_size;
 
-      if (d->active != NULL)
+      if (t->active != NULL)
         {
           const float *a = act + (gsize) b * asz;
           guint64 bits = 0;
@@ -140,15 +172,24 @@ first_pass_batch (int worker, int task, gpointer data)
             for (int c = 0; c < s->n_channels; c++)
               if (a[i + c] != 0.0f)
                 bits |= G_GUINT64_CONSTANT (1) << c;
-          d->active[start + b] = bits;
+          t->active[at + b] = bits;
         }
-      d->preds[start + b] = (guint16) classes[b];
-      for (int f = 0; f < s->n_fronts && d->state != d->act; f++)
+      t->preds[at + b] = (guint16) classes[b];
+      for (int f = 0; f < s->n_fronts && t->state != t->act; f++)
         {
           const Front *fr = &s->fronts[f];
           memcpy (st + fr->offset, ps_plan_linear (plan, fr->layer) + (gsize) b * fr->size,
                   sizeof (float) * fr->size);
         }
+    }
+  if (d->fused)
+    {
+      /* every step now, group by group as ps_sweep_finish() runs them (the same bits) */
+      for (int first = 1; first < s->n_steps; first += PS_SWEEP_GROUP)
+        steps_images (s, t, plan, first, MIN (first + PS_SWEEP_GROUP, s->n_steps), 0, count);
+      for (int step = 0; step < s->n_steps; step++)
+        memcpy (d->preds + (gsize) step * d->n + start, t->preds + (gsize) step * t->n,
+                sizeof (guint16) * count);
     }
   g_atomic_int_inc (&s->done_batches);
   if (worker == 0)
@@ -161,6 +202,17 @@ alloc_set (PsSweep *s, SetData *d, GError **error)
   gsize n = MAX (d->n, 1);
   gboolean mask = s->fronts[0].kind == FRONT_MASK;
 
+  if (d->fused)
+    {
+      /* the steps' caches are the workers' batches */
+      d->preds = g_new (guint16, n * s->n_steps);
+      d->sums = g_new0 (double, (gsize) s->n_workers * s->n_channels);
+      d->means = g_new0 (double, s->n_channels);
+      d->hits = g_new0 (int, (gsize) s->n_steps * 3);
+      if (s->batch_sets == NULL)
+        s->batch_sets = g_new0 (SetData *, s->n_workers);
+      return TRUE;
+    }
   d->act = g_try_malloc (n * ps_shape_size (s->lshape) * sizeof (float));
   d->state = mask ? d->act : g_try_malloc (n * s->state_size * sizeof (float));
   if (s->h_layer >= 0)
@@ -435,33 +487,23 @@ typedef struct {
  * in the plan, where the Dense layers after the fronts, reading mostly zeros in nearly the
  * same places, take them together (ps_conv_forward_sparse). */
 static void
-steps_block (int worker, int task, gpointer data)
+steps_images (PsSweep *s, SetData *d, PsPlan *plan, int first, int last, int start, int end)
 {
-  StepsJob *job = data;
-  PsSweep *s = job->s;
-  PsPlan *plan = worker_plan (s, worker);
-  int k = 0, start, end, from, count = 0;
-  SetData *d;
+  int from = start, count = 0;
   RowRef refs[PS_SWEEP_BATCH];
 
   G_STATIC_ASSERT (PS_SWEEP_GROUP <= PS_SWEEP_BATCH);
-  while (task >= job->tasks[k + 1])
-    k++;
-  d = &s->sets[k];
-  start = (task - job->tasks[k]) * PS_SWEEP_BATCH;
-  end = MIN (start + PS_SWEEP_BATCH, d->n);
-  from = start;
   for (int i = start; i < end; i++)
     {
       int steps[PS_SWEEP_GROUP], n = 0;
 
       /* Only the steps whose channel is active in the image can change it. */
-      for (int step = job->first; step < job->last; step++)
+      for (int step = first; step < last; step++)
         if (channel_active (s, d, i, s->order[step - 1]))
           steps[n++] = step;
       if (count + n > PS_SWEEP_BATCH)
         {
-          finish_rows (s, d, plan, job->first, job->last, from, i, refs, count);
+          finish_rows (s, d, plan, first, last, from, i, refs, count);
           from = i;
           count = 0;
         }
@@ -471,7 +513,21 @@ steps_block (int worker, int task, gpointer data)
           refs[count] = (RowRef) { i, steps[t] };
         }
     }
-  finish_rows (s, d, plan, job->first, job->last, from, end, refs, count);
+  finish_rows (s, d, plan, first, last, from, end, refs, count);
+}
+
+static void
+steps_block (int worker, int task, gpointer data)
+{
+  StepsJob *job = data;
+  PsSweep *s = job->s;
+  int k = 0, start;
+
+  while (task >= job->tasks[k + 1])
+    k++;
+  start = (task - job->tasks[k]) * PS_SWEEP_BATCH;
+  steps_images (s, &s->sets[k], worker_plan (s, worker), job->first, job->last, start,
+                MIN (start + PS_SWEEP_BATCH, s->sets[k].n));
 }
 
 void
@@ -481,6 +537,7 @@ _ps_sweep_run_steps (PsSweep *s, int first, int last)
 
   for (int k = 0; k < PS_N_SETS; k++)
     job.tasks[k + 1] = job.tasks[k]
-                       + (s->sets[k].present ? (s->sets[k].n + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH : 0);
+                       + (s->sets[k].present && !s->sets[k].fused
+                            ? (s->sets[k].n + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH : 0);
   ps_parallel_for (job.tasks[PS_N_SETS], steps_block, &job);
 }

@@ -12,8 +12,8 @@
 #include <math.h>
 #include <string.h>
 
-static void
-set_data_clear (SetData *d)
+void
+_ps_sweep_set_data_clear (SetData *d)
 {
   if (d->state != d->act)
     g_free (d->state);
@@ -29,17 +29,32 @@ set_data_clear (SetData *d)
   memset (d, 0, sizeof *d);
 }
 
+static void
+free_batch_sets (PsSweep *s)
+{
+  if (s->batch_sets == NULL)
+    return;
+  for (int i = 0; i < s->n_workers; i++)
+    if (s->batch_sets[i] != NULL)
+      {
+        _ps_sweep_set_data_clear (s->batch_sets[i]);
+        g_free (s->batch_sets[i]);
+      }
+  g_clear_pointer (&s->batch_sets, g_free);
+}
+
 void
 ps_sweep_free (PsSweep *s)
 {
   if (s == NULL)
     return;
   for (int k = 0; k < PS_N_SETS; k++)
-    set_data_clear (&s->sets[k]);
+    _ps_sweep_set_data_clear (&s->sets[k]);
   if (s->plans != NULL)
     for (int i = 0; i < s->n_workers; i++)
       ps_plan_free (s->plans[i]);
   g_free (s->plans);
+  free_batch_sets (s);
   _ps_sweep_feed_slots_clear (&s->feed_slots);
   g_free (s->layer_name);
   g_free (s->order);
@@ -111,6 +126,26 @@ compare_means (gconstpointer a, gconstpointer b, gpointer data)
   return x - y;
 }
 
+/* Only the validation set chooses the order (once it has been added). */
+static void
+choose_order (PsSweep *s)
+{
+  if (s->ordered)
+    return;
+  for (int c = 0; c < s->n_channels; c++)
+    s->order[c] = c;
+  g_qsort_with_data (s->order, s->n_channels, sizeof (int), compare_means,
+                     s->sets[PS_SET_VALID].means);
+  if (s->decreasing)
+    for (int i = 0; i < s->n_channels / 2; i++)
+      {
+        int t = s->order[i];
+        s->order[i] = s->order[s->n_channels - 1 - i];
+        s->order[s->n_channels - 1 - i] = t;
+      }
+  s->ordered = TRUE;
+}
+
 /* ---- entry points ---- */
 
 PsSweep *
@@ -169,9 +204,16 @@ add_set (PsSweep *s, PsSetKind set, const PsDataset *ds, PsDatasetStream *stream
   int batches_before = s->done_batches;
   gboolean ok;
 
-  g_return_val_if_fail (!s->finished && !s->ordered && !d->present, FALSE);
+  g_return_val_if_fail (!s->finished && !s->stepping && !d->present, FALSE);
   if (!ps_infer_check_dataset (s->model, ds, error))
     return FALSE;
+  /* After the validation set, the order is known: a later set runs every step with its
+   * first pass, a batch at a time, while the batch's values are still in the cache. */
+  if (set != PS_SET_VALID && s->sets[PS_SET_VALID].present)
+    {
+      choose_order (s);
+      d->fused = TRUE;
+    }
   d->ds = ds;
   d->stream = stream;
   d->n = ds->n;
@@ -188,7 +230,7 @@ add_set (PsSweep *s, PsSetKind set, const PsDataset *ds, PsDatasetStream *stream
   if (!ok)
     {
       /* as before: the set can be added again */
-      set_data_clear (d);
+      _ps_sweep_set_data_clear (d);
       s->done_batches = batches_before;
     }
   return ok;
@@ -229,6 +271,7 @@ release_caches (PsSweep *s)
     }
   for (int i = 0; i < s->n_workers; i++)
     g_clear_pointer (&s->plans[i], ps_plan_free);
+  free_batch_sets (s);
 }
 
 gboolean
@@ -245,22 +288,8 @@ ps_sweep_finish (PsSweep *s, PsSweepProgress progress, gpointer user_data,
   s->user_data = user_data;
   s->cancellable = cancellable;
 
-  /* Only the validation set chooses the order. */
-  if (!s->ordered)
-    {
-      for (int c = 0; c < s->n_channels; c++)
-        s->order[c] = c;
-      g_qsort_with_data (s->order, s->n_channels, sizeof (int), compare_means,
-                         s->sets[PS_SET_VALID].means);
-      if (s->decreasing)
-        for (int i = 0; i < s->n_channels / 2; i++)
-          {
-            int t = s->order[i];
-            s->order[i] = s->order[s->n_channels - 1 - i];
-            s->order[s->n_channels - 1 - i] = t;
-          }
-      s->ordered = TRUE;
-    }
+  s->stepping = TRUE;
+  choose_order (s);
 
   /* no more sets come: the readers' buffers go before the steps */
   _ps_sweep_feed_slots_clear (&s->feed_slots);
