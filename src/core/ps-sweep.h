@@ -58,7 +58,10 @@ void                ps_sweep_free            (PsSweep                *sweep);
  * before loading the next (the sweep keeps only what it computed). @model must stay
  * alive until ps_sweep_finish() returns. A cancelled (or failed) ps_sweep_add_set() leaves
  * the sweep as it was, so the set can be added again; a cancelled ps_sweep_finish() keeps
- * the steps it did, and calling it again goes on from the next one. */
+ * the steps it did, and calling it again goes on from the next one. A set added after the
+ * validation set runs every step with its first pass (the order is known by then), keeping
+ * nothing but its classes: add the validation set first. The results are the same bits in
+ * any order. */
 PsSweep            *ps_sweep_new             (const PsModel          *model,
                                               const PsSweepOptions   *options,
                                               GError                **error);
