@@ -553,6 +553,36 @@ test_locale (void)
 
 /* ---- repair and eval ---- */
 
+/* `eval --data` reads the set a round of images at a time: on a set of several rounds and a
+ * part, with labels the model gets right for two images in three, it prints the accuracy
+ * of the library's classes on the set loaded whole. */
+static void
+test_eval_rounds (void)
+{
+  const Inputs *in = inputs ();
+  g_autofree char *path = tmp_path ("eval-rounds.h5");
+  g_autoptr (PsDataset) ds = ps_test_random_data (in->m, 2500, 41);
+  g_autoptr (GError) error = NULL;
+  g_autofree int *classes = g_new (int, ds->n);
+  char want[G_ASCII_DTOSTR_BUF_SIZE];
+  g_autofree char *line = NULL;
+
+  g_assert_true (ps_infer_classes (in->m, ds, classes, NULL, &error));
+  for (int i = 0; i < ds->n; i++)
+    ds->labels[i] = i % 3 == 0 ? (classes[i] + 1) % in->m->n_classes : classes[i];
+  g_assert_true (ps_dataset_save (ds, path, &error));
+  g_assert_no_error (error);
+  g_ascii_formatd (want, sizeof want, "%.4f", ps_infer_accuracy (classes, ds->labels, ds->n));
+  line = g_strdup_printf ("Clean Classification accuracy: %s %%\n", want);
+  {
+    g_auto (Run) e = RUN ("eval", "--model", in->model, "--data", path);
+
+    assert_ok (&e);
+    g_assert_cmpstr (e.out, ==, line);
+    g_assert_cmpstr (want, ==, "66.6400");
+  }
+}
+
 static double
 printed_rate (const char *out, const char *label)
 {
@@ -1104,6 +1134,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/repair/unreached", test_repair_unreached);
   g_test_add_func ("/cli/repair/from-g", test_repair_from_g);
   g_test_add_func ("/cli/eval/images", test_eval_images);
+  g_test_add_func ("/cli/eval/rounds", test_eval_rounds);
   g_test_add_func ("/cli/info", test_info);
   g_test_add_func ("/cli/locale", test_locale);
   g_test_add_func ("/cli/bad-input/model", test_bad_model);

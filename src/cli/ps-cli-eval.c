@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ps-cli.h"
+#include "ps-dataset-stream.h"
 #include "ps-h5.h"
 #include "ps-image.h"
 #include "ps-infer.h"
@@ -80,19 +81,49 @@ eval_images (const Net *net, char **paths, int n)
   return PS_EXIT_OK;
 }
 
+/* Images classified per round: a few of the stream's reads, enough batches for every core. */
+#define SCORE_IMAGES 1024
+
+/* The set is read a chunk at a time (never held whole), each chunk classified in turn.
+ * The stream gives the file's values as floats (scale 1), which the model scales as it
+ * would scale the loaded set: the same products, the same classes. */
 static gboolean
 score (const Net *net, const char *path, double *acc, GError **error)
 {
   const PsModel *m = net->m;
-  g_autoptr (PsDataset) ds = ps_dataset_load (path, error);
+  g_autoptr (PsDatasetStream) st = ps_dataset_stream_open (path, error);
+  const PsDataset *h;
+  g_autofree float *pixels = NULL;
   g_autofree int *classes = NULL;
+  PsDataset chunk = { 0 };
+  gsize img;
+  int per, read_max;
 
-  if (ds == NULL || !ps_infer_check_dataset (m, ds, error))
+  if (st == NULL || !ps_infer_check_dataset (m, h = ps_dataset_stream_header (st), error))
     return FALSE;
-  classes = g_new (int, MAX (ds->n, 1));
-  if (!net_classify (net, ds, classes, error))
-    return FALSE;
-  *acc = ps_infer_accuracy (classes, ds->labels, ds->n);
+  img = (gsize) h->h * h->w * h->c;
+  per = CLAMP (h->n, 1, SCORE_IMAGES);
+  read_max = ps_dataset_stream_chunk (st);
+  pixels = g_try_malloc (img * per * sizeof (float));
+  if (pixels == NULL)
+    {
+      g_set_error (error, PS_ERROR, PS_ERROR_LIMIT, "%s: not enough memory for %d images", path, per);
+      return FALSE;
+    }
+  classes = g_new (int, MAX (h->n, 1));
+  chunk = (PsDataset) { .h = h->h, .w = h->w, .c = h->c, .f32 = pixels, .path = h->path };
+  for (int start = 0; start < h->n; start += per)
+    {
+      chunk.n = MIN (per, h->n - start);
+      for (int at = 0; at < chunk.n; at += read_max)
+        if (!ps_dataset_stream_read (st, start + at, MIN (read_max, chunk.n - at), 1.0,
+                                     pixels + at * img, error))
+          return FALSE;
+      chunk.labels = h->labels + start;
+      if (!net_classify (net, &chunk, classes + start, error))
+        return FALSE;
+    }
+  *acc = ps_infer_accuracy (classes, h->labels, h->n);
   return TRUE;
 }
 
