@@ -721,6 +721,33 @@ assert_stream_same (const char *path)
   g_assert_true ((h->clean_labels == NULL) == (ds->clean_labels == NULL));
   if (h->clean_labels != NULL)
     g_assert_cmpmem (h->clean_labels, sizeof (int) * h->n, ds->clean_labels, sizeof (int) * ds->n);
+  /* a sample read through the stream: the loaded set's sample, storage and bits */
+  for (int count = 1; count <= MIN (ds->n, 300); count = count * 7 + 2)
+    {
+      g_autoptr (PsDataset) a = ps_dataset_sample (ds, count);
+      g_autoptr (PsDataset) b = ps_dataset_stream_sample (st, count, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpint (b->n, ==, a->n);
+      g_assert_cmpmem (b->labels, sizeof (int) * b->n, a->labels, sizeof (int) * a->n);
+      g_assert_cmpmem (b->index, sizeof (int) * b->n, a->index, sizeof (int) * a->n);
+      g_assert_true ((b->clean_labels == NULL) == (a->clean_labels == NULL));
+      if (a->clean_labels != NULL)
+        g_assert_cmpmem (b->clean_labels, sizeof (int) * b->n, a->clean_labels, sizeof (int) * a->n);
+      /* the same values; bytes for a set of whole numbers read 0..255 (the storage is the
+       * sample's own choice: a fraction outside it makes the loaded set floats) */
+      {
+        g_autofree float *va = g_new (float, img * MAX (a->n, 1));
+        g_autofree float *vb = g_new (float, img * MAX (b->n, 1));
+
+        ps_dataset_get_batch (a, 0, a->n, 1.0, va);
+        ps_dataset_get_batch (b, 0, b->n, 1.0, vb);
+        g_assert_cmpmem (vb, sizeof (float) * img * b->n, va, sizeof (float) * img * a->n);
+        if (a->u8 != NULL && count > 3)
+          g_assert_nonnull (b->u8);
+      }
+      g_assert_cmpstr (b->path, ==, path);
+    }
   for (guint k = 0; k < G_N_ELEMENTS (scales); k++)
     {
       ps_dataset_get_batch (ds, 0, ds->n, scales[k], want);

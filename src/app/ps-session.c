@@ -32,16 +32,14 @@
 #define ANNOUNCE_HZ 10
 
 /* What the session keeps of an image set, shared with worker threads (an atomic refcounted
- * box). Its shape and labels always, and a few hundred images spread over it for the window;
- * the whole set's pixels only until a sweep has read them. At lab scale the pixels are a
- * third of the memory and a sweep needs them once, so a later sweep (another input scale,
- * Run Again after a cancel) reads the file again — if it is still the file that was opened. */
+ * box): its shape and labels, and a few hundred images spread over it for the window. A sweep
+ * reads the set's pixels from the file, a chunk at a time while B runs (at lab scale they
+ * would be a third of the memory, and a sweep needs them once) — if it is still the file
+ * that was opened. */
 typedef struct {
   PsDataset *header;   /* shape, labels, path; no pixels */
   PsDataset *sample;   /* up to SHOWN_SAMPLE images, with their indices in the set */
   char      *stamp;    /* the file as it was read (ps_file_stamp) */
-  GMutex     lock;     /* guards images */
-  PsDataset *images;   /* the whole set, until a sweep takes it */
 } SetSource;
 
 /* A finished sweep with exactly what it ran on. */
@@ -126,22 +124,19 @@ set_source_clear (gpointer data)
 
   ps_dataset_free (src->header);
   ps_dataset_free (src->sample);
-  ps_dataset_free (src->images);
   g_free (src->stamp);
-  g_mutex_clear (&src->lock);
 }
 
-/* Takes @ds. */
+/* Takes @header (no pixels), @sample and @stamp: the set's pixels are read by the sweep, a
+ * chunk at a time. */
 static SetSource *
-set_source_new (PsDataset *ds, char *stamp)
+set_source_new (PsDataset *header, PsDataset *sample, char *stamp)
 {
   SetSource *src = g_atomic_rc_box_new0 (SetSource);
 
-  g_mutex_init (&src->lock);
-  src->header = ps_dataset_header (ds);
-  src->sample = ps_dataset_sample (ds, SHOWN_SAMPLE);
+  src->header = header;
+  src->sample = sample;
   src->stamp = stamp;
-  src->images = ds;
   return src;
 }
 
@@ -160,21 +155,8 @@ set_source_changed (const SetSource *src)
                       src->header->path);
 }
 
-/* The images still held (the caller then owns them, and the session no longer holds
- * them), or NULL. */
-static PsDataset *
-set_source_take_images (SetSource *src)
-{
-  PsDataset *ds;
-
-  g_mutex_lock (&src->lock);
-  ds = g_steal_pointer (&src->images);
-  g_mutex_unlock (&src->lock);
-  return ds;
-}
-
-/* The file read again, a chunk at a time while the sweep runs (as the CLI reads it), when
- * it is still the file that was opened. Runs on a worker thread. */
+/* The file read a chunk at a time while the sweep runs (as the CLI reads it), when it is
+ * still the file that was opened. Runs on a worker thread. */
 static PsDatasetStream *
 set_source_open_stream (SetSource *src, GError **error)
 {
@@ -349,18 +331,16 @@ sweep_run_thread (gpointer data)
     }
   if (ps_sweep_is_finished (sweep))
     return GINT_TO_POINTER (TRUE);
-  /* A set's pixels are let go once its first pass is done, as the CLI does; a sweep that
-   * goes on after a cancel has some sets already. */
+  /* Each set read a chunk at a time, the validation set first (the others then run every
+   * step with their first pass); a sweep that goes on after a cancel has some sets
+   * already. */
   for (int k = 0; k < PS_N_SETS; k++)
     if (job->sets[k] != NULL && !ps_sweep_has_set (sweep, k))
       {
-        g_autoptr (PsDataset) ds = set_source_take_images (job->sets[k]);
-        g_autoptr (PsDatasetStream) stream = NULL;
+        g_autoptr (PsDatasetStream) stream = set_source_open_stream (job->sets[k], &run->error);
         gboolean ok;
 
-        if (ds != NULL)
-          ok = ps_sweep_add_set (sweep, k, ds, sweep_job_progress, job, run->cancellable, &run->error);
-        else if ((stream = set_source_open_stream (job->sets[k], &run->error)) != NULL)
+        if (stream != NULL)
           ok = ps_sweep_add_set_stream (sweep, k, stream, sweep_job_progress, job, run->cancellable,
                                         &run->error);
         else
@@ -625,21 +605,26 @@ load_into (LoadJob *job, GFile *file, PsSlot slot)
     }
   else
     {
-      /* the stamp before and after: a file rewritten while it was read is not taken */
+      /* The file checked as a load checks it, its labels and a sample for the window read
+       * now; its pixels by the sweep, a chunk at a time while B runs (as the CLI reads
+       * them). The stamp before and after: a file rewritten while it was read is not
+       * taken, and the sweep reads it only if it is still this file. */
       g_autofree char *stamp = ps_file_stamp (path);
-      PsDataset *ds = ps_dataset_load_cancellable (path, job->cancellable, &error);
-      g_autofree char *after = ds ? ps_file_stamp (path) : NULL;
+      g_autoptr (PsDatasetStream) st = ps_dataset_stream_open (path, &error);
+      PsDataset *sample = st ? ps_dataset_stream_sample (st, SHOWN_SAMPLE, &error) : NULL;
+      g_autofree char *after = sample ? ps_file_stamp (path) : NULL;
 
-      if (ds != NULL && (stamp == NULL || g_strcmp0 (stamp, after) != 0))
+      if (sample != NULL && (stamp == NULL || g_strcmp0 (stamp, after) != 0))
         {
           g_set_error (&error, PS_ERROR, PS_ERROR_FILE,
                        _("%s: the file changed while it was read"), path);
-          g_clear_pointer (&ds, ps_dataset_free);
+          g_clear_pointer (&sample, ps_dataset_free);
         }
-      if (ds != NULL)
+      if (sample != NULL)
         {
           set_source_release (job->sets[slot]);
-          job->sets[slot] = set_source_new (ds, g_steal_pointer (&stamp));
+          job->sets[slot] = set_source_new (ps_dataset_header (ps_dataset_stream_header (st)), sample,
+                                            g_steal_pointer (&stamp));
         }
     }
   if (error != NULL)

@@ -37,6 +37,12 @@ gboolean         ps_dataset_stream_read_planar (PsDatasetStream      *stream,
                                                 double                scale,
                                                 float                *out,
                                                 GError              **error);
+/* @count images evenly spaced over the set, as ps_dataset_sample() takes them from the set
+ * loaded whole (with their indices and the same values), read one by one: stored as bytes
+ * when every value read is a whole number 0..255 and one is above 1, else as floats. */
+PsDataset       *ps_dataset_stream_sample    (PsDatasetStream        *stream,
+                                              int                     count,
+                                              GError                **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PsDatasetStream, ps_dataset_stream_free)
 
