@@ -34,6 +34,10 @@ gboolean  _ps_dataset_read_slab   (hid_t                  dset,
                                    gpointer               buf,
                                    GError               **error);
 
+/* ps_dataset_sample() without the pixels: its images' indices, labels and clean labels. */
+PsDataset *_ps_dataset_sample_of   (const PsDataset       *ds,
+                                    int                    count);
+
 /* One image of the file's order (@lay) to NHWC floats times @s (@planar: to channel
  * planes, C x H x W). An 8-bit value times @s is what ps_dataset_get_batch() computes from
  * 8-bit storage, a float value (+0 for -0, as 8-bit storage has it) times @s what it

@@ -165,30 +165,13 @@ ps_dataset_stream_sample (PsDatasetStream *st, int count, GError **error)
 {
   const PsDataset *h = st->header;
   const gsize img = (gsize) h->h * h->w * h->c;
-  g_autoptr (PsDataset) s = g_new0 (PsDataset, 1);
-  g_autofree float *px = NULL;
+  g_autoptr (PsDataset) s = _ps_dataset_sample_of (h, count);
+  g_autofree float *px = g_new (float, img * MAX (s->n, 1));
   gboolean whole = TRUE, above_one = FALSE;
 
-  s->n = CLAMP (count, 0, h->n);
-  s->h = h->h, s->w = h->w, s->c = h->c;
-  s->path = g_strdup (h->path);
-  s->labels = g_new (int, MAX (s->n, 1));
-  s->index = g_new (int, MAX (s->n, 1));
-  if (h->clean_labels != NULL)
-    s->clean_labels = g_new (int, MAX (s->n, 1));
-  px = g_new (float, img * MAX (s->n, 1));
   for (int i = 0; i < s->n; i++)
-    {
-      /* the images ps_dataset_sample() takes */
-      int from = (int) ((gint64) i * h->n / s->n);
-
-      s->index[i] = from;
-      s->labels[i] = h->labels[from];
-      if (h->clean_labels != NULL)
-        s->clean_labels[i] = h->clean_labels[from];
-      if (!ps_dataset_stream_read (st, from, 1, 1.0, px + i * img, error))
-        return NULL;
-    }
+    if (!ps_dataset_stream_read (st, s->index[i], 1, 1.0, px + i * img, error))
+      return NULL;
   /* Kept as a loaded set keeps its pixels: bytes when every value is a whole 0..255, and
    * one is above 1 (the set then reads 0..255; a sample of 0s and 1s may come from a set of
    * fractions, which a window shows scaled from 0..1). */

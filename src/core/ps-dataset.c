@@ -38,12 +38,9 @@ ps_dataset_header (const PsDataset *ds)
 }
 
 PsDataset *
-ps_dataset_sample (const PsDataset *ds, int count)
+_ps_dataset_sample_of (const PsDataset *ds, int count)
 {
   PsDataset *s = g_new0 (PsDataset, 1);
-  gsize img = (gsize) ds->h * ds->w * ds->c;
-
-  g_return_val_if_fail (ds->u8 != NULL || ds->f32 != NULL, NULL);
 
   s->n = CLAMP (count, 0, ds->n);
   s->h = ds->h, s->w = ds->w, s->c = ds->c;
@@ -52,10 +49,6 @@ ps_dataset_sample (const PsDataset *ds, int count)
   s->index = g_new (int, MAX (s->n, 1));
   if (ds->clean_labels != NULL)
     s->clean_labels = g_new (int, MAX (s->n, 1));
-  if (ds->u8 != NULL)
-    s->u8 = g_new (guint8, img * MAX (s->n, 1));
-  else
-    s->f32 = g_new (float, img * MAX (s->n, 1));
   for (int i = 0; i < s->n; i++)
     {
       int from = (int) ((gint64) i * ds->n / s->n);
@@ -64,10 +57,31 @@ ps_dataset_sample (const PsDataset *ds, int count)
       s->labels[i] = ds->labels[from];
       if (ds->clean_labels != NULL)
         s->clean_labels[i] = ds->clean_labels[from];
+    }
+  return s;
+}
+
+PsDataset *
+ps_dataset_sample (const PsDataset *ds, int count)
+{
+  PsDataset *s;
+  gsize img = (gsize) ds->h * ds->w * ds->c;
+
+  g_return_val_if_fail (ds->u8 != NULL || ds->f32 != NULL, NULL);
+
+  s = _ps_dataset_sample_of (ds, count);
+  if (ds->u8 != NULL)
+    s->u8 = g_new (guint8, img * MAX (s->n, 1));
+  else
+    s->f32 = g_new (float, img * MAX (s->n, 1));
+  for (int i = 0; i < s->n; i++)
+    {
+      gsize from = (gsize) ((gint64) i * ds->n / s->n);
+
       if (ds->u8 != NULL)
-        memcpy (s->u8 + i * img, ds->u8 + (gsize) from * img, img);
+        memcpy (s->u8 + i * img, ds->u8 + from * img, img);
       else
-        memcpy (s->f32 + i * img, ds->f32 + (gsize) from * img, img * sizeof (float));
+        memcpy (s->f32 + i * img, ds->f32 + from * img, img * sizeof (float));
     }
   return s;
 }
