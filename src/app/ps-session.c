@@ -338,21 +338,17 @@ sweep_run_thread (gpointer data)
     if (job->sets[k] != NULL && !ps_sweep_has_set (sweep, k))
       {
         g_autoptr (PsDatasetStream) stream = set_source_open_stream (job->sets[k], &run->error);
-        gboolean ok;
 
-        if (stream != NULL)
-          ok = ps_sweep_add_set_stream (sweep, k, stream, sweep_job_progress, job, run->cancellable,
-                                        &run->error);
-        else
+        if (stream == NULL)
           {
             run->data_error = TRUE;
             return GINT_TO_POINTER (FALSE);
           }
-        if (!ok)
+        if (!ps_sweep_add_set_stream (sweep, k, stream, sweep_job_progress, job, run->cancellable,
+                                      &run->error))
           {
             /* what the stream refused (a pixel, a chunk) names the set's file already */
-            run->data_error = stream != NULL
-                              && g_str_has_prefix (run->error->message, job->sets[k]->header->path);
+            run->data_error = g_str_has_prefix (run->error->message, job->sets[k]->header->path);
             return GINT_TO_POINTER (FALSE);
           }
       }

@@ -6,8 +6,6 @@
 #include "ps-sweep-private.h"
 #include "ps-error.h"
 
-#define FEED_SLOTS PS_SWEEP_FEED_SLOTS
-
 struct _PsSweepFeed {
   PsDatasetStream *stream;
   GCancellable    *cancellable;
@@ -15,7 +13,7 @@ struct _PsSweepFeed {
   gboolean         planar;    /* channel planes, for a first layer that reads them */
   int              n, batch, chunk_batches, n_chunks;
   gsize            img;
-  float           *slot[FEED_SLOTS];
+  float           *slot[PS_SWEEP_FEED_SLOTS];
   GThread         *thread;
   GMutex           lock;
   GCond            cond;
@@ -39,7 +37,7 @@ feed_main (gpointer data)
       gboolean ok;
 
       g_mutex_lock (&f->lock);
-      while (!f->stop && j >= FEED_SLOTS && f->left[j - FEED_SLOTS] > 0)
+      while (!f->stop && j >= PS_SWEEP_FEED_SLOTS && f->left[j - PS_SWEEP_FEED_SLOTS] > 0)
         g_cond_wait (&f->cond, &f->lock);
       ok = !f->stop;
       g_mutex_unlock (&f->lock);
@@ -47,7 +45,7 @@ feed_main (gpointer data)
         break;
       ok = !g_cancellable_set_error_if_cancelled (f->cancellable, &error)
            && (f->planar ? ps_dataset_stream_read_planar : ps_dataset_stream_read) (
-                f->stream, start, count, f->scale, f->slot[j % FEED_SLOTS], &error);
+                f->stream, start, count, f->scale, f->slot[j % PS_SWEEP_FEED_SLOTS], &error);
       g_mutex_lock (&f->lock);
       if (ok)
         f->filled = j + 1;
@@ -87,7 +85,7 @@ _ps_sweep_feed_start (PsDatasetStream *stream, int batch, double scale, gboolean
   if (slots->floats < f->img * f->chunk_batches * batch)
     {
       _ps_sweep_feed_slots_clear (slots);
-      for (int i = 0; i < FEED_SLOTS; i++)
+      for (int i = 0; i < PS_SWEEP_FEED_SLOTS; i++)
         if ((slots->slot[i] = g_try_malloc (f->img * f->chunk_batches * batch * sizeof (float))) == NULL)
           {
             g_set_error (error, PS_ERROR, PS_ERROR_LIMIT, "%s: not enough memory to read %d images",
@@ -98,7 +96,7 @@ _ps_sweep_feed_start (PsDatasetStream *stream, int batch, double scale, gboolean
           }
       slots->floats = f->img * f->chunk_batches * batch;
     }
-  for (int i = 0; i < FEED_SLOTS; i++)
+  for (int i = 0; i < PS_SWEEP_FEED_SLOTS; i++)
     f->slot[i] = slots->slot[i];
   g_mutex_init (&f->lock);
   g_cond_init (&f->cond);
@@ -116,7 +114,7 @@ _ps_sweep_feed_get (PsSweepFeed *f, int batch)
   while (!f->failed && f->filled <= j)
     g_cond_wait (&f->cond, &f->lock);
   if (!f->failed)
-    px = f->slot[j % FEED_SLOTS] + (gsize) (batch - j * f->chunk_batches) * f->batch * f->img;
+    px = f->slot[j % PS_SWEEP_FEED_SLOTS] + (gsize) (batch - j * f->chunk_batches) * f->batch * f->img;
   g_mutex_unlock (&f->lock);
   return px;
 }
@@ -158,7 +156,7 @@ _ps_sweep_feed_finish (PsSweepFeed *f, GError **error)
 void
 _ps_sweep_feed_slots_clear (PsSweepFeedSlots *slots)
 {
-  for (int i = 0; i < FEED_SLOTS; i++)
+  for (int i = 0; i < PS_SWEEP_FEED_SLOTS; i++)
     g_clear_pointer (&slots->slot[i], g_free);
   slots->floats = 0;
 }

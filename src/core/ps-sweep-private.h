@@ -58,6 +58,7 @@ typedef struct {
   const PsDataset *ds;      /* only during its first pass (a stream's: no pixels) */
   PsDatasetStream *stream;  /* only during its first pass, when read from a stream */
   PsSweepFeed     *feed;    /* the stream's images, a chunk ahead of the workers */
+  gboolean         planar;  /* the feed's images are channel planes (B's first layer reads them) */
   int              n;
   int             *labels;
   float           *act;     /* n x act_size: the pruned layer's output; when act_by_channel

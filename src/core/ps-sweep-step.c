@@ -120,7 +120,7 @@ first_pass_batch (int worker, int task, gpointer data)
 
       if (px == NULL)
         return; /* the reading failed: the pass fails with its error */
-      if (ps_plan_reads_planar (plan))
+      if (d->planar)
         ps_plan_set_input_planar (plan, px);
       else
         ps_plan_set_input (plan, px);
@@ -246,8 +246,8 @@ _ps_sweep_first_pass (PsSweep *s, SetData *d, GError **error)
     {
       /* images as channel planes when B's first layer reads them so (the plans are
        * alike: the first one tells) */
-      d->feed = _ps_sweep_feed_start (d->stream, PS_SWEEP_BATCH, s->model->input_scale,
-                                      ps_plan_reads_planar (worker_plan (s, 0)),
+      d->planar = ps_plan_reads_planar (worker_plan (s, 0));
+      d->feed = _ps_sweep_feed_start (d->stream, PS_SWEEP_BATCH, s->model->input_scale, d->planar,
                                       &s->feed_slots, s->cancellable, error);
       if (d->feed == NULL)
         return FALSE;
