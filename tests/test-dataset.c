@@ -875,20 +875,25 @@ test_stream_signed_zero (void)
 /* A NaN in the second chunk: that read fails with the load's message, the first chunk
  * still reads, and a clean label set comes up front with the labels. */
 static void
-check_stream_nan (int y, int x)
+check_stream_nan (int y, int x, gboolean hwc)
 {
   g_autofree char *path = tmp_path ("s-nan.h5");
   g_autofree char *message = NULL;
-  g_autoptr (LabSet) s = lab_set_new (300, 3, 3, 3, 1);
+  /* 5x3 channels-last: a shape that does not read as channels-first */
+  const int h = hwc ? 5 : 3, w = 3;
+  g_autoptr (LabSet) s = lab_set_new (300, 3, h, w, 1);
   g_autoptr (GError) error = NULL;
   g_autoptr (PsDatasetStream) st = NULL;
   g_autoptr (PsDataset) ds = NULL;
-  float out[256 * 27], want[256 * 27];
+  g_autofree float *out = g_new (float, 256 * 3 * h * w), *want = g_new (float, 256 * 3 * h * w);
   double clean[300];
   hsize_t n = 300;
 
   *lab_at (s, 280, 1, y, x) = INFINITY;
-  lab_set_write (s, path, H5T_IEEE_F64LE);
+  if (hwc)
+    lab_set_write_hwc (s, path, H5T_IEEE_F32LE);
+  else
+    lab_set_write (s, path, H5T_IEEE_F64LE);
   for (int i = 0; i < 300; i++)
     clean[i] = (i * 3) % 5;
   add_h5 (path, "clean_label", H5T_IEEE_F64LE, 1, &n, clean);
@@ -911,10 +916,13 @@ check_stream_nan (int y, int x)
   /* the same images from a set without the bad one */
   g_clear_pointer (&st, ps_dataset_stream_free);
   *lab_at (s, 280, 1, y, x) = 0;
-  lab_set_write (s, path, H5T_IEEE_F64LE);
+  if (hwc)
+    lab_set_write_hwc (s, path, H5T_IEEE_F32LE);
+  else
+    lab_set_write (s, path, H5T_IEEE_F64LE);
   ds = load_ok (path);
   ps_dataset_get_batch (ds, 0, 256, 1.0, want);
-  g_assert_cmpmem (out, sizeof out, want, sizeof want);
+  g_assert_cmpmem (out, sizeof (float) * 256 * 3 * h * w, want, sizeof (float) * 256 * 3 * h * w);
 }
 
 /* A set cut short while a stream has it open: HDF5 would read the missing part as zeros;
@@ -949,9 +957,12 @@ test_stream_truncated (void)
 static void
 test_stream_nan (void)
 {
-  /* among the pixels converted four at a time, and the last pixel, after them */
-  check_stream_nan (1, 0);
-  check_stream_nan (2, 2);
+  /* among the pixels converted four at a time, and the last pixel, after them; from a
+   * channels-first file and from a channels-last one (read as planes, it is reordered) */
+  check_stream_nan (1, 0, FALSE);
+  check_stream_nan (2, 2, FALSE);
+  check_stream_nan (1, 0, TRUE);
+  check_stream_nan (4, 2, TRUE);
 }
 
 /* ---- errors ---- */
