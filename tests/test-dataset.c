@@ -875,7 +875,7 @@ test_stream_signed_zero (void)
 /* A NaN in the second chunk: that read fails with the load's message, the first chunk
  * still reads, and a clean label set comes up front with the labels. */
 static void
-check_stream_nan (int y, int x, gboolean hwc)
+check_stream_nan (int c, int y, int x, gboolean hwc)
 {
   g_autofree char *path = tmp_path ("s-nan.h5");
   g_autofree char *message = NULL;
@@ -889,7 +889,7 @@ check_stream_nan (int y, int x, gboolean hwc)
   double clean[300];
   hsize_t n = 300;
 
-  *lab_at (s, 280, 1, y, x) = INFINITY;
+  *lab_at (s, 280, c, y, x) = INFINITY;
   if (hwc)
     lab_set_write_hwc (s, path, H5T_IEEE_F32LE);
   else
@@ -915,7 +915,7 @@ check_stream_nan (int y, int x, gboolean hwc)
   g_assert_no_error (error);
   /* the same images from a set without the bad one */
   g_clear_pointer (&st, ps_dataset_stream_free);
-  *lab_at (s, 280, 1, y, x) = 0;
+  *lab_at (s, 280, c, y, x) = 0;
   if (hwc)
     lab_set_write_hwc (s, path, H5T_IEEE_F32LE);
   else
@@ -957,12 +957,14 @@ test_stream_truncated (void)
 static void
 test_stream_nan (void)
 {
-  /* among the pixels converted four at a time, and the last pixel, after them; from a
-   * channels-first file and from a channels-last one (read as planes, it is reordered) */
-  check_stream_nan (1, 0, FALSE);
-  check_stream_nan (2, 2, FALSE);
-  check_stream_nan (1, 0, TRUE);
-  check_stream_nan (4, 2, TRUE);
+  /* among the values converted four at a time, and the last value, after them; from a
+   * channels-first file (read in place) and from a channels-last one (read as planes, it
+   * is reordered) */
+  check_stream_nan (1, 1, 0, FALSE);
+  check_stream_nan (1, 2, 2, FALSE);
+  check_stream_nan (2, 2, 2, FALSE);
+  check_stream_nan (1, 1, 0, TRUE);
+  check_stream_nan (1, 4, 2, TRUE);
 }
 
 /* ---- errors ---- */

@@ -173,3 +173,45 @@ _ps_dataset_convert_f32 (const PsDatasetLayout *lay, const float *im, float s,
         }
   return !bad;
 }
+
+gboolean
+_ps_dataset_convert_f32_in_place (gsize n, float s, float *x)
+{
+  v4sf nan = { 0 };
+  v4si minus_zero = { 0 };
+  int bad = 0;
+  gsize i = 0;
+
+  if (s != 1.0f)
+    {
+      for (; i + 4 <= n; i += 4)
+        {
+          v4sf v = load4 (x + i);
+
+          nan += v - v;
+          store4 ((v + 0.0f) * s, x + i);
+        }
+    }
+  else
+    {
+      /* times 1 changes only a -0 (to +0): the values are only read, and written back
+       * where there is one */
+      for (; i + 4 <= n; i += 4)
+        {
+          v4sf v = load4 (x + i);
+
+          nan += v - v;
+          minus_zero |= (v4si) v == (v4si) { G_MININT32, G_MININT32, G_MININT32, G_MININT32 };
+        }
+      if (minus_zero[0] | minus_zero[1] | minus_zero[2] | minus_zero[3])
+        for (gsize j = 0; j < i; j++)
+          x[j] = x[j] + 0.0f;
+    }
+  bad = (nan[0] != 0.0f) | (nan[1] != 0.0f) | (nan[2] != 0.0f) | (nan[3] != 0.0f);
+  for (; i < n; i++)
+    {
+      bad |= x[i] - x[i] != 0.0f;
+      x[i] = (x[i] + 0.0f) * s;
+    }
+  return !bad;
+}

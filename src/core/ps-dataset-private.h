@@ -53,5 +53,9 @@ gboolean  _ps_dataset_convert_f32 (const PsDatasetLayout *lay,
                                    float                  s,
                                    gboolean               planar,
                                    float                 *out);
+/* The same in place, for @n floats already in the order wanted. */
+gboolean  _ps_dataset_convert_f32_in_place (gsize  n,
+                                            float  s,
+                                            float *values);
 
 G_END_DECLS

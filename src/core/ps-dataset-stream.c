@@ -101,12 +101,15 @@ stream_read (PsDatasetStream *st, int start, int count, double scale, gboolean p
   const PsDatasetLayout *lay = &st->lay;
   const gsize img = (gsize) lay->h * lay->w * lay->c;
   const float s = (float) scale;
+  /* floats in the order wanted (HDF5 converts float64 itself): read where they go and
+   * checked there, one pass over them fewer */
+  const gboolean in_place = !lay->file_u8 && (lay->chw == planar || lay->c == 1);
   gboolean ok;
 
   g_return_val_if_fail (start >= 0 && count >= 0 && start <= lay->n - count, FALSE);
   if (count == 0)
     return TRUE;
-  if (count > st->buf_images)
+  if (!in_place && count > st->buf_images)
     {
       g_free (st->buf);
       st->buf = g_try_malloc (img * count * (lay->file_u8 ? 1 : sizeof (float)));
@@ -119,7 +122,7 @@ stream_read (PsDatasetStream *st, int start, int count, double scale, gboolean p
         }
     }
   ps_h5_lock ();
-  ok = _ps_dataset_read_slab (st->dset, lay, start, count, st->buf, error);
+  ok = _ps_dataset_read_slab (st->dset, lay, start, count, in_place ? (gpointer) out : st->buf, error);
   H5Eclear2 (H5E_DEFAULT);
   ps_h5_unlock ();
   /* after the read: a change during it counts too */
@@ -133,7 +136,16 @@ stream_read (PsDatasetStream *st, int start, int count, double scale, gboolean p
   /* outside the lock: other threads may read their files meanwhile */
   for (int b = 0; b < count; b++)
     {
-      if (lay->file_u8)
+      if (in_place)
+        {
+          if (!_ps_dataset_convert_f32_in_place (img, s, out + b * img))
+            {
+              g_set_error (error, PS_ERROR, PS_ERROR_FORMAT,
+                           "%s: image %d has a NaN or infinite pixel", st->header->path, start + b);
+              return FALSE;
+            }
+        }
+      else if (lay->file_u8)
         _ps_dataset_convert_u8 (lay, (const guint8 *) st->buf + b * img, s, planar, out + b * img);
       else if (!_ps_dataset_convert_f32 (lay, (const float *) st->buf + b * img, s, planar,
                                          out + b * img))
