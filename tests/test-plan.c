@@ -10,6 +10,7 @@
 #include "ps-conv.h"
 #include "ps-plan.h"
 #include "ps-test-util.h"
+#include "ps-winograd.h"
 
 #define BATCH 3
 #define RTOL  1e-4
@@ -1036,6 +1037,11 @@ test_conv_fused_pool (void)
     { 11, 9, 2, 17, 3, 3, 3, 3, 2, 2, "relu" },    /* overlapping windows */
     { 7, 30, 3, 6, 2, 3, 1, 2, 1, 1, "linear" },   /* 1-row windows, stride 1 */
     { 4, 4, 3, 100, 2, 2, 3, 3, 3, 3, "relu" },    /* one window per image */
+    /* Winograd's (3x3 stride 1, then 2x2 stride 2): an odd conv row and column left out,
+     * channel counts that leave vectors part full, fewer windows than a register tile */
+    { 13, 12, 5, 17, 3, 3, 2, 2, 2, 2, "linear" },
+    { 9, 9, 33, 100, 3, 3, 2, 2, 2, 2, "relu" },
+    { 6, 6, 3, 20, 3, 3, 2, 2, 2, 2, "relu" },
   };
 
   for (guint mode = 0; mode < 3; mode++)
@@ -1049,6 +1055,151 @@ test_conv_fused_pool (void)
         }
       g_unsetenv ("PRUNESCOPE_CONV");
     }
+}
+
+/* ---- Winograd's F(2x2, 3x3) against the sums in double ---- */
+
+typedef struct {
+  int h, w, cin, cout;
+  const char *activation;
+} WinoCase;
+
+/* Each pool output against conv + bias (+ ReLU) + max-pool computed in double: within
+ * 2^-20 of the scale of its sums (the largest sum of |w x| + |b| in its window); the
+ * direct kernel, summing in float, is within K 2^-24 of it. */
+static void
+check_winograd (const WinoCase *wc, int n)
+{
+  g_autofree char *conv_cfg = g_strdup_printf (
+    "\"filters\": %d, \"kernel_size\": [3, 3], \"activation\": \"%s\"", wc->cout, wc->activation);
+  GString *json = model_begin (wc->h, wc->w, wc->cin);
+  g_autoptr (PsModel) m = NULL;
+  g_autoptr (GRand) rand = g_rand_new_with_seed (wc->cin * 31 + wc->cout);
+  const PsLayer *conv, *pool;
+  PsWinograd *wino;
+  g_autofree float *x = NULL, *out = NULL, *scratch = NULL;
+  gboolean relu = g_str_equal (wc->activation, "relu");
+  double worst = 0.0;
+
+  add_layer (json, "Conv2D", "conv", conv_cfg, "input");
+  add_layer (json, "MaxPooling2D", "pool", "\"pool_size\": [2, 2], \"strides\": [2, 2]", "conv");
+  m = model_end (json, "pool", 3, wc->cout + wc->h);
+  conv = m->layers[ps_model_find_layer (m, "conv")];
+  pool = m->layers[ps_model_find_layer (m, "pool")];
+  wino = ps_winograd_new (conv, pool);
+  if (!ps_conv_available ())
+    {
+      g_assert_null (wino);
+      g_test_skip ("no AVX-512 on this CPU: the plans use im2col + sgemm");
+      return;
+    }
+  g_assert_nonnull (wino);
+  x = g_new (float, (gsize) n * wc->h * wc->w * wc->cin);
+  for (gsize i = 0; i < (gsize) n * wc->h * wc->w * wc->cin; i++)
+    x[i] = (float) g_rand_double_range (rand, -1, 1);
+  out = g_new (float, (gsize) n * ps_shape_size (pool->out));
+  /* exactly the size asked for: the sanitizers see a write past it */
+  scratch = g_new (float, ps_winograd_scratch_size (wino));
+  ps_winograd_forward_pool (wino, n, x, relu, out, scratch);
+  for (int b = 0; b < n; b++)
+    for (int py = 0; py < pool->out.h; py++)
+      for (int px = 0; px < pool->out.w; px++)
+        for (int o = 0; o < wc->cout; o++)
+          {
+            double best = -G_MAXDOUBLE, scale = 0.0, got, err;
+
+            for (int wy = 0; wy < 2; wy++)
+              for (int wx = 0; wx < 2; wx++)
+                {
+                  int oy = 2 * py + wy, ox = 2 * px + wx;
+                  double sum = conv->bias[o], abs_sum = fabs (conv->bias[o]);
+
+                  for (int ky = 0; ky < 3; ky++)
+                    for (int kx = 0; kx < 3; kx++)
+                      for (int c = 0; c < wc->cin; c++)
+                        {
+                          double v = x[(((gsize) b * wc->h + oy + ky) * wc->w + ox + kx) * wc->cin + c];
+                          double k = conv->kernel[((gsize) (ky * 3 + kx) * wc->cin + c) * wc->cout + o];
+
+                          sum += v * k;
+                          abs_sum += fabs (v * k);
+                        }
+                  best = MAX (best, relu ? MAX (sum, 0.0) : sum);
+                  scale = MAX (scale, abs_sum);
+                }
+            got = out[(((gsize) b * pool->out.h + py) * pool->out.w + px) * wc->cout + o];
+            err = fabs (got - best) / scale;
+            worst = MAX (worst, err);
+            g_assert_cmpfloat (err, <=, 0x1p-20);
+          }
+  g_test_message ("%dx%dx%d -> %d: worst error %.2g of the sums' scale", wc->h, wc->w, wc->cin,
+                  wc->cout, worst);
+  ps_winograd_free (wino);
+}
+
+static void
+test_conv_winograd (void)
+{
+  const WinoCase cases[] = {
+    { 26, 22, 20, 40, "relu" },  /* DeepID's conv_2 + pool_2 */
+    { 12, 10, 40, 60, "relu" },  /* conv_3 + pool_3 */
+    { 13, 12, 5, 17, "linear" }, /* an odd conv row and column left out */
+    { 9, 9, 33, 100, "relu" },   /* seven vectors of outputs: two register tiles across */
+    { 6, 6, 3, 20, "relu" },     /* four windows an image: fewer than a register tile */
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      check_winograd (&cases[i], 3);
+      check_winograd (&cases[i], 1);
+    }
+}
+
+/* Where Winograd's kernel does not apply, or is not asked for, it says so (NULL): the
+ * plan then runs a direct kernel. */
+static void
+test_conv_winograd_choice (void)
+{
+  const char *const other[] = { "channels", "rows", "gemm" };
+  GString *json = model_begin (12, 10, 4);
+  g_autoptr (PsModel) m = NULL;
+  PsLayer *conv, *pool;
+  PsWinograd *wino;
+
+  add_layer (json, "Conv2D", "conv", "\"filters\": 8, \"kernel_size\": [3, 3]", "input");
+  add_layer (json, "MaxPooling2D", "pool", "\"pool_size\": [2, 2], \"strides\": [2, 2]", "conv");
+  m = model_end (json, "pool", 3, 5);
+  conv = m->layers[ps_model_find_layer (m, "conv")];
+  pool = m->layers[ps_model_find_layer (m, "pool")];
+  if (!ps_conv_available ())
+    {
+      g_test_skip ("no AVX-512 on this CPU");
+      return;
+    }
+  wino = ps_winograd_new (conv, pool);
+  g_assert_nonnull (wino);
+  ps_winograd_free (wino);
+  g_setenv ("PRUNESCOPE_CONV", "winograd", TRUE);
+  wino = ps_winograd_new (conv, pool);
+  g_assert_nonnull (wino);
+  ps_winograd_free (wino);
+  for (guint i = 0; i < G_N_ELEMENTS (other); i++)
+    {
+      g_setenv ("PRUNESCOPE_CONV", other[i], TRUE);
+      g_assert_null (ps_winograd_new (conv, pool));
+    }
+  g_unsetenv ("PRUNESCOPE_CONV");
+  /* an infinite weight: the transforms would make NaNs the direct kernel does not */
+  conv->kernel[5] = INFINITY;
+  g_assert_null (ps_winograd_new (conv, pool));
+  conv->kernel[5] = 0.5f;
+  /* a pool of other windows */
+  pool->kh = 3;
+  g_assert_null (ps_winograd_new (conv, pool));
+  pool->kh = 2;
+  /* strides */
+  conv->sh = 2;
+  g_assert_null (ps_winograd_new (conv, pool));
 }
 
 /* ---- the row kernel against the channel kernel: the same bits ---- */
@@ -1729,6 +1880,8 @@ main (int argc, char **argv)
   g_test_add_func ("/plan/conv/softmax", test_conv_softmax);
   g_test_add_func ("/plan/conv/direct-tiles", test_conv_direct_tiles);
   g_test_add_func ("/plan/conv/fused-pool", test_conv_fused_pool);
+  g_test_add_func ("/plan/conv/winograd", test_conv_winograd);
+  g_test_add_func ("/plan/conv/winograd-choice", test_conv_winograd_choice);
   g_test_add_func ("/plan/conv/rows", test_conv_rows);
   g_test_add_func ("/plan/conv/rows-choice", test_conv_rows_choice);
   g_test_add_func ("/plan/dense/direct", test_dense_direct);

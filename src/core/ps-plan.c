@@ -5,6 +5,7 @@
 #include "ps-plan.h"
 #include "ps-conv.h"
 #include "ps-layer-ops.h"
+#include "ps-winograd.h"
 
 #include <cblas.h>
 #include <float.h>
@@ -22,6 +23,7 @@ struct _PsPlan {
   gboolean       logits;   /* leave the output layer's softmax out */
   PsConvPack   **packs;    /* per layer, where the direct kernels apply */
   int           *pool_of;  /* per conv: the max-pool it can be fused with, else -1 */
+  PsWinograd   **winos;    /* per conv fused with its pool: by Winograd's F(2x2, 3x3), or NULL */
   gboolean      *keep_out; /* outputs the caller reads */
   gboolean      *skip;     /* pools already computed by their conv, during one run */
   gboolean       fused;
@@ -92,6 +94,7 @@ ps_plan_new (const PsModel *model, int max_batch)
   p->input = p->out[model->input];
   p->packs = g_new0 (PsConvPack *, model->n_layers);
   p->pool_of = g_new (int, model->n_layers);
+  p->winos = g_new0 (PsWinograd *, model->n_layers);
   p->keep_out = g_new0 (gboolean, model->n_layers);
   p->skip = g_new0 (gboolean, model->n_layers);
   p->sparse = g_new0 (gboolean, model->n_layers);
@@ -107,6 +110,9 @@ ps_plan_new (const PsModel *model, int max_batch)
         {
           p->pool_of[i] = j;
           scratch = MAX (scratch, ps_conv_pool_scratch_size (p->packs[i], model->layers[j]));
+          p->winos[i] = ps_winograd_new (model->layers[i], model->layers[j]);
+          if (p->winos[i] != NULL)
+            scratch = MAX (scratch, ps_winograd_scratch_size (p->winos[i]));
         }
     }
   p->scratch = g_new (float, MAX (scratch, 1));
@@ -129,7 +135,9 @@ ps_plan_free (PsPlan *p)
         g_free (p->out[i]);
       g_free (p->linear[i]);
       ps_conv_pack_free (p->packs[i]);
+      ps_winograd_free (p->winos[i]);
     }
+  g_free (p->winos);
   g_free (p->packs);
   g_free (p->pool_of);
   g_free (p->keep_out);
@@ -460,6 +468,8 @@ run_packed (PsPlan *p, const PsLayer *l, int i, int n, const float *in, int pool
   if (pool >= 0 && i == p->planar_conv && p->planar_in != NULL)
     ps_conv_forward_pool_planar (pack, p->model->layers[pool], n, p->planar_in, relu,
                                  p->out[pool], p->scratch);
+  else if (pool >= 0 && p->winos[i] != NULL)
+    ps_winograd_forward_pool (p->winos[i], n, in, relu, p->out[pool], p->scratch);
   else if (pool >= 0)
     ps_conv_forward_pool (pack, p->model->layers[pool], n, in, relu, p->out[pool], p->scratch);
   else if (l->activation == PS_ACT_SOFTMAX)
