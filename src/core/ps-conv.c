@@ -266,8 +266,8 @@ ps_conv_pool_scratch_size (const PsConvPack *p, const PsLayer *pool)
  * output channels from channel 16 * ob; @last masks the final vector's channels. Inlined
  * with constant R and NV so that the accumulators live in registers. */
 static inline __attribute__ ((always_inline)) TARGET void
-tile (const PsConvPack *p, int ob, const int NV, const int R, const float *const *xs,
-      float *const *lin, float *const *out, gboolean relu, __mmask16 last)
+tile (const PsConvPack *p, int ob, const int NV, const int R, const gboolean flat,
+      const float *const *xs, float *const *lin, float *const *out, gboolean relu, __mmask16 last)
 {
   __m512 acc[MAX_NV][MAX_R];
   const float *w = p->w + (gsize) ob * VEC;
@@ -283,7 +283,8 @@ tile (const PsConvPack *p, int ob, const int NV, const int R, const float *const
     }
   for (int k = 0; k < p->K; k++)
     {
-      const int o = p->koff[k];
+      /* @flat: a 1x1 input (a Dense layer), whose inputs are at their own index */
+      const int o = flat ? k : p->koff[k];
       const float *wk = w + (gsize) k * p->OCP;
       __m512 wv[MAX_NV];
 
@@ -319,9 +320,11 @@ static const int tile_rows[MAX_NV + 1] = { 0, 8, 12, 8, 6, 5, 4 };
 #define TILE_CASE(NV) \
   case NV: \
     if (R == 1) \
-      tile (p, ob, NV, 1, xs, lpp, op, relu, last); \
+      tile (p, ob, NV, 1, FALSE, xs, lpp, op, relu, last); \
+    else if (flat) \
+      tile (p, ob, NV, tile_rows[NV], TRUE, xs, lpp, op, relu, last); \
     else \
-      tile (p, ob, NV, tile_rows[NV], xs, lpp, op, relu, last); \
+      tile (p, ob, NV, tile_rows[NV], FALSE, xs, lpp, op, relu, last); \
     break;
 
 /* Output pixels g0 .. g1-1 (counted over all images, row-major) into lin/out, which hold
@@ -332,6 +335,7 @@ conv_range (const PsConvPack *p, const float *x, gsize g0, gsize g1, gboolean re
 {
   const gsize plane = (gsize) p->OH * p->OW, img = (gsize) p->H * p->W * p->C;
   const int nvec = p->OCP / VEC;
+  const gboolean flat = p->H == 1 && p->W == 1;
 
   for (int ob = 0; ob < nvec; ob += MAX_NV)
     {
@@ -357,10 +361,19 @@ conv_range (const PsConvPack *p, const float *x, gsize g0, gsize g1, gboolean re
             }
           for (int r = 0; r < R; r++)
             {
-              gsize q = start + r, b = q / plane, rem = q % plane;
-              int oy = (int) (rem / p->OW), ox = (int) (rem % p->OW);
+              gsize q = start + r;
 
-              xs[r] = x + b * img + ((gsize) oy * p->sh * p->W + (gsize) ox * p->sw) * p->C;
+              /* a Dense layer's pixel is its image: no divisions (short rows, as in
+               * ps-winograd.c's products, would wait on them) */
+              if (flat)
+                xs[r] = x + q * img;
+              else
+                {
+                  gsize b = q / plane, rem = q % plane;
+                  int oy = (int) (rem / p->OW), ox = (int) (rem % p->OW);
+
+                  xs[r] = x + b * img + ((gsize) oy * p->sh * p->W + (gsize) ox * p->sw) * p->C;
+                }
               lp[r] = lin ? lin + (q - g0) * p->OC : NULL;
               op[r] = out + (q - g0) * p->OC;
             }

@@ -3,8 +3,8 @@
  * come from the 4x4 input tile under them: with the input tile and the kernel each
  * transformed (V = Bᵀ d B, U = G g Gᵀ), they are Aᵀ (Σ_c U_c ⊙ V_c) A, 16 multiply-adds per
  * (input, output) channel pair where the direct kernel spends 36. The 16 sums over the
- * input channels are 16 small matrix products, one per position of the 4x4 transform,
- * register-blocked as ps-conv.c's tiles are. Bias, ReLU and the pool's maximum are taken
+ * input channels are 16 small matrix products, one per position of the 4x4 transform: each
+ * a Dense layer (C inputs, OC outputs, no bias) on ps-conv.c's direct kernel. Bias, ReLU and the pool's maximum are taken
  * in the output transform: the maximum of the four outputs plus the bias is the maximum of
  * the four biased outputs (rounding keeps the order), so only the pool's output is written.
  *
@@ -28,15 +28,13 @@
 #define VEC    16 /* floats per AVX-512 vector */
 #define XI     16 /* positions of the 4x4 transform */
 #define BLOCK  32 /* tiles transformed and multiplied together */
-#define MAX_NV 6  /* vectors of output channels per register tile */
-#define MAX_R  12 /* tiles per register tile */
 
 struct _PsWinograd {
-  int    H, W, C;   /* the conv's input */
-  int    OC, OCP;   /* output channels, and rounded up to VEC */
-  int    PH, PW;    /* the pool's output: one tile per window */
-  float *u;         /* XI x C x OCP: the transformed kernel, zero beyond OC */
-  float *bias;      /* OCP */
+  int         H, W, C;   /* the conv's input */
+  int         OC, OCP;   /* output channels, and rounded up to VEC */
+  int         PH, PW;    /* the pool's output: one tile per window */
+  PsConvPack *u[XI];     /* the transformed kernel at each position, as a Dense layer */
+  float      *bias;      /* OCP */
 };
 
 static gboolean
@@ -72,6 +70,7 @@ ps_winograd_new (const PsLayer *l, const PsLayer *pool)
 {
   PsWinograd *w;
   const int C = l->in.c, OC = l->out.c;
+  g_autofree float *u = NULL, *zeros = NULL;
 
   if (!applies (l, pool))
     return NULL;
@@ -80,10 +79,10 @@ ps_winograd_new (const PsLayer *l, const PsLayer *pool)
   w->OC = OC;
   w->OCP = (OC + VEC - 1) / VEC * VEC;
   w->PH = pool->out.h, w->PW = pool->out.w;
-  w->u = g_aligned_alloc0 ((gsize) XI * C * w->OCP, sizeof (float), 64);
   w->bias = g_aligned_alloc0 (w->OCP, sizeof (float), 64);
   memcpy (w->bias, l->bias, sizeof (float) * OC);
   /* U = G g Gᵀ, in double: G's rows are g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2 */
+  u = g_new (float, (gsize) XI * C * OC);
   for (int c = 0; c < C; c++)
     for (int o = 0; o < OC; o++)
       {
@@ -98,9 +97,31 @@ ps_winograd_new (const PsLayer *l, const PsLayer *pool)
             gg[i][j] = G[i][0] * g[0][j] + G[i][1] * g[1][j] + G[i][2] * g[2][j];
         for (int i = 0; i < 4; i++)
           for (int j = 0; j < 4; j++)
-            w->u[((gsize) (i * 4 + j) * C + c) * w->OCP + o]
+            u[((gsize) (i * 4 + j) * C + c) * OC + o]
               = (float) (gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2]);
       }
+  /* each position's product: a Dense layer of C inputs and OC outputs, no bias */
+  zeros = g_new0 (float, OC);
+  for (int xi = 0; xi < XI; xi++)
+    {
+      PsLayer dense = {
+        .kind = PS_LAYER_DENSE,
+        .activation = PS_ACT_LINEAR,
+        .in = { 1, 1, C },
+        .out = { 1, 1, OC },
+        .kernel = u + (gsize) xi * C * OC,
+        .bias = zeros,
+        .kernel_len = (gsize) C * OC,
+        .bias_len = OC,
+      };
+
+      w->u[xi] = ps_conv_pack_new (&dense);
+      if (w->u[xi] == NULL)
+        {
+          ps_winograd_free (w);
+          return NULL;
+        }
+    }
   return w;
 }
 
@@ -109,17 +130,17 @@ ps_winograd_free (PsWinograd *w)
 {
   if (w == NULL)
     return;
-  g_aligned_free (w->u);
+  for (int xi = 0; xi < XI; xi++)
+    ps_conv_pack_free (w->u[xi]);
   g_aligned_free (w->bias);
   g_free (w);
 }
 
-/* The transformed tiles (XI x BLOCK x C) and their products (XI x BLOCK x OCP), the
- * products 64-byte aligned. */
+/* The transformed tiles (XI x BLOCK x C) and their products (XI x BLOCK x OC). */
 gsize
 ps_winograd_scratch_size (const PsWinograd *w)
 {
-  return (gsize) XI * BLOCK * w->C + VEC + (gsize) XI * BLOCK * w->OCP;
+  return (gsize) XI * BLOCK * (w->C + w->OC);
 }
 
 #ifdef HAVE_AVX512_KERNELS
@@ -178,114 +199,28 @@ transform_input (const PsWinograd *w, const float *x, gsize t0, int nt, float *v
     }
 }
 
-/* R tiles from @t x NV vectors of output channels from 16 * @ob, at one position of the
- * transform: a (R x C) . (C x 16 NV) product in registers. */
-static inline __attribute__ ((always_inline)) TARGET void
-product_tile (const PsWinograd *w, const float *v, const float *u, int t, int ob, const int NV,
-              const int R, float *m)
-{
-  __m512 acc[MAX_NV][MAX_R];
-  const float *vt = v + (gsize) t * w->C;
-
-#pragma GCC unroll 6
-  for (int k = 0; k < NV; k++)
-#pragma GCC unroll 12
-    for (int r = 0; r < R; r++)
-      acc[k][r] = _mm512_setzero_ps ();
-  for (int c = 0; c < w->C; c++)
-    {
-      const float *uc = u + (gsize) c * w->OCP + (gsize) ob * VEC;
-      __m512 wv[MAX_NV];
-
-#pragma GCC unroll 6
-      for (int k = 0; k < NV; k++)
-        wv[k] = _mm512_load_ps (uc + k * VEC);
-#pragma GCC unroll 12
-      for (int r = 0; r < R; r++)
-        {
-          const __m512 a = _mm512_set1_ps (vt[(gsize) r * w->C + c]);
-
-#pragma GCC unroll 6
-          for (int k = 0; k < NV; k++)
-            acc[k][r] = _mm512_fmadd_ps (a, wv[k], acc[k][r]);
-        }
-    }
-#pragma GCC unroll 12
-  for (int r = 0; r < R; r++)
-#pragma GCC unroll 6
-    for (int k = 0; k < NV; k++)
-      _mm512_store_ps (m + (gsize) (t + r) * w->OCP + (gsize) (ob + k) * VEC, acc[k][r]);
-}
-
-static const int tile_rows[MAX_NV + 1] = { 0, 8, 12, 8, 6, 5, 4 };
-
-#define PRODUCT_CASE(NV) \
-  case NV: \
-    if (R == 1) \
-      product_tile (w, v, u, t, ob, NV, 1, m); \
-    else \
-      product_tile (w, v, u, t, ob, NV, tile_rows[NV], m); \
-    break;
-
-/* M = V . U at one position of the transform, for @nt tiles. */
-static TARGET void
-products (const PsWinograd *w, const float *v, const float *u, int nt, float *m)
-{
-  const int nvec = w->OCP / VEC;
-
-  for (int ob = 0; ob < nvec; ob += MAX_NV)
-    {
-      const int nv = MIN (MAX_NV, nvec - ob);
-
-      for (int t = 0; t < nt;)
-        {
-          int R = tile_rows[nv];
-
-          /* the last tile overlaps the one before rather than running short */
-          if (t + R > nt)
-            {
-              if (nt >= R)
-                t = nt - R;
-              else
-                R = 1;
-            }
-          switch (nv)
-            {
-              PRODUCT_CASE (1)
-              PRODUCT_CASE (2)
-              PRODUCT_CASE (3)
-              PRODUCT_CASE (4)
-              PRODUCT_CASE (5)
-              PRODUCT_CASE (6)
-            default:
-              g_assert_not_reached ();
-            }
-          t += R;
-        }
-    }
-}
-
 /* Y = Aᵀ M A (Aᵀ's rows: m0 + m1 + m2, m1 - m2 - m3), then the pool window's maximum, the
  * bias and the ReLU, for @nt tiles into their pool outputs (NHWC, OC apart). */
 static TARGET void
 transform_output (const PsWinograd *w, const float *m, int nt, gboolean relu, float *out)
 {
-  const gsize step = (gsize) BLOCK * w->OCP;
+  const gsize step = (gsize) BLOCK * w->OC;
   const __m512 zero = _mm512_setzero_ps ();
 
   for (int t = 0; t < nt; t++)
-    for (int c = 0; c < w->OCP; c += VEC)
+    for (int c = 0; c < w->OC; c += VEC)
       {
-        const float *mt = m + (gsize) t * w->OCP + c;
+        const __mmask16 k = lanes (w->OC - c);
+        const float *mt = m + (gsize) t * w->OC + c;
         __m512 s[2][4], y[4], top;
 
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++)
           {
-            const __m512 m0 = _mm512_load_ps (mt + (gsize) j * step);
-            const __m512 m1 = _mm512_load_ps (mt + (gsize) (4 + j) * step);
-            const __m512 m2 = _mm512_load_ps (mt + (gsize) (8 + j) * step);
-            const __m512 m3 = _mm512_load_ps (mt + (gsize) (12 + j) * step);
+            const __m512 m0 = _mm512_maskz_loadu_ps (k, mt + (gsize) j * step);
+            const __m512 m1 = _mm512_maskz_loadu_ps (k, mt + (gsize) (4 + j) * step);
+            const __m512 m2 = _mm512_maskz_loadu_ps (k, mt + (gsize) (8 + j) * step);
+            const __m512 m3 = _mm512_maskz_loadu_ps (k, mt + (gsize) (12 + j) * step);
 
             s[0][j] = _mm512_add_ps (_mm512_add_ps (m0, m1), m2);
             s[1][j] = _mm512_sub_ps (_mm512_sub_ps (m1, m2), m3);
@@ -300,7 +235,7 @@ transform_output (const PsWinograd *w, const float *m, int nt, gboolean relu, fl
         top = _mm512_add_ps (top, _mm512_load_ps (w->bias + c));
         if (relu)
           top = _mm512_max_ps (top, zero);
-        _mm512_mask_storeu_ps (out + (gsize) t * w->OC + c, lanes (w->OC - c), top);
+        _mm512_mask_storeu_ps (out + (gsize) t * w->OC + c, k, top);
       }
 }
 
@@ -313,9 +248,7 @@ ps_winograd_forward_pool (const PsWinograd *w, int n, const float *x, gboolean r
 {
 #ifdef HAVE_AVX512_KERNELS
   const gsize tiles = (gsize) n * w->PH * w->PW;
-  float *v = scratch;
-  /* the products' rows are stored aligned */
-  float *m = (float *) (((guintptr) (scratch + (gsize) XI * BLOCK * w->C) + 63) & ~(guintptr) 63);
+  float *v = scratch, *m = scratch + (gsize) XI * BLOCK * w->C;
 
   for (gsize t0 = 0; t0 < tiles; t0 += BLOCK)
     {
@@ -323,8 +256,8 @@ ps_winograd_forward_pool (const PsWinograd *w, int n, const float *x, gboolean r
 
       transform_input (w, x, t0, nt, v);
       for (int xi = 0; xi < XI; xi++)
-        products (w, v + (gsize) xi * BLOCK * w->C, w->u + (gsize) xi * w->C * w->OCP, nt,
-                  m + (gsize) xi * BLOCK * w->OCP);
+        ps_conv_forward (w->u[xi], nt, v + (gsize) xi * BLOCK * w->C, FALSE, NULL,
+                         m + (gsize) xi * BLOCK * w->OC);
       transform_output (w, m, nt, relu, out + t0 * w->OC);
     }
 #else
