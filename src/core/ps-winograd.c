@@ -82,7 +82,8 @@ ps_winograd_new (const PsLayer *l, const PsLayer *pool)
   w->bias = g_aligned_alloc0 (w->OCP, sizeof (float), 64);
   memcpy (w->bias, l->bias, sizeof (float) * OC);
   /* U = G g Gᵀ, in double: G's rows are g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2 */
-  u = g_new (float, (gsize) XI * C * OC);
+  /* OCP columns, zero beyond OC: the products' rows are whole vectors, aligned */
+  u = g_new0 (float, (gsize) XI * C * w->OCP);
   for (int c = 0; c < C; c++)
     for (int o = 0; o < OC; o++)
       {
@@ -97,22 +98,22 @@ ps_winograd_new (const PsLayer *l, const PsLayer *pool)
             gg[i][j] = G[i][0] * g[0][j] + G[i][1] * g[1][j] + G[i][2] * g[2][j];
         for (int i = 0; i < 4; i++)
           for (int j = 0; j < 4; j++)
-            u[((gsize) (i * 4 + j) * C + c) * OC + o]
+            u[((gsize) (i * 4 + j) * C + c) * w->OCP + o]
               = (float) (gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2]);
       }
-  /* each position's product: a Dense layer of C inputs and OC outputs, no bias */
-  zeros = g_new0 (float, OC);
+  /* each position's product: a Dense layer of C inputs and OCP outputs, no bias */
+  zeros = g_new0 (float, w->OCP);
   for (int xi = 0; xi < XI; xi++)
     {
       PsLayer dense = {
         .kind = PS_LAYER_DENSE,
         .activation = PS_ACT_LINEAR,
         .in = { 1, 1, C },
-        .out = { 1, 1, OC },
-        .kernel = u + (gsize) xi * C * OC,
+        .out = { 1, 1, w->OCP },
+        .kernel = u + (gsize) xi * C * w->OCP,
         .bias = zeros,
-        .kernel_len = (gsize) C * OC,
-        .bias_len = OC,
+        .kernel_len = (gsize) C * w->OCP,
+        .bias_len = w->OCP,
       };
 
       w->u[xi] = ps_conv_pack_new (&dense);
@@ -136,11 +137,12 @@ ps_winograd_free (PsWinograd *w)
   g_free (w);
 }
 
-/* The transformed tiles (XI x BLOCK x C) and their products (XI x BLOCK x OC). */
+/* The transformed tiles (XI x BLOCK x C) and their products (XI x BLOCK x OCP, 64-byte
+ * aligned). */
 gsize
 ps_winograd_scratch_size (const PsWinograd *w)
 {
-  return (gsize) XI * BLOCK * (w->C + w->OC);
+  return (gsize) XI * BLOCK * (w->C + w->OCP) + VEC;
 }
 
 #ifdef HAVE_AVX512_KERNELS
@@ -204,23 +206,23 @@ transform_input (const PsWinograd *w, const float *x, gsize t0, int nt, float *v
 static TARGET void
 transform_output (const PsWinograd *w, const float *m, int nt, gboolean relu, float *out)
 {
-  const gsize step = (gsize) BLOCK * w->OC;
+  const gsize step = (gsize) BLOCK * w->OCP;
   const __m512 zero = _mm512_setzero_ps ();
 
   for (int t = 0; t < nt; t++)
     for (int c = 0; c < w->OC; c += VEC)
       {
         const __mmask16 k = lanes (w->OC - c);
-        const float *mt = m + (gsize) t * w->OC + c;
+        const float *mt = m + (gsize) t * w->OCP + c;
         __m512 s[2][4], y[4], top;
 
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++)
           {
-            const __m512 m0 = _mm512_maskz_loadu_ps (k, mt + (gsize) j * step);
-            const __m512 m1 = _mm512_maskz_loadu_ps (k, mt + (gsize) (4 + j) * step);
-            const __m512 m2 = _mm512_maskz_loadu_ps (k, mt + (gsize) (8 + j) * step);
-            const __m512 m3 = _mm512_maskz_loadu_ps (k, mt + (gsize) (12 + j) * step);
+            const __m512 m0 = _mm512_load_ps (mt + (gsize) j * step);
+            const __m512 m1 = _mm512_load_ps (mt + (gsize) (4 + j) * step);
+            const __m512 m2 = _mm512_load_ps (mt + (gsize) (8 + j) * step);
+            const __m512 m3 = _mm512_load_ps (mt + (gsize) (12 + j) * step);
 
             s[0][j] = _mm512_add_ps (_mm512_add_ps (m0, m1), m2);
             s[1][j] = _mm512_sub_ps (_mm512_sub_ps (m1, m2), m3);
@@ -248,7 +250,8 @@ ps_winograd_forward_pool (const PsWinograd *w, int n, const float *x, gboolean r
 {
 #ifdef HAVE_AVX512_KERNELS
   const gsize tiles = (gsize) n * w->PH * w->PW;
-  float *v = scratch, *m = scratch + (gsize) XI * BLOCK * w->C;
+  float *v = scratch;
+  float *m = (float *) (((guintptr) (scratch + (gsize) XI * BLOCK * w->C) + 63) & ~(guintptr) 63);
 
   for (gsize t0 = 0; t0 < tiles; t0 += BLOCK)
     {
@@ -257,7 +260,7 @@ ps_winograd_forward_pool (const PsWinograd *w, int n, const float *x, gboolean r
       transform_input (w, x, t0, nt, v);
       for (int xi = 0; xi < XI; xi++)
         ps_conv_forward (w->u[xi], nt, v + (gsize) xi * BLOCK * w->C, FALSE, NULL,
-                         m + (gsize) xi * BLOCK * w->OC);
+                         m + (gsize) xi * BLOCK * w->OCP);
       transform_output (w, m, nt, relu, out + t0 * w->OC);
     }
 #else
