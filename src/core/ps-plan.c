@@ -465,10 +465,19 @@ forward_packed (PsPlan *p, int i, int n, const float *in, gboolean relu, float *
 
   if (p->sparse[i])
     {
-      /* the first few images tell */
-      gsize total = (gsize) MIN (n, 4) * p->model->layers[i]->in.c, nnz = 0;
+      /* the first few images tell (four at a time: the steps ask for every batch) */
+      gsize total = (gsize) MIN (n, 4) * p->model->layers[i]->in.c, nnz = 0, j = 0;
+      PsVec4i count = { 0 };
 
-      for (gsize j = 0; j < total; j++)
+      for (; j + 4 <= total; j += 4)
+        {
+          PsVec4 v;
+
+          memcpy (&v, in + j, sizeof v);
+          count -= v != (PsVec4) { 0 }; /* -1 where nonzero */
+        }
+      nnz = (gsize) (count[0] + count[1] + count[2] + count[3]);
+      for (; j < total; j++)
         nnz += in[j] != 0.0f;
       if (nnz * 3 <= total)
         {
