@@ -67,6 +67,31 @@ fixture_teardown (Fixture *f, gconstpointer data)
     ps_dataset_free (f->sets[k]);
 }
 
+/* The same order, and every row and prediction of every set (@n[k] images) at every step. */
+static void
+assert_same_steps (const PsSweep *a, const PsSweep *b, const int *n)
+{
+  g_assert_cmpint (ps_sweep_n_steps (a), ==, ps_sweep_n_steps (b));
+  g_assert_cmpmem (ps_sweep_order (a), sizeof (int) * ps_sweep_n_channels (a),
+                   ps_sweep_order (b), sizeof (int) * ps_sweep_n_channels (b));
+  for (int step = 0; step < ps_sweep_n_steps (a); step++)
+    {
+      g_assert_cmpmem (ps_sweep_get_step (a, step), sizeof (PsSweepStep),
+                       ps_sweep_get_step (b, step), sizeof (PsSweepStep));
+      for (int k = 0; k < PS_N_SETS; k++)
+        for (int i = 0; i < n[k]; i++)
+          g_assert_cmpint (ps_sweep_prediction (a, k, step, i), ==, ps_sweep_prediction (b, k, step, i));
+    }
+}
+
+/* The fixture's set sizes, for assert_same_steps(). */
+static void
+fixture_sizes (const Fixture *f, int *n)
+{
+  for (int k = 0; k < PS_N_SETS; k++)
+    n[k] = f->sets[k]->n;
+}
+
 /* Mean of each channel of @layer over @ds, computed plainly. */
 static double *
 naive_means (const PsModel *m, int layer, const PsDataset *ds)
@@ -338,16 +363,12 @@ test_resume (Fixture *f, gconstpointer data)
   for (guint i = 0; i < rows->len; i++)
     g_assert_cmpint (g_array_index (rows, int, i), ==, kept + (int) i);
 
-  g_assert_cmpmem (ps_sweep_order (s), sizeof (int) * ps_sweep_n_channels (s),
-                   ps_sweep_order (ref), sizeof (int) * ps_sweep_n_channels (ref));
-  for (int step = 0; step < ps_sweep_n_steps (s); step++)
-    {
-      g_assert_cmpmem (ps_sweep_get_step (s, step), sizeof (PsSweepStep),
-                       ps_sweep_get_step (ref, step), sizeof (PsSweepStep));
-      for (int k = 0; k < PS_N_SETS; k++)
-        for (int i = 0; i < f->sets[k]->n; i++)
-          g_assert_cmpint (ps_sweep_prediction (s, k, step, i), ==, ps_sweep_prediction (ref, k, step, i));
-    }
+  {
+    int n[PS_N_SETS];
+
+    fixture_sizes (f, n);
+    assert_same_steps (s, ref, n);
+  }
   /* progress never ran past the end, and the set added twice counted once */
   for (guint i = 0; i < done->len; i++)
     {
@@ -499,9 +520,6 @@ open_ok (const char *path)
 static void
 assert_same_sweep (const PsSweep *a, const PsSweep *b)
 {
-  g_assert_cmpint (ps_sweep_n_steps (a), ==, ps_sweep_n_steps (b));
-  g_assert_cmpmem (ps_sweep_order (a), sizeof (int) * ps_sweep_n_channels (a),
-                   ps_sweep_order (b), sizeof (int) * ps_sweep_n_channels (b));
   for (int k = 0; k < PS_N_SETS; k++)
     {
       g_assert_true (ps_sweep_has_set (a, k) && ps_sweep_has_set (b, k));
@@ -509,14 +527,7 @@ assert_same_sweep (const PsSweep *a, const PsSweep *b)
         g_assert_cmpfloat_with_epsilon (ps_sweep_channel_means (a, k)[c],
                                         ps_sweep_channel_means (b, k)[c], 1e-9);
     }
-  for (int step = 0; step < ps_sweep_n_steps (a); step++)
-    {
-      g_assert_cmpmem (ps_sweep_get_step (a, step), sizeof (PsSweepStep),
-                       ps_sweep_get_step (b, step), sizeof (PsSweepStep));
-      for (int k = 0; k < PS_N_SETS; k++)
-        for (int i = 0; i < set_files_n[k]; i++)
-          g_assert_cmpint (ps_sweep_prediction (a, k, step, i), ==, ps_sweep_prediction (b, k, step, i));
-    }
+  assert_same_steps (a, b, set_files_n);
 }
 
 /* Streamed sets give the sweep of the same sets loaded whole, bit for bit. */
@@ -683,23 +694,15 @@ test_fused_sets (Fixture *f, gconstpointer data)
                                                   &opt, NULL, NULL, NULL, &error);
         g_autoptr (PsSweep) later = ps_sweep_new (f->model, &opt, &error);
         const PsSetKind order[] = { PS_SET_POISONED, PS_SET_TEST, PS_SET_VALID };
+        int n[PS_N_SETS];
 
         g_assert_no_error (error);
         for (guint k = 0; k < G_N_ELEMENTS (order); k++)
           g_assert_true (ps_sweep_add_set (later, order[k], f->sets[order[k]], NULL, NULL, NULL, &error));
         g_assert_true (ps_sweep_finish (later, NULL, NULL, NULL, &error));
         g_assert_no_error (error);
-        g_assert_cmpmem (ps_sweep_order (fused), sizeof (int) * ps_sweep_n_channels (fused),
-                         ps_sweep_order (later), sizeof (int) * ps_sweep_n_channels (later));
-        for (int step = 0; step < ps_sweep_n_steps (fused); step++)
-          {
-            g_assert_cmpmem (ps_sweep_get_step (fused, step), sizeof (PsSweepStep),
-                             ps_sweep_get_step (later, step), sizeof (PsSweepStep));
-            for (int k = 0; k < PS_N_SETS; k++)
-              for (int i = 0; i < f->sets[k]->n; i++)
-                g_assert_cmpint (ps_sweep_prediction (fused, k, step, i), ==,
-                                 ps_sweep_prediction (later, k, step, i));
-          }
+        fixture_sizes (f, n);
+        assert_same_steps (fused, later, n);
       }
 }
 

@@ -56,28 +56,42 @@ _ps_sweep_report (PsSweep *s, const PsSweepStep *step)
     s->progress (step, 0.9 * MIN (first, 1.0) + 0.1 * steps, s->user_data);
 }
 
+/* The steps' caches of @n images in @d (the pruned layer's output, the fronts' states,
+ * what the output skip keeps, the predictions, the active channels); FALSE when the large
+ * ones cannot be had. */
+static gboolean
+alloc_caches (PsSweep *s, SetData *d, gsize n)
+{
+  d->act = g_try_malloc (n * ps_shape_size (s->lshape) * sizeof (float));
+  d->state = s->fronts[0].kind == FRONT_MASK ? d->act : g_try_malloc (n * s->state_size * sizeof (float));
+  if (s->h_layer >= 0)
+    {
+      d->href = g_try_malloc (n * s->h_size * sizeof (float));
+      d->skip = g_try_malloc (n * sizeof (PsSkipRecord));
+    }
+  if (d->act == NULL || d->state == NULL || (s->h_layer >= 0 && (d->href == NULL || d->skip == NULL)))
+    return FALSE;
+  d->preds = g_new (guint16, n * s->n_steps);
+  /* which channels each image has active, so that a step finds its images quickly */
+  if (s->n_channels <= 64)
+    d->active = g_new (guint64, n);
+  return TRUE;
+}
+
 /* The caches of one batch (PS_SWEEP_BATCH images), per worker: where a fused set's first
  * pass puts them, for its steps right after. */
 static SetData *
 batch_set (PsSweep *s, int worker)
 {
   SetData *m = s->batch_sets[worker];
-  const gsize n = PS_SWEEP_BATCH;
 
   if (m == NULL)
     {
       m = s->batch_sets[worker] = g_new0 (SetData, 1);
       m->n = PS_SWEEP_BATCH;
-      m->act = g_new (float, n * ps_shape_size (s->lshape));
-      m->state = s->fronts[0].kind == FRONT_MASK ? m->act : g_new (float, n * s->state_size);
-      if (s->h_layer >= 0)
-        {
-          m->href = g_new (float, n * s->h_size);
-          m->skip = g_new (PsSkipRecord, n);
-        }
-      m->preds = g_new (guint16, n * s->n_steps);
-      if (s->n_channels <= 64)
-        m->active = g_new (guint64, n);
+      /* a few hundred kilobytes: as g_new() would, abort without them */
+      if (!alloc_caches (s, m, PS_SWEEP_BATCH))
+        g_error ("not enough memory for a batch of the sweep");
     }
   return m;
 }
@@ -200,38 +214,23 @@ static gboolean
 alloc_set (PsSweep *s, SetData *d, GError **error)
 {
   gsize n = MAX (d->n, 1);
-  gboolean mask = s->fronts[0].kind == FRONT_MASK;
 
+  d->sums = g_new0 (double, (gsize) s->n_workers * s->n_channels);
+  d->means = g_new0 (double, s->n_channels);
+  d->hits = g_new0 (int, (gsize) s->n_steps * 3);
   if (d->fused)
     {
-      /* the steps' caches are the workers' batches */
+      /* the steps' caches are the workers' batches; the set keeps its classes */
       d->preds = g_new (guint16, n * s->n_steps);
-      d->sums = g_new0 (double, (gsize) s->n_workers * s->n_channels);
-      d->means = g_new0 (double, s->n_channels);
-      d->hits = g_new0 (int, (gsize) s->n_steps * 3);
       if (s->batch_sets == NULL)
         s->batch_sets = g_new0 (SetData *, s->n_workers);
       return TRUE;
     }
-  d->act = g_try_malloc (n * ps_shape_size (s->lshape) * sizeof (float));
-  d->state = mask ? d->act : g_try_malloc (n * s->state_size * sizeof (float));
-  if (s->h_layer >= 0)
-    {
-      d->href = g_try_malloc (n * s->h_size * sizeof (float));
-      d->skip = g_try_malloc (n * sizeof (PsSkipRecord));
-    }
-  if (d->act == NULL || d->state == NULL || (s->h_layer >= 0 && (d->href == NULL || d->skip == NULL)))
+  if (!alloc_caches (s, d, n))
     {
       g_set_error (error, PS_ERROR, PS_ERROR_FILE, "not enough memory for the sweep of %d images", d->n);
       return FALSE;
     }
-  d->preds = g_new (guint16, n * s->n_steps);
-  /* which channels each image has active, so that a step finds its images quickly */
-  if (s->n_channels <= 64)
-    d->active = g_new (guint64, n);
-  d->sums = g_new0 (double, (gsize) s->n_workers * s->n_channels);
-  d->means = g_new0 (double, s->n_channels);
-  d->hits = g_new0 (int, (gsize) s->n_steps * 3);
   return TRUE;
 }
 
