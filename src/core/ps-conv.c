@@ -844,18 +844,19 @@ sparse_row (const PsConvPack *p, const float *x, gboolean relu, float *lin, floa
 #define UNION_ROWS 8  /* rows of one group at most */
 #define UNION_ACC  24 /* accumulators of a group's tile: rows x vectors of outputs */
 
-/* R rows at once over the inputs listed in @idx, the union of the rows' nonzero inputs:
- * xt holds row r's input idx[u] at u * R + r. Each weight vector loaded feeds R rows.
- * A row gets the same fused multiply-adds from the bias in the same order as tile(),
- * zero inputs included where another row has that input (each adds exactly 0, as in
- * tile()), hence the same bits. */
+/* R rows at once over the inputs listed in @idx, the union of the rows' nonzero inputs
+ * (row r's inputs at x + r * K). Each weight vector loaded feeds R rows. A row gets the
+ * same fused multiply-adds from the bias in the same order as tile(), zero inputs included
+ * where another row has that input (each adds exactly 0, as in tile()), hence the same
+ * bits. */
 static inline __attribute__ ((always_inline)) TARGET void
-union_tile (const PsConvPack *p, int ob, const int NV, const int R, const float *xt,
+union_tile (const PsConvPack *p, int ob, const int NV, const int R, const float *x,
             const int *idx, int nu, float *lin, float *out, gboolean relu, __mmask16 last)
 {
   __m512 acc[UNION_ROWS][UNION_ACC];
   const float *w = p->w + (gsize) ob * VEC;
   const __m512 zero = _mm512_setzero_ps ();
+  const gsize K = p->K;
 
 #pragma GCC unroll 12
   for (int v = 0; v < NV; v++)
@@ -865,9 +866,9 @@ union_tile (const PsConvPack *p, int ob, const int NV, const int R, const float 
       for (int r = 0; r < R; r++)
         acc[r][v] = b;
     }
-  for (int u = 0; u < nu; u++, xt += R)
+  for (int u = 0; u < nu; u++)
     {
-      const float *wk = w + (gsize) idx[u] * p->OCP;
+      const float *wk = w + (gsize) idx[u] * p->OCP, *xk = x + idx[u];
       __m512 wv[UNION_ACC];
 
 #pragma GCC unroll 12
@@ -876,7 +877,7 @@ union_tile (const PsConvPack *p, int ob, const int NV, const int R, const float 
 #pragma GCC unroll 8
       for (int r = 0; r < R; r++)
         {
-          const __m512 a = _mm512_set1_ps (xt[r]);
+          const __m512 a = _mm512_set1_ps (xk[r * K]);
 
 #pragma GCC unroll 12
           for (int v = 0; v < NV; v++)
@@ -899,21 +900,18 @@ union_tile (const PsConvPack *p, int ob, const int NV, const int R, const float 
 
 #define UNION_CASE(R, NV) \
   case NV: \
-    union_tile (p, ob, NV, R, xt, idx, nu, lin, out, relu, last); \
+    union_tile (p, ob, NV, R, x, idx, nu, lin, out, relu, last); \
     break;
 
 /* R (8, 4 or 2) rows over the union @idx (@nu inputs) of their nonzero inputs. */
 static TARGET void
 union_rows (const PsConvPack *p, const int R, const float *x, gboolean relu, float *lin,
-            float *out, const int *idx, int nu, float *xt)
+            float *out, const int *idx, int nu)
 {
   const int nvec = p->OCP / VEC, max_nv = UNION_ACC / R;
   /* blocks of outputs as even as they can be (10 vectors: 3, 3, 2, 2 rather than 3, 3, 3, 1) */
   const int blocks = (nvec + max_nv - 1) / max_nv;
 
-  for (int u = 0; u < nu; u++)
-    for (int r = 0; r < R; r++)
-      xt[u * R + r] = x[(gsize) r * p->K + idx[u]];
   for (int ob = 0, bl = 0; ob < nvec; ob += (nvec - ob + (blocks - bl) - 1) / (blocks - bl), bl++)
     {
       const int nv = (nvec - ob + (blocks - bl) - 1) / (blocks - bl);
@@ -947,94 +945,118 @@ union_rows (const PsConvPack *p, const int R, const float *x, gboolean relu, flo
     }
 }
 
-/* How many inputs are nonzero in one of R rows (returned) and in each row (summed in
- * @total), without listing them: most groups tried are not taken, and listing (a
- * compressing store) is the slow part. @any gets the union's mask per 16 inputs. */
-static TARGET int
-count_union (const PsConvPack *p, int R, const float *x, __mmask16 *any, int *total)
+/* 64-bit words of a row's input mask */
+static inline int
+mask_words (const PsConvPack *p)
 {
-  int nu = 0, sum = 0, k = 0, v = 0;
-
-  for (; k + VEC <= p->K; k += VEC, v++)
-    {
-      __mmask16 m_any = 0;
-
-      for (int r = 0; r < R; r++)
-        {
-          __mmask16 m = _mm512_cmp_ps_mask (_mm512_loadu_ps (x + (gsize) r * p->K + k),
-                                            _mm512_setzero_ps (), _CMP_NEQ_UQ);
-          m_any |= m;
-          sum += __builtin_popcount (m);
-        }
-      any[v] = m_any;
-      nu += __builtin_popcount (m_any);
-    }
-  if (k < p->K)
-    {
-      __mmask16 m_any = 0;
-
-      for (int r = 0; r < R; r++)
-        for (int j = k; j < p->K; j++)
-          if (x[(gsize) r * p->K + j] != 0.0f)
-            m_any |= (__mmask16) (1u << (j - k)), sum++;
-      any[v] = m_any;
-      nu += __builtin_popcount (m_any);
-    }
-  *total = sum;
-  return nu;
+  return (p->K + 63) / 64;
 }
 
-/* The inputs of the masks @any, in order. */
+/* Which inputs of a row are nonzero (NaN included), one bit each, in @m; returns how
+ * many. */
+static TARGET int
+row_mask (const PsConvPack *p, const float *x, guint64 *m)
+{
+  const __m512 zero = _mm512_setzero_ps ();
+  int nnz = 0, wd = 0;
+
+  /* whole words: four vectors each */
+  for (; (wd + 1) * 64 <= p->K; wd++, x += 64)
+    {
+      guint64 bits = (guint64) _mm512_cmp_ps_mask (_mm512_loadu_ps (x), zero, _CMP_NEQ_UQ)
+                     | (guint64) _mm512_cmp_ps_mask (_mm512_loadu_ps (x + 16), zero, _CMP_NEQ_UQ) << 16
+                     | (guint64) _mm512_cmp_ps_mask (_mm512_loadu_ps (x + 32), zero, _CMP_NEQ_UQ) << 32
+                     | (guint64) _mm512_cmp_ps_mask (_mm512_loadu_ps (x + 48), zero, _CMP_NEQ_UQ) << 48;
+
+      m[wd] = bits;
+      nnz += __builtin_popcountll (bits);
+    }
+  if (wd * 64 < p->K)
+    {
+      guint64 bits = 0;
+
+      for (int q = 0, k = wd * 64; k < p->K; q++, k += VEC)
+        {
+          __mmask16 in = p->K - k >= VEC ? 0xffff : (__mmask16) ((1u << (p->K - k)) - 1);
+
+          bits |= (guint64) _mm512_mask_cmp_ps_mask (in, _mm512_maskz_loadu_ps (in, x + 16 * q), zero,
+                                                     _CMP_NEQ_UQ) << (16 * q);
+        }
+      m[wd] = bits;
+      nnz += __builtin_popcountll (bits);
+    }
+  return nnz;
+}
+
+/* The inputs of the mask @m, in order, in @idx. */
 static TARGET void
-list_union (const PsConvPack *p, const __mmask16 *any, int *idx)
+list_inputs (const PsConvPack *p, const guint64 *m, int *idx)
 {
   const __m512i step = _mm512_set1_epi32 (VEC);
   __m512i iota = _mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  int nu = 0;
+  int n = 0;
 
-  for (int v = 0; v * VEC < p->K; v++, iota = _mm512_add_epi32 (iota, step))
-    {
-      _mm512_mask_compressstoreu_epi32 (idx + nu, any[v], iota);
-      nu += __builtin_popcount (any[v]);
-    }
+  for (int wd = 0; wd < mask_words (p); wd++)
+    for (int q = 0; q < 4; q++, iota = _mm512_add_epi32 (iota, step))
+      {
+        __mmask16 part = (__mmask16) (m[wd] >> (16 * q));
+
+        _mm512_mask_compressstoreu_epi32 (idx + n, part, iota);
+        n += __builtin_popcount (part);
+      }
 }
 
 /* Rows one by one over their nonzero inputs; but runs of rows whose nonzero inputs mostly
  * coincide (the same image at successive steps of a sweep) go together over the union of
  * their inputs when that costs at most 3/2 of the rows' own inputs: each weight is then
  * loaded once for the group instead of once per row. Groups of 8, 4 or 2 rows, the largest
- * that pays. */
+ * that pays. Each row's mask is made once, in a ring of the next UNION_ROWS rows; a
+ * group's union is then a few word ORs. */
 static TARGET void
 forward_sparse (const PsConvPack *p, int n, const float *x, gboolean relu, float *lin,
-                float *out, int *idx, float *xt, __mmask16 *any)
+                float *out, int *idx, guint64 *ring, guint64 *any)
 {
+  const int words = mask_words (p);
+  int nnz[UNION_ROWS], made = 0;
+
   for (int b = 0; b < n;)
     {
       const float *xb = x + (gsize) b * p->K;
       float *lb = lin ? lin + (gsize) b * p->OC : NULL, *ob = out + (gsize) b * p->OC;
       int R;
 
+      for (; made < MIN (b + UNION_ROWS, n); made++)
+        nnz[made % UNION_ROWS] = row_mask (p, x + (gsize) made * p->K,
+                                           ring + (gsize) (made % UNION_ROWS) * words);
       for (R = UNION_ROWS; R > 1; R /= 2)
         {
-          int total, nu;
+          int total = 0, nu = 0;
 
           if (n - b < R)
             continue;
-          nu = count_union (p, R, xb, any, &total);
+          for (int r = 0; r < R; r++)
+            total += nnz[(b + r) % UNION_ROWS];
+          for (int wd = 0; wd < words; wd++)
+            {
+              guint64 u = 0;
+
+              for (int r = 0; r < R; r++)
+                u |= ring[(gsize) ((b + r) % UNION_ROWS) * words + wd];
+              any[wd] = u;
+              nu += __builtin_popcountll (u);
+            }
           if (2 * nu * R <= 3 * total)
             {
-              list_union (p, any, idx);
-              union_rows (p, R, xb, relu, lb, ob, idx, nu, xt);
+              list_inputs (p, any, idx);
+              union_rows (p, R, xb, relu, lb, ob, idx, nu);
               break;
             }
         }
       if (R == 1)
         {
           /* a group of one: its own nonzero inputs */
-          int total, nnz = count_union (p, 1, xb, any, &total);
-
-          list_union (p, any, idx);
-          sparse_row (p, xb, relu, lb, ob, idx, nnz);
+          list_inputs (p, ring + (gsize) (b % UNION_ROWS) * words, idx);
+          sparse_row (p, xb, relu, lb, ob, idx, nnz[b % UNION_ROWS]);
         }
       b += R;
     }
@@ -1457,9 +1479,8 @@ ps_conv_can_sparse (const PsConvPack *p)
 gsize
 ps_conv_sparse_scratch_size (const PsConvPack *p)
 {
-  /* a group's inputs side by side, the nonzero inputs' indices, the union's masks */
-  return (gsize) p->K * (UNION_ROWS * sizeof (float) + sizeof (int))
-         + (p->K / VEC + 1) * sizeof (guint16);
+  /* the masks of a ring of rows and of their union, the nonzero inputs' indices */
+  return (gsize) (UNION_ROWS + 1) * ((p->K + 63) / 64) * sizeof (guint64) + (gsize) p->K * sizeof (int);
 }
 
 void
@@ -1468,10 +1489,9 @@ ps_conv_forward_sparse (const PsConvPack *p, int n, const float *x, gboolean rel
 {
   g_return_if_fail (p->sparse);
 #ifdef HAVE_AVX512_KERNELS
-  float *xt = scratch;
-  int *idx = (int *) (gpointer) (xt + (gsize) p->K * UNION_ROWS);
+  guint64 *ring = scratch, *any = ring + (gsize) UNION_ROWS * mask_words (p);
 
-  forward_sparse (p, n, x, relu, linear, out, idx, xt, (__mmask16 *) (gpointer) (idx + p->K));
+  forward_sparse (p, n, x, relu, linear, out, (int *) (gpointer) (any + mask_words (p)), ring, any);
 #else
   g_assert_not_reached ();
 #endif
