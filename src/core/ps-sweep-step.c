@@ -96,6 +96,61 @@ batch_set (PsSweep *s, int worker)
   return m;
 }
 
+typedef float PsVec4 __attribute__ ((vector_size (16)));
+typedef gint32 PsVec4i __attribute__ ((vector_size (16)));
+typedef double PsVec4d __attribute__ ((vector_size (32)));
+
+/* One image's pruned-layer output @act (channels last): adds each channel's values to
+ * @sums (in position order, as a plain loop would), sets in @active (when not NULL: at
+ * most 64 channels) the channels not all zero, and when @planes is not NULL copies channel c to
+ * planes + c * @stride * hw. Four channels at a time on GCC vectors: the plain loops branch
+ * on every value, and were a few percent of a sweep. */
+static void
+channel_stats (const PsSweep *s, const float *act, float *planes, gsize stride, double *sums,
+               guint64 *active)
+{
+  const int C = s->n_channels;
+  const gsize hw = (gsize) s->lshape.h * s->lshape.w;
+  const PsVec4 zero = { 0 };
+  guint64 bits = 0;
+  int c = 0;
+
+  for (; c + 4 <= C; c += 4)
+    {
+      PsVec4d sum;
+      PsVec4i nz = { 0 };
+
+      memcpy (&sum, sums + c, sizeof sum);
+      for (gsize p = 0; p < hw; p++)
+        {
+          PsVec4 a;
+
+          memcpy (&a, act + p * C + c, sizeof a);
+          sum += __builtin_convertvector (a, PsVec4d);
+          nz |= a != zero;
+          if (planes != NULL)
+            for (int j = 0; j < 4; j++)
+              planes[((gsize) (c + j) * stride) * hw + p] = a[j];
+        }
+      memcpy (sums + c, &sum, sizeof sum);
+      for (int j = 0; j < 4 && c + j < 64; j++)
+        bits |= (guint64) (nz[j] != 0) << (c + j);
+    }
+  for (; c < C; c++)
+    for (gsize p = 0; p < hw; p++)
+      {
+        float a = act[p * C + c];
+
+        sums[c] += a;
+        if (a != 0.0f && c < 64)
+          bits |= G_GUINT64_CONSTANT (1) << c;
+        if (planes != NULL)
+          planes[((gsize) c * stride) * hw + p] = a;
+      }
+  if (active != NULL)
+    *active = bits;
+}
+
 static void
 first_pass_batch (int worker, int task, gpointer data)
 {
@@ -110,6 +165,7 @@ first_pass_batch (int worker, int task, gpointer data)
   int at = d->fused ? 0 : start; /* the batch's first image in t */
   int classes[PS_SWEEP_BATCH];
   double *sums = d->sums + (gsize) worker * s->n_channels;
+  gsize hw = (gsize) s->lshape.h * s->lshape.w;
   const float *act;
 
   if (g_cancellable_is_cancelled (s->cancellable))
@@ -151,43 +207,19 @@ first_pass_batch (int worker, int task, gpointer data)
     ps_plan_argmax (plan, count, classes);
 
   act = ps_plan_output (plan, s->layer);
-  if (s->act_by_channel)
+  for (int b = 0; b < count; b++)
     {
-      gsize hw = (gsize) s->lshape.h * s->lshape.w;
+      float *dst = s->act_by_channel ? t->act + (gsize) (at + b) * hw : NULL;
 
-      for (int b = 0; b < count; b++)
-        {
-          const float *src = act + (gsize) b * asz;
-
-          for (int c = 0; c < s->n_channels; c++)
-            {
-              float *dst = t->act + ((gsize) c * t->n + at + b) * hw;
-
-              for (gsize p = 0; p < hw; p++)
-                dst[p] = src[p * s->n_channels + c];
-            }
-        }
+      if (dst == NULL)
+        memcpy (t->act + (gsize) (at + b) * asz, act + (gsize) b * asz, sizeof (float) * asz);
+      channel_stats (s, act + (gsize) b * asz, dst, t->n, sums,
+                     t->active != NULL ? &t->active[at + b] : NULL);
     }
-  else
-    memcpy (t->act + (gsize) at * asz, act, sizeof (float) * count * asz);
-  for (gsize i = 0; i < (gsize) count * asz; i += s->n_channels)
-    for (int c = 0; c < s->n_channels; c++)
-      sums[c] += act[i + c];
   for (int b = 0; b < count; b++)
     {
       float *st = t->state + (gsize) (at + b) * s->state_size;
 
-      if (t->active != NULL)
-        {
-          const float *a = act + (gsize) b * asz;
-          guint64 bits = 0;
-
-          for (gsize i = 0; i < asz; i += s->n_channels)
-            for (int c = 0; c < s->n_channels; c++)
-              if (a[i + c] != 0.0f)
-                bits |= G_GUINT64_CONSTANT (1) << c;
-          t->active[at + b] = bits;
-        }
       t->preds[at + b] = (guint16) classes[b];
       for (int f = 0; f < s->n_fronts && t->state != t->act; f++)
         {
