@@ -62,8 +62,8 @@ typedef struct {
   int              n;
   int             *labels;
   float           *act;     /* n x act_size: the pruned layer's output; when act_by_channel
-                             * channel-major (channels x n x h x w): a step reads one
-                             * channel of a block of images */
+                             * as channel planes (n x channels x h x w): the steps of one
+                             * image read its channels one by one */
   float           *state;   /* n x state_size: frontier values */
   float           *href;    /* n x h_size: output layer input at the last exact scores */
   PsSkipRecord    *skip;    /* n: what the output skip needs of those scores */

@@ -106,8 +106,7 @@ typedef double PsVec4d __attribute__ ((vector_size (32)));
  * planes + c * @stride * hw. Four channels at a time on GCC vectors: the plain loops branch
  * on every value, and were a few percent of a sweep. */
 static void
-channel_stats (const PsSweep *s, const float *act, float *planes, gsize stride, double *sums,
-               guint64 *active)
+channel_stats (const PsSweep *s, const float *act, float *planes, double *sums, guint64 *active)
 {
   const int C = s->n_channels;
   const gsize hw = (gsize) s->lshape.h * s->lshape.w;
@@ -130,7 +129,7 @@ channel_stats (const PsSweep *s, const float *act, float *planes, gsize stride, 
           nz |= a != zero;
           if (planes != NULL)
             for (int j = 0; j < 4; j++)
-              planes[((gsize) (c + j) * stride) * hw + p] = a[j];
+              planes[(gsize) (c + j) * hw + p] = a[j];
         }
       memcpy (sums + c, &sum, sizeof sum);
       for (int j = 0; j < 4 && c + j < 64; j++)
@@ -145,7 +144,7 @@ channel_stats (const PsSweep *s, const float *act, float *planes, gsize stride, 
         if (a != 0.0f && c < 64)
           bits |= G_GUINT64_CONSTANT (1) << c;
         if (planes != NULL)
-          planes[((gsize) c * stride) * hw + p] = a;
+          planes[(gsize) c * hw + p] = a;
       }
   if (active != NULL)
     *active = bits;
@@ -165,7 +164,6 @@ first_pass_batch (int worker, int task, gpointer data)
   int at = d->fused ? 0 : start; /* the batch's first image in t */
   int classes[PS_SWEEP_BATCH];
   double *sums = d->sums + (gsize) worker * s->n_channels;
-  gsize hw = (gsize) s->lshape.h * s->lshape.w;
   const float *act;
 
   if (g_cancellable_is_cancelled (s->cancellable))
@@ -209,11 +207,11 @@ first_pass_batch (int worker, int task, gpointer data)
   act = ps_plan_output (plan, s->layer);
   for (int b = 0; b < count; b++)
     {
-      float *dst = s->act_by_channel ? t->act + (gsize) (at + b) * hw : NULL;
+      float *dst = s->act_by_channel ? t->act + (gsize) (at + b) * asz : NULL;
 
       if (dst == NULL)
         memcpy (t->act + (gsize) (at + b) * asz, act + (gsize) b * asz, sizeof (float) * asz);
-      channel_stats (s, act + (gsize) b * asz, dst, t->n, sums,
+      channel_stats (s, act + (gsize) b * asz, dst, sums,
                      t->active != NULL ? &t->active[at + b] : NULL);
     }
   for (int b = 0; b < count; b++)
@@ -314,7 +312,7 @@ _ps_sweep_first_pass (PsSweep *s, SetData *d, GError **error)
 static inline const float *
 channel_of (const PsSweep *s, const SetData *d, int i, int c)
 {
-  return d->act + ((gsize) c * d->n + i) * s->lshape.h * s->lshape.w;
+  return d->act + ((gsize) i * s->n_channels + c) * s->lshape.h * s->lshape.w;
 }
 
 /* Subtracts channel @c's contribution of one image from its frontier state; @act is that
@@ -344,17 +342,25 @@ remove_channel (PsSweep *s, const float *act, float *state, int c)
             st[(gsize) p * L.c + c] = 0.0f;
           continue;
         }
+      /* the loops below read the layer's fields once: the stores into w[] might
+       * otherwise alias them, and the compiler would load them again for every term */
+      const int OC = u->out.c;
+      const float *kc = u->kernel + (gsize) c * OC; /* channel c's weights at tap 0 */
+      const gsize tap = (gsize) L.c * OC;          /* from one tap (or position) to the next */
+
       if (fr->kind == FRONT_DENSE)
         {
           /* every position of the channel in turn, as the rows come */
           for (int p = 0; p < hw; p++)
             {
-              v[t] = act[p];
-              w[t] = u->kernel + ((gsize) p * L.c + c) * u->out.c;
-              t += act[p] != 0.0f;
+              float a = act[p];
+
+              v[t] = a;
+              w[t] = kc + p * tap;
+              t += a != 0.0f;
               if (t == PS_SWEEP_MAX_TERMS || p == hw - 1)
                 {
-                  ps_conv_sub_scaled_rows (u->out.c, 1, &t, v, w, &st);
+                  ps_conv_sub_scaled_rows (OC, 1, &t, v, w, &st);
                   t = 0;
                 }
             }
@@ -363,29 +369,32 @@ remove_channel (PsSweep *s, const float *act, float *state, int c)
       /* Conv: each output position gets the terms of the inputs under its window, in the
        * order of those inputs (row by row), as an input-by-input loop would give them. A
        * position may take its terms in two parts: the same operations in the same order. */
-      for (int o = 0; o < u->out.h * u->out.w; o++)
+      const int npos = u->out.h * u->out.w;
+      const int *win_start = fr->win_start, *win_in = fr->win_in, *win_tap = fr->win_tap;
+
+      for (int o = 0; o < npos; o++)
         {
           int t0 = t;
 
-          for (int e = fr->win_start[o]; e < fr->win_start[o + 1]; e++)
+          for (int e = win_start[o]; e < win_start[o + 1]; e++)
             {
-              float a = act[fr->win_in[e]];
+              float a = act[win_in[e]];
 
               v[t] = a;
-              w[t] = u->kernel + ((gsize) fr->win_tap[e] * L.c + c) * u->out.c;
+              w[t] = kc + win_tap[e] * tap;
               t += a != 0.0f;
               if (t == PS_SWEEP_MAX_TERMS)
                 {
                   m[rows] = t - t0;
-                  y[rows++] = st + (gsize) o * u->out.c;
-                  ps_conv_sub_scaled_rows (u->out.c, rows, m, v, w, y);
+                  y[rows++] = st + (gsize) o * OC;
+                  ps_conv_sub_scaled_rows (OC, rows, m, v, w, y);
                   t = t0 = rows = 0;
                 }
             }
           if (t > t0)
             {
               m[rows] = t - t0;
-              y[rows++] = st + (gsize) o * u->out.c;
+              y[rows++] = st + (gsize) o * OC;
             }
         }
       if (rows > 0)
