@@ -522,37 +522,64 @@ typedef struct {
   int      tasks[PS_N_SETS + 1];  /* blocks of images before each set */
 } StepsJob;
 
-/* Steps first .. last-1 on one block of images, image by image: an image's state stays in
- * the cache from one step to the next, and its rows for successive steps sit side by side
- * in the plan, where the Dense layers after the fronts, reading mostly zeros in nearly the
- * same places, take them together (ps_conv_forward_sparse). */
+/* The rows of images @from .. @to-1 (their steps in @mask, bit step - @first; their first
+ * row at @row): step by step, so that a step's weights (one channel's) serve every image
+ * of the block while in the cache; each image's state sees its steps in order. */
+static void
+fill_rows (PsSweep *s, SetData *d, PsPlan *plan, int first, int last, int from, int to,
+           const guint32 *mask, const int *row, RowRef *refs)
+{
+  for (int step = first; step < last; step++)
+    {
+      const guint32 bit = 1u << (step - first);
+
+      for (int i = from; i < to; i++)
+        if (mask[i - from] & bit)
+          {
+            int r = row[i - from] + __builtin_popcount (mask[i - from] & (bit - 1));
+
+            step_image (s, d, plan, i, s->order[step - 1], r);
+            refs[r] = (RowRef) { i, step };
+          }
+    }
+}
+
+/* Steps first .. last-1 on one block of images (at most PS_SWEEP_BATCH). An image's rows
+ * for successive steps sit side by side in the plan, where the Dense layers after the
+ * fronts, reading mostly zeros in nearly the same places, take them together
+ * (ps_conv_forward_sparse). */
 static void
 steps_images (PsSweep *s, SetData *d, PsPlan *plan, int first, int last, int start, int end)
 {
   int from = start, count = 0;
   RowRef refs[PS_SWEEP_BATCH];
+  guint32 mask[PS_SWEEP_BATCH];
+  int row[PS_SWEEP_BATCH];
 
-  G_STATIC_ASSERT (PS_SWEEP_GROUP <= PS_SWEEP_BATCH);
+  G_STATIC_ASSERT (PS_SWEEP_GROUP <= PS_SWEEP_BATCH && PS_SWEEP_GROUP <= 32);
+  g_assert (end - start <= PS_SWEEP_BATCH);
   for (int i = start; i < end; i++)
     {
-      int steps[PS_SWEEP_GROUP], n = 0;
+      guint32 m = 0;
+      int n;
 
       /* Only the steps whose channel is active in the image can change it. */
       for (int step = first; step < last; step++)
         if (channel_active (s, d, i, s->order[step - 1]))
-          steps[n++] = step;
+          m |= 1u << (step - first);
+      n = __builtin_popcount (m);
       if (count + n > PS_SWEEP_BATCH)
         {
+          fill_rows (s, d, plan, first, last, from, i, mask, row, refs);
           finish_rows (s, d, plan, first, last, from, i, refs, count);
           from = i;
           count = 0;
         }
-      for (int t = 0; t < n; t++, count++)
-        {
-          step_image (s, d, plan, i, s->order[steps[t] - 1], count);
-          refs[count] = (RowRef) { i, steps[t] };
-        }
+      mask[i - from] = m;
+      row[i - from] = count;
+      count += n;
     }
+  fill_rows (s, d, plan, first, last, from, end, mask, row, refs);
   finish_rows (s, d, plan, first, last, from, end, refs, count);
 }
 
