@@ -963,11 +963,12 @@ row_mask (const PsConvPack *p, const float *x, guint64 *m)
   /* whole words: four vectors each */
   for (; (wd + 1) * 64 <= p->K; wd++, x += 64)
     {
-      guint64 bits = (guint64) _mm512_cmp_ps_mask (_mm512_loadu_ps (x), zero, _CMP_NEQ_UQ)
-                     | (guint64) _mm512_cmp_ps_mask (_mm512_loadu_ps (x + 16), zero, _CMP_NEQ_UQ) << 16
-                     | (guint64) _mm512_cmp_ps_mask (_mm512_loadu_ps (x + 32), zero, _CMP_NEQ_UQ) << 32
-                     | (guint64) _mm512_cmp_ps_mask (_mm512_loadu_ps (x + 48), zero, _CMP_NEQ_UQ) << 48;
+      guint64 bits = 0;
 
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; q++)
+        bits |= (guint64) _mm512_cmp_ps_mask (_mm512_loadu_ps (x + q * VEC), zero, _CMP_NEQ_UQ)
+                << (16 * q);
       m[wd] = bits;
       nnz += __builtin_popcountll (bits);
     }
@@ -978,9 +979,9 @@ row_mask (const PsConvPack *p, const float *x, guint64 *m)
       for (int q = 0, k = wd * 64; k < p->K; q++, k += VEC)
         {
           __mmask16 in = p->K - k >= VEC ? 0xffff : (__mmask16) ((1u << (p->K - k)) - 1);
+          __m512 v = _mm512_maskz_loadu_ps (in, x + q * VEC);
 
-          bits |= (guint64) _mm512_mask_cmp_ps_mask (in, _mm512_maskz_loadu_ps (in, x + 16 * q), zero,
-                                                     _CMP_NEQ_UQ) << (16 * q);
+          bits |= (guint64) _mm512_mask_cmp_ps_mask (in, v, zero, _CMP_NEQ_UQ) << (16 * q);
         }
       m[wd] = bits;
       nnz += __builtin_popcountll (bits);
@@ -1480,7 +1481,8 @@ gsize
 ps_conv_sparse_scratch_size (const PsConvPack *p)
 {
   /* the masks of a ring of rows and of their union, the nonzero inputs' indices */
-  return (gsize) (UNION_ROWS + 1) * ((p->K + 63) / 64) * sizeof (guint64) + (gsize) p->K * sizeof (int);
+  return (gsize) (UNION_ROWS + 1) * mask_words (p) * sizeof (guint64)
+         + (gsize) p->K * sizeof (int);
 }
 
 void

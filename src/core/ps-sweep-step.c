@@ -102,9 +102,9 @@ typedef double PsVec4d __attribute__ ((vector_size (32)));
 
 /* One image's pruned-layer output @act (channels last): adds each channel's values to
  * @sums (in position order, as a plain loop would), sets in @active (when not NULL: at
- * most 64 channels) the channels not all zero, and when @planes is not NULL copies channel c to
- * planes + c * @stride * hw. Four channels at a time on GCC vectors: the plain loops branch
- * on every value, and were a few percent of a sweep. */
+ * most 64 channels) the channels not all zero, and when @planes is not NULL copies
+ * channel c to planes + c * hw. Four channels at a time on GCC vectors: the plain loops
+ * branch on every value, and were a few percent of a sweep. */
 static void
 channel_stats (const PsSweep *s, const float *act, float *planes, double *sums, guint64 *active)
 {
