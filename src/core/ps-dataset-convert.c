@@ -3,26 +3,16 @@
 #define G_LOG_DOMAIN "ps-dataset"
 
 #include "ps-dataset-private.h"
+#include "ps-vec4.h"
 
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
 
-typedef float v4sf __attribute__ ((vector_size (16)));
-typedef int v4si __attribute__ ((vector_size (16)));
 typedef unsigned char v4qu __attribute__ ((vector_size (4)));
 
-static inline v4sf
-load4 (const float *p)
-{
-  v4sf v;
-
-  memcpy (&v, p, sizeof v);
-  return v;
-}
-
-static inline v4sf
+static inline PsVec4
 load4_u8 (const guint8 *p)
 {
 #ifdef __SSE2__
@@ -33,36 +23,30 @@ load4_u8 (const guint8 *p)
 
   memcpy (&word, p, sizeof word);
   b = _mm_cvtsi32_si128 (word);
-  return (v4sf) _mm_cvtepi32_ps (_mm_unpacklo_epi16 (_mm_unpacklo_epi8 (b, zero), zero));
+  return (PsVec4) _mm_cvtepi32_ps (_mm_unpacklo_epi16 (_mm_unpacklo_epi8 (b, zero), zero));
 #else
   v4qu v;
 
   memcpy (&v, p, sizeof v);
-  return __builtin_convertvector (__builtin_convertvector (v, v4si), v4sf);
+  return __builtin_convertvector (__builtin_convertvector (v, PsVec4i), PsVec4);
 #endif
 }
 
 /* Pixels p .. p+3 of the three planes as r g b r g b ...: six shuffles and three stores
  * where a plain loop stores twelve floats one by one (GCC does not vectorise it). */
 static inline void
-store_rgb4 (v4sf r, v4sf g, v4sf b, float *out)
+store_rgb4 (PsVec4 r, PsVec4 g, PsVec4 b, float *out)
 {
-  v4sf rg = __builtin_shuffle (r, g, (v4si) { 0, 4, 1, 5 });   /* r0 g0 r1 g1 */
-  v4sf gb = __builtin_shuffle (g, b, (v4si) { 1, 5, 2, 6 });   /* g1 b1 g2 b2 */
-  v4sf rg2 = __builtin_shuffle (r, g, (v4si) { 2, 6, 3, 7 });  /* r2 g2 r3 g3 */
-  v4sf o0 = __builtin_shuffle (rg, b, (v4si) { 0, 1, 4, 2 });  /* r0 g0 b0 r1 */
-  v4sf o1 = __builtin_shuffle (gb, r, (v4si) { 0, 1, 6, 2 });  /* g1 b1 r2 g2 */
-  v4sf o2 = __builtin_shuffle (rg2, b, (v4si) { 6, 2, 3, 7 }); /* b2 r3 g3 b3 */
+  PsVec4 rg = __builtin_shuffle (r, g, (PsVec4i) { 0, 4, 1, 5 });   /* r0 g0 r1 g1 */
+  PsVec4 gb = __builtin_shuffle (g, b, (PsVec4i) { 1, 5, 2, 6 });   /* g1 b1 g2 b2 */
+  PsVec4 rg2 = __builtin_shuffle (r, g, (PsVec4i) { 2, 6, 3, 7 });  /* r2 g2 r3 g3 */
+  PsVec4 o0 = __builtin_shuffle (rg, b, (PsVec4i) { 0, 1, 4, 2 });  /* r0 g0 b0 r1 */
+  PsVec4 o1 = __builtin_shuffle (gb, r, (PsVec4i) { 0, 1, 6, 2 });  /* g1 b1 r2 g2 */
+  PsVec4 o2 = __builtin_shuffle (rg2, b, (PsVec4i) { 6, 2, 3, 7 }); /* b2 r3 g3 b3 */
 
   memcpy (out, &o0, sizeof o0);
   memcpy (out + 4, &o1, sizeof o1);
   memcpy (out + 8, &o2, sizeof o2);
-}
-
-static inline void
-store4 (v4sf v, float *p)
-{
-  memcpy (p, &v, sizeof v);
 }
 
 void
@@ -79,7 +63,7 @@ _ps_dataset_convert_u8 (const PsDatasetLayout *lay, const guint8 *im, float s,
       gsize i = 0;
 
       for (; i + 4 <= hw * C; i += 4)
-        store4 (load4_u8 (im + i) * s, out + i);
+        ps_vec4_store (load4_u8 (im + i) * s, out + i);
       for (; i < hw * C; i++)
         out[i] = im[i] * s;
       return;
@@ -111,15 +95,15 @@ _ps_dataset_convert_f32 (const PsDatasetLayout *lay, const float *im, float s,
   if (lay->chw == planar || C == 1)
     {
       /* the file's order is the one wanted; x - x is 0 for a finite x, NaN otherwise */
-      v4sf nan = { 0 };
+      PsVec4 nan = { 0 };
       gsize i = 0;
 
       for (; i + 4 <= hw * C; i += 4)
         {
-          v4sf x = load4 (im + i);
+          PsVec4 x = ps_vec4_load (im + i);
 
           nan += x - x;
-          store4 ((x + 0.0f) * s, out + i);
+          ps_vec4_store ((x + 0.0f) * s, out + i);
         }
       bad = (nan[0] != 0.0f) | (nan[1] != 0.0f) | (nan[2] != 0.0f) | (nan[3] != 0.0f);
       for (; i < hw * C; i++)
@@ -142,12 +126,12 @@ _ps_dataset_convert_f32 (const PsDatasetLayout *lay, const float *im, float s,
   else if (C == 3)
     {
       /* x - x is 0 for a finite x, NaN otherwise: the sum stays 0 while all are finite */
-      v4sf nan = { 0 };
+      PsVec4 nan = { 0 };
       gsize p = 0;
 
       for (; p + 4 <= hw; p += 4)
         {
-          v4sf r = load4 (im + p), g = load4 (im + hw + p), b = load4 (im + 2 * hw + p);
+          PsVec4 r = ps_vec4_load (im + p), g = ps_vec4_load (im + hw + p), b = ps_vec4_load (im + 2 * hw + p);
 
           nan += (r - r) + (g - g) + (b - b);
           store_rgb4 ((r + 0.0f) * s, (g + 0.0f) * s, (b + 0.0f) * s, out + 3 * p);
@@ -177,8 +161,8 @@ _ps_dataset_convert_f32 (const PsDatasetLayout *lay, const float *im, float s,
 gboolean
 _ps_dataset_convert_f32_in_place (gsize n, float s, float *x)
 {
-  v4sf nan = { 0 };
-  v4si minus_zero = { 0 };
+  PsVec4 nan = { 0 };
+  PsVec4i minus_zero = { 0 };
   int bad = 0;
   gsize i = 0;
 
@@ -186,10 +170,10 @@ _ps_dataset_convert_f32_in_place (gsize n, float s, float *x)
     {
       for (; i + 4 <= n; i += 4)
         {
-          v4sf v = load4 (x + i);
+          PsVec4 v = ps_vec4_load (x + i);
 
           nan += v - v;
-          store4 ((v + 0.0f) * s, x + i);
+          ps_vec4_store ((v + 0.0f) * s, x + i);
         }
     }
   else
@@ -198,10 +182,10 @@ _ps_dataset_convert_f32_in_place (gsize n, float s, float *x)
        * where there is one */
       for (; i + 4 <= n; i += 4)
         {
-          v4sf v = load4 (x + i);
+          PsVec4 v = ps_vec4_load (x + i);
 
           nan += v - v;
-          minus_zero |= (v4si) v == (v4si) { G_MININT32, G_MININT32, G_MININT32, G_MININT32 };
+          minus_zero |= (PsVec4i) v == (PsVec4i) { G_MININT32, G_MININT32, G_MININT32, G_MININT32 };
         }
       if (minus_zero[0] | minus_zero[1] | minus_zero[2] | minus_zero[3])
         for (gsize j = 0; j < i; j++)

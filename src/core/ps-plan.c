@@ -5,6 +5,7 @@
 #include "ps-plan.h"
 #include "ps-conv.h"
 #include "ps-layer-ops.h"
+#include "ps-vec4.h"
 #include "ps-winograd.h"
 
 #include <cblas.h>
@@ -224,13 +225,10 @@ ps_plan_linear (PsPlan *p, int layer)
   return p->linear[layer];
 }
 
-/* ReLU on GCC vectors of four floats (SSE2 on any x86-64, NEON on ARM), written out because
- * GCC's cheap vectoriser at -O2 leaves the loop scalar, and the scalar loop branches on the
- * sign of every value: the sweep's steps apply ReLU to a front's outputs for every image a
- * step changes, and that loop was a quarter of the demo's sweep. */
-typedef float PsVec4 __attribute__ ((vector_size (16)));
-typedef gint32 PsVec4i __attribute__ ((vector_size (16)));
-
+/* ReLU on GCC vectors of four floats, written out because GCC's cheap vectoriser at -O2
+ * leaves the loop scalar, and the scalar loop branches on the sign of every value: the
+ * sweep's steps apply ReLU to a front's outputs for every image a step changes, and that
+ * loop was a quarter of the demo's sweep. */
 /* max (x, 0) as the plain loop computes it: NaN and -0 give +0. */
 static void
 relu (const float *in, float *out, gsize n)
@@ -242,14 +240,10 @@ relu (const float *in, float *out, gsize n)
     return;
   for (; i + 8 <= n; i += 8)
     {
-      PsVec4 a, b;
+      PsVec4 a = ps_vec4_load (in + i), b = ps_vec4_load (in + i + 4);
 
-      memcpy (&a, in + i, sizeof a);
-      memcpy (&b, in + i + 4, sizeof b);
-      a = (PsVec4) ((PsVec4i) a & (a > zero));
-      b = (PsVec4) ((PsVec4i) b & (b > zero));
-      memcpy (out + i, &a, sizeof a);
-      memcpy (out + i + 4, &b, sizeof b);
+      ps_vec4_store ((PsVec4) ((PsVec4i) a & (a > zero)), out + i);
+      ps_vec4_store ((PsVec4) ((PsVec4i) b & (b > zero)), out + i + 4);
     }
   for (; i < n; i++)
     out[i] = in[i] > 0.0f ? in[i] : 0.0f;
@@ -262,14 +256,7 @@ add (const float *a, const float *b, float *out, gsize n)
   gsize i = 0;
 
   for (; i + 4 <= n; i += 4)
-    {
-      PsVec4 x, y;
-
-      memcpy (&x, a + i, sizeof x);
-      memcpy (&y, b + i, sizeof y);
-      x += y;
-      memcpy (out + i, &x, sizeof x);
-    }
+    ps_vec4_store (ps_vec4_load (a + i) + ps_vec4_load (b + i), out + i);
   for (; i < n; i++)
     out[i] = a[i] + b[i];
 }
@@ -470,12 +457,7 @@ forward_packed (PsPlan *p, int i, int n, const float *in, gboolean relu, float *
       PsVec4i count = { 0 };
 
       for (; j + 4 <= total; j += 4)
-        {
-          PsVec4 v;
-
-          memcpy (&v, in + j, sizeof v);
-          count -= v != (PsVec4) { 0 }; /* -1 where nonzero */
-        }
+        count -= ps_vec4_load (in + j) != (PsVec4) { 0 }; /* -1 where nonzero */
       nnz = (gsize) (count[0] + count[1] + count[2] + count[3]);
       for (; j < total; j++)
         nnz += in[j] != 0.0f;

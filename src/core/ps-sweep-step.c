@@ -8,6 +8,7 @@
 #include "ps-conv.h"
 #include "ps-h5.h"
 #include "ps-parallel.h"
+#include "ps-vec4.h"
 
 #include <math.h>
 #include <string.h>
@@ -96,10 +97,6 @@ batch_set (PsSweep *s, int worker)
   return m;
 }
 
-typedef float PsVec4 __attribute__ ((vector_size (16)));
-typedef gint32 PsVec4i __attribute__ ((vector_size (16)));
-typedef double PsVec4d __attribute__ ((vector_size (32)));
-
 /* One image's pruned-layer output @act (channels last): adds each channel's values to
  * @sums (in position order, as a plain loop would), sets in @active (when not NULL: at
  * most 64 channels) the channels not all zero, and when @planes is not NULL copies
@@ -122,9 +119,8 @@ channel_stats (const PsSweep *s, const float *act, float *planes, double *sums, 
       memcpy (&sum, sums + c, sizeof sum);
       for (gsize p = 0; p < hw; p++)
         {
-          PsVec4 a;
+          PsVec4 a = ps_vec4_load (act + p * C + c);
 
-          memcpy (&a, act + p * C + c, sizeof a);
           sum += __builtin_convertvector (a, PsVec4d);
           nz |= a != zero;
           if (planes != NULL)
