@@ -18,6 +18,10 @@ typedef struct {
   int  worker;
 } Worker;
 
+/* OpenBLAS's own server threads, absent from its serial builds. Started, they spin on
+ * sched_yield for about 0.1 s before they sleep, taking a core from the workers. */
+extern int blas_thread_shutdown_ (void) __attribute__ ((weak));
+
 int
 ps_parallel_n_workers (void)
 {
@@ -27,7 +31,11 @@ ps_parallel_n_workers (void)
     {
       const char *env = g_getenv ("PRUNESCOPE_THREADS");
       int v = env ? atoi (env) : (int) g_get_num_processors ();
+      /* BLAS runs inside the workers, one thread each: OpenBLAS's threads go at once (a
+       * probe's fork stops them, and OpenBLAS starts them again on its next call) */
       openblas_set_num_threads (1);
+      if (blas_thread_shutdown_ != NULL)
+        blas_thread_shutdown_ ();
       g_once_init_leave (&n, CLAMP (v, 1, 64));
     }
   return (int) n;

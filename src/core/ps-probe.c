@@ -183,13 +183,15 @@ static gboolean
 probe (const char *path, GError **error)
 {
   const char *argv[] = { probe_exe, PROBE_ARG, path, NULL };
+  /* the probe does no BLAS: OpenBLAS need not start (and spin) threads in it */
+  g_auto (GStrv) envp = g_environ_setenv (g_get_environ (), "OPENBLAS_NUM_THREADS", "1", TRUE);
   g_autoptr (GString) out = g_string_new (NULL);
   g_autoptr (GError) spawn_error = NULL;
   int seconds = limit_seconds (), fd = -1, status = 0;
   gboolean finished;
   GPid pid;
 
-  if (!g_spawn_async_with_pipes (NULL, (char **) argv, NULL,
+  if (!g_spawn_async_with_pipes (NULL, (char **) argv, envp,
                                  G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDERR_TO_DEV_NULL,
                                  NULL, NULL, &pid, NULL, &fd, NULL, &spawn_error))
     {
