@@ -101,6 +101,7 @@ struct _PsSweep {
   gboolean       ordered;   /* the order is chosen (by the validation set) */
   gboolean       stepping;  /* ps_sweep_finish() has begun: no more sets can be added */
   int            next_step; /* steps done so far (a cancelled finish goes on from here) */
+  int            steps_run; /* steps the sets with caches have run ahead of finish */
   int            n_reported; /* rows reported to the progress callback */
   SetData        sets[PS_N_SETS];
   PsSweepFeedSlots feed_slots;  /* until the steps start */

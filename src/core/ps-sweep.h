@@ -60,8 +60,9 @@ void                ps_sweep_free            (PsSweep                *sweep);
  * the sweep as it was, so the set can be added again; a cancelled ps_sweep_finish() keeps
  * the steps it did, and calling it again goes on from the next one. A set added after the
  * validation set runs every step with its first pass (the order is known by then), keeping
- * nothing but its classes: add the validation set first. The results are the same bits in
- * any order. */
+ * nothing but its classes: add the validation set first. The validation set's own steps
+ * run as soon as it is added (a cancel there leaves them to ps_sweep_finish()); finish
+ * counts and reports every step. The results are the same bits in any order. */
 PsSweep            *ps_sweep_new             (const PsModel          *model,
                                               const PsSweepOptions   *options,
                                               GError                **error);
