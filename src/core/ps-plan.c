@@ -4,6 +4,7 @@
 
 #include "ps-plan.h"
 #include "ps-conv.h"
+#include "ps-huge.h"
 #include "ps-layer-ops.h"
 #include "ps-vec4.h"
 #include "ps-winograd.h"
@@ -87,7 +88,7 @@ ps_plan_new (const PsModel *model, int max_batch)
         p->out[i] = p->out[l->inputs[0]];
       else
         {
-          p->out[i] = g_new (float, (gsize) max_batch * ps_shape_size (l->out));
+          p->out[i] = ps_huge_alloc (sizeof (float) * max_batch * ps_shape_size (l->out));
           p->owned[i] = TRUE;
         }
       scratch = MAX (scratch, ps_layer_scratch_size (l, max_batch));
@@ -116,7 +117,7 @@ ps_plan_new (const PsModel *model, int max_batch)
             scratch = MAX (scratch, ps_winograd_scratch_size (p->winos[i]));
         }
     }
-  p->scratch = g_new (float, MAX (scratch, 1));
+  p->scratch = ps_huge_alloc (sizeof (float) * MAX (scratch, 1));
   p->planar_conv = single_consumer (model, model->input);
   if (p->planar_conv >= 0
       && (p->pool_of[p->planar_conv] < 0 || !ps_conv_reads_planar (p->packs[p->planar_conv])))
@@ -216,7 +217,7 @@ ps_plan_keep_linear (PsPlan *p, int layer)
 
   g_return_if_fail (l->kind == PS_LAYER_CONV2D || l->kind == PS_LAYER_DENSE);
   if (p->linear[layer] == NULL)
-    p->linear[layer] = g_new (float, (gsize) p->max_batch * ps_shape_size (l->out));
+    p->linear[layer] = ps_huge_alloc (sizeof (float) * p->max_batch * ps_shape_size (l->out));
 }
 
 float *

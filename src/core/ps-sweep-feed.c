@@ -5,6 +5,7 @@
 
 #include "ps-sweep-private.h"
 #include "ps-error.h"
+#include "ps-huge.h"
 
 struct _PsSweepFeed {
   PsDatasetStream *stream;
@@ -86,7 +87,8 @@ _ps_sweep_feed_start (PsDatasetStream *stream, int batch, double scale, gboolean
     {
       _ps_sweep_feed_slots_clear (slots);
       for (int i = 0; i < PS_SWEEP_FEED_SLOTS; i++)
-        if ((slots->slot[i] = g_try_malloc (f->img * f->chunk_batches * batch * sizeof (float))) == NULL)
+        if ((slots->slot[i] = ps_huge_try_alloc (sizeof (float) * f->img * f->chunk_batches
+                                                 * batch)) == NULL)
           {
             g_set_error (error, PS_ERROR, PS_ERROR_LIMIT, "%s: not enough memory to read %d images",
                          h->path, f->chunk_batches * batch);

@@ -7,6 +7,7 @@
 #include "ps-sweep-private.h"
 #include "ps-conv.h"
 #include "ps-h5.h"
+#include "ps-huge.h"
 #include "ps-parallel.h"
 #include "ps-vec4.h"
 
@@ -63,11 +64,12 @@ _ps_sweep_report (PsSweep *s, const PsSweepStep *step)
 static gboolean
 alloc_caches (PsSweep *s, SetData *d, gsize n)
 {
-  d->act = g_try_malloc (n * ps_shape_size (s->lshape) * sizeof (float));
-  d->state = s->fronts[0].kind == FRONT_MASK ? d->act : g_try_malloc (n * s->state_size * sizeof (float));
+  d->act = ps_huge_try_alloc (n * ps_shape_size (s->lshape) * sizeof (float));
+  d->state = s->fronts[0].kind == FRONT_MASK
+               ? d->act : ps_huge_try_alloc (n * s->state_size * sizeof (float));
   if (s->h_layer >= 0)
     {
-      d->href = g_try_malloc (n * s->h_size * sizeof (float));
+      d->href = ps_huge_try_alloc (n * s->h_size * sizeof (float));
       d->skip = g_try_malloc (n * sizeof (PsSkipRecord));
     }
   if (d->act == NULL || d->state == NULL || (s->h_layer >= 0 && (d->href == NULL || d->skip == NULL)))
