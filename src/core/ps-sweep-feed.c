@@ -18,7 +18,7 @@ struct _PsSweepFeed {
   GThread         *thread;
   GMutex           lock;
   GCond            cond;
-  int              filled;    /* chunks read */
+  int              filled;    /* batches read */
   int             *left;      /* per chunk: its batches not released yet */
   gboolean         failed;    /* the reading stopped on an error (or a cancel) */
   gboolean         stop;      /* the pass is over: the reader leaves */
@@ -33,8 +33,7 @@ feed_main (gpointer data)
 
   for (int j = 0; j < f->n_chunks; j++)
     {
-      int start = j * chunk_images, count = MIN (chunk_images, f->n - start);
-      GError *error = NULL;
+      float *slot = f->slot[j % PS_SWEEP_FEED_SLOTS];
       gboolean ok;
 
       g_mutex_lock (&f->lock);
@@ -44,19 +43,30 @@ feed_main (gpointer data)
       g_mutex_unlock (&f->lock);
       if (!ok)
         break;
-      ok = !g_cancellable_set_error_if_cancelled (f->cancellable, &error)
-           && (f->planar ? ps_dataset_stream_read_planar : ps_dataset_stream_read) (
-                f->stream, start, count, f->scale, f->slot[j % PS_SWEEP_FEED_SLOTS], &error);
-      g_mutex_lock (&f->lock);
-      if (ok)
-        f->filled = j + 1;
-      else
+      /* The first chunk in two reads, its first batch alone: the workers start on it
+       * while the reader reads the rest. (Reading every chunk a batch at a time could
+       * decompress a file's larger chunks again for each batch.) */
+      for (int b = 0; ok && b < f->chunk_batches && j * chunk_images + b * f->batch < f->n;)
         {
-          f->failed = TRUE;
-          f->error = error;
+          int nb = j == 0 && b == 0 ? 1 : f->chunk_batches - b;
+          int start = j * chunk_images + b * f->batch, count = MIN (nb * f->batch, f->n - start);
+          GError *error = NULL;
+
+          ok = !g_cancellable_set_error_if_cancelled (f->cancellable, &error)
+               && (f->planar ? ps_dataset_stream_read_planar : ps_dataset_stream_read) (
+                    f->stream, start, count, f->scale, slot + (gsize) b * f->batch * f->img, &error);
+          b += nb;
+          g_mutex_lock (&f->lock);
+          if (ok)
+            f->filled = j * f->chunk_batches + b;
+          else
+            {
+              f->failed = TRUE;
+              f->error = error;
+            }
+          g_cond_broadcast (&f->cond);
+          g_mutex_unlock (&f->lock);
         }
-      g_cond_broadcast (&f->cond);
-      g_mutex_unlock (&f->lock);
       if (!ok)
         break;
     }
@@ -113,7 +123,7 @@ _ps_sweep_feed_get (PsSweepFeed *f, int batch)
   const float *px = NULL;
 
   g_mutex_lock (&f->lock);
-  while (!f->failed && f->filled <= j)
+  while (!f->failed && f->filled <= batch)
     g_cond_wait (&f->cond, &f->lock);
   if (!f->failed)
     px = f->slot[j % PS_SWEEP_FEED_SLOTS] + (gsize) (batch - j * f->chunk_batches) * f->batch * f->img;
