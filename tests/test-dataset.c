@@ -781,8 +781,24 @@ assert_stream_same (const char *path)
             for (int c = 0; c < ds->c; c++)
               g_assert_cmpmem (&planes[i * img + c * hw + q], sizeof (float),
                                &want[i * img + q * ds->c + c], sizeof (float));
+        /* a file of bytes read as they are, converted later (the sweep's reader and
+         * workers): the same bits, either order */
+        if (ps_dataset_stream_is_u8 (st))
+          {
+            g_autofree guint8 *bytes = g_new (guint8, img * ds->n);
+            g_autofree float *conv = g_new (float, img * ds->n);
+
+            for (int start = 0; start < ds->n; start += 64)
+              g_assert_true (ps_dataset_stream_read_bytes (st, start, MIN (64, ds->n - start),
+                                                           bytes + start * img, &error));
+            ps_dataset_stream_convert_bytes (st, bytes, ds->n, scales[k], FALSE, conv);
+            g_assert_cmpmem (conv, sizeof (float) * img * ds->n, want, sizeof (float) * img * ds->n);
+            ps_dataset_stream_convert_bytes (st, bytes, ds->n, scales[k], TRUE, conv);
+            g_assert_cmpmem (conv, sizeof (float) * img * ds->n, planes, sizeof (float) * img * ds->n);
+          }
       }
     }
+  g_assert_true (ps_dataset_stream_is_u8 (st) == (strstr (path, "-u8-") != NULL));
 }
 
 /* @s channels-last, as @ftype */
@@ -952,6 +968,20 @@ test_stream_truncated (void)
   /* the part still there: the same answer, the file is not what was opened */
   g_assert_false (ps_dataset_stream_read_planar (st, 0, 10, 1.0, out, &error));
   g_assert_error (error, PS_ERROR, PS_ERROR_FILE);
+  g_clear_error (&error);
+
+  /* a file of bytes, read as bytes: the same */
+  g_clear_pointer (&st, ps_dataset_stream_free);
+  lab_set_write (s, path, H5T_STD_U8LE);
+  st = ps_dataset_stream_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_true (ps_dataset_stream_is_u8 (st));
+  g_assert_true (ps_dataset_stream_read_bytes (st, 0, 100, (guint8 *) out, &error));
+  g_assert_cmpint (g_stat (path, &sb), ==, 0);
+  g_assert_cmpint (truncate (path, sb.st_size / 2), ==, 0);
+  g_assert_false (ps_dataset_stream_read_bytes (st, 200, 100, (guint8 *) out, &error));
+  g_assert_error (error, PS_ERROR, PS_ERROR_FILE);
+  g_assert_cmpstr (error->message, ==, message);
 }
 
 static void

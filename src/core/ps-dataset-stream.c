@@ -172,6 +172,43 @@ ps_dataset_stream_read_planar (PsDatasetStream *st, int start, int count, double
   return stream_read (st, start, count, scale, TRUE, out, error);
 }
 
+gboolean
+ps_dataset_stream_is_u8 (const PsDatasetStream *st)
+{
+  return st->lay.file_u8;
+}
+
+gboolean
+ps_dataset_stream_read_bytes (PsDatasetStream *st, int start, int count, guint8 *out,
+                              GError **error)
+{
+  gboolean ok;
+
+  g_return_val_if_fail (st->lay.file_u8, FALSE);
+  g_return_val_if_fail (start >= 0 && count >= 0 && start <= st->lay.n - count, FALSE);
+  if (count == 0)
+    return TRUE;
+  ps_h5_lock ();
+  ok = _ps_dataset_read_slab (st->dset, &st->lay, start, count, out, error);
+  H5Eclear2 (H5E_DEFAULT);
+  ps_h5_unlock ();
+  if (!ok)
+    g_prefix_error (error, "%s: ", st->header->path);
+  /* after the read: a change during it counts too */
+  return ok && unchanged (st, error);
+}
+
+void
+ps_dataset_stream_convert_bytes (const PsDatasetStream *st, const guint8 *bytes, int count,
+                                 double scale, gboolean planar, float *out)
+{
+  const gsize img = (gsize) st->lay.h * st->lay.w * st->lay.c;
+
+  g_return_if_fail (st->lay.file_u8);
+  for (int b = 0; b < count; b++)
+    _ps_dataset_convert_u8 (&st->lay, bytes + b * img, (float) scale, planar, out + b * img);
+}
+
 PsDataset *
 ps_dataset_stream_sample (PsDatasetStream *st, int count, GError **error)
 {

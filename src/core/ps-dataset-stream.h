@@ -37,6 +37,23 @@ gboolean         ps_dataset_stream_read_planar (PsDatasetStream      *stream,
                                                 double                scale,
                                                 float                *out,
                                                 GError              **error);
+/* Whether the file stores bytes: ps_dataset_stream_read_bytes() then reads them as they
+ * are, a quarter of the floats' size, for the reader of a set to convert later. */
+gboolean         ps_dataset_stream_is_u8     (const PsDatasetStream  *stream);
+/* Images @start .. @start+@count-1 of a file of bytes, in the file's order. */
+gboolean         ps_dataset_stream_read_bytes (PsDatasetStream       *stream,
+                                               int                    start,
+                                               int                    count,
+                                               guint8                *out,
+                                               GError               **error);
+/* @count images read by ps_dataset_stream_read_bytes() as ps_dataset_stream_read() (or,
+ * @planar, ps_dataset_stream_read_planar()) would have given them; any thread. */
+void             ps_dataset_stream_convert_bytes (const PsDatasetStream *stream,
+                                                  const guint8          *bytes,
+                                                  int                    count,
+                                                  double                 scale,
+                                                  gboolean               planar,
+                                                  float                 *out);
 /* @count images evenly spaced over the set, as ps_dataset_sample() takes them from the set
  * loaded whole (with their indices and the same values), read one by one: stored as bytes
  * when every value read is a whole number 0..255 and one is above 1, else as floats. */

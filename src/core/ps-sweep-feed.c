@@ -12,9 +12,12 @@ struct _PsSweepFeed {
   GCancellable    *cancellable;
   double           scale;
   gboolean         planar;    /* channel planes, for a first layer that reads them */
+  gboolean         bytes;     /* the file's bytes in the slots, for the workers to convert */
   int              n, batch, chunk_batches, n_chunks;
   gsize            img;
-  float           *slot[PS_SWEEP_FEED_SLOTS];
+  gsize            esize;     /* bytes per value in the slots */
+  guint8          *slot[PS_SWEEP_FEED_SLOTS];
+  PsSweepFeedSlots *slots;    /* the workers' buffers for a batch of floats */
   GThread         *thread;
   GMutex           lock;
   GCond            cond;
@@ -33,7 +36,7 @@ feed_main (gpointer data)
 
   for (int j = 0; j < f->n_chunks; j++)
     {
-      float *slot = f->slot[j % PS_SWEEP_FEED_SLOTS];
+      guint8 *slot = f->slot[j % PS_SWEEP_FEED_SLOTS];
       gboolean ok;
 
       g_mutex_lock (&f->lock);
@@ -52,9 +55,14 @@ feed_main (gpointer data)
           int start = j * chunk_images + b * f->batch, count = MIN (nb * f->batch, f->n - start);
           GError *error = NULL;
 
-          ok = !g_cancellable_set_error_if_cancelled (f->cancellable, &error)
-               && (f->planar ? ps_dataset_stream_read_planar : ps_dataset_stream_read) (
-                    f->stream, start, count, f->scale, slot + (gsize) b * f->batch * f->img, &error);
+          guint8 *at = slot + (gsize) b * f->batch * f->img * f->esize;
+
+          ok = !g_cancellable_set_error_if_cancelled (f->cancellable, &error);
+          if (ok && f->bytes)
+            ok = ps_dataset_stream_read_bytes (f->stream, start, count, at, &error);
+          else if (ok)
+            ok = (f->planar ? ps_dataset_stream_read_planar : ps_dataset_stream_read) (
+                   f->stream, start, count, f->scale, (float *) at, &error);
           b += nb;
           g_mutex_lock (&f->lock);
           if (ok)
@@ -74,16 +82,21 @@ feed_main (gpointer data)
 }
 
 PsSweepFeed *
-_ps_sweep_feed_start (PsDatasetStream *stream, int batch, double scale, gboolean planar,
-                      PsSweepFeedSlots *slots, GCancellable *cancellable, GError **error)
+_ps_sweep_feed_start (PsDatasetStream *stream, int batch, int n_workers, double scale,
+                      gboolean planar, PsSweepFeedSlots *slots, GCancellable *cancellable,
+                      GError **error)
 {
   const PsDataset *h = ps_dataset_stream_header (stream);
   PsSweepFeed *f = g_new0 (PsSweepFeed, 1);
+  gsize slot_bytes;
 
   f->stream = stream;
   f->cancellable = cancellable;
   f->scale = scale;
   f->planar = planar;
+  f->bytes = ps_dataset_stream_is_u8 (stream);
+  f->esize = f->bytes ? 1 : sizeof (float);
+  f->slots = slots;
   f->n = h->n;
   f->batch = batch;
   f->img = (gsize) h->h * h->w * h->c;
@@ -93,20 +106,32 @@ _ps_sweep_feed_start (PsDatasetStream *stream, int batch, double scale, gboolean
   f->left = g_new (int, MAX (f->n_chunks, 1));
   for (int j = 0; j < f->n_chunks; j++)
     f->left[j] = MIN (f->chunk_batches, (f->n - j * f->chunk_batches * batch + batch - 1) / batch);
-  if (slots->floats < f->img * f->chunk_batches * batch)
+  slot_bytes = f->esize * f->img * f->chunk_batches * batch;
+  if (slots->bytes < slot_bytes || (f->bytes && slots->pixel_floats < f->img * batch))
     {
+      gboolean ok = TRUE;
+
       _ps_sweep_feed_slots_clear (slots);
       for (int i = 0; i < PS_SWEEP_FEED_SLOTS; i++)
-        if ((slots->slot[i] = ps_huge_try_alloc (sizeof (float) * f->img * f->chunk_batches
-                                                 * batch)) == NULL)
-          {
-            g_set_error (error, PS_ERROR, PS_ERROR_LIMIT, "%s: not enough memory to read %d images",
-                         h->path, f->chunk_batches * batch);
-            _ps_sweep_feed_slots_clear (slots);
-            _ps_sweep_feed_finish (f, NULL);
-            return NULL;
-          }
-      slots->floats = f->img * f->chunk_batches * batch;
+        ok = ok && (slots->slot[i] = ps_huge_try_alloc (slot_bytes)) != NULL;
+      if (f->bytes)
+        {
+          slots->n_pixels = n_workers;
+          slots->pixels = g_new0 (float *, n_workers);
+          slots->pixel_floats = f->img * batch;
+          for (int i = 0; i < n_workers; i++)
+            ok = ok && (slots->pixels[i] = ps_huge_try_alloc (sizeof (float) * slots->pixel_floats))
+                         != NULL;
+        }
+      if (!ok)
+        {
+          g_set_error (error, PS_ERROR, PS_ERROR_LIMIT, "%s: not enough memory to read %d images",
+                       h->path, f->chunk_batches * batch);
+          _ps_sweep_feed_slots_clear (slots);
+          _ps_sweep_feed_finish (f, NULL);
+          return NULL;
+        }
+      slots->bytes = slot_bytes;
     }
   for (int i = 0; i < PS_SWEEP_FEED_SLOTS; i++)
     f->slot[i] = slots->slot[i];
@@ -117,18 +142,25 @@ _ps_sweep_feed_start (PsDatasetStream *stream, int batch, double scale, gboolean
 }
 
 const float *
-_ps_sweep_feed_get (PsSweepFeed *f, int batch)
+_ps_sweep_feed_get (PsSweepFeed *f, int batch, int worker)
 {
   int j = batch / f->chunk_batches;
-  const float *px = NULL;
+  const guint8 *px = NULL;
 
   g_mutex_lock (&f->lock);
   while (!f->failed && f->filled <= batch)
     g_cond_wait (&f->cond, &f->lock);
   if (!f->failed)
-    px = f->slot[j % PS_SWEEP_FEED_SLOTS] + (gsize) (batch - j * f->chunk_batches) * f->batch * f->img;
+    px = f->slot[j % PS_SWEEP_FEED_SLOTS]
+         + (gsize) (batch - j * f->chunk_batches) * f->batch * f->img * f->esize;
   g_mutex_unlock (&f->lock);
-  return px;
+  if (px == NULL || !f->bytes)
+    return (const float *) px;
+  /* the slot stays as it is until the batch is released */
+  g_return_val_if_fail (worker >= 0 && worker < f->slots->n_pixels, NULL);
+  ps_dataset_stream_convert_bytes (f->stream, px, MIN (f->batch, f->n - batch * f->batch),
+                                   f->scale, f->planar, f->slots->pixels[worker]);
+  return f->slots->pixels[worker];
 }
 
 void
@@ -170,5 +202,9 @@ _ps_sweep_feed_slots_clear (PsSweepFeedSlots *slots)
 {
   for (int i = 0; i < PS_SWEEP_FEED_SLOTS; i++)
     g_clear_pointer (&slots->slot[i], g_free);
-  slots->floats = 0;
+  for (int i = 0; i < slots->n_pixels; i++)
+    g_free (slots->pixels[i]);
+  g_clear_pointer (&slots->pixels, g_free);
+  slots->n_pixels = 0;
+  slots->bytes = slots->pixel_floats = 0;
 }

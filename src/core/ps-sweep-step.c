@@ -182,7 +182,7 @@ first_pass_batch (int worker, int task, gpointer data)
   else
     {
       /* B reads the images where the reader put them, then lets their buffer go */
-      const float *px = _ps_sweep_feed_get (d->feed, task);
+      const float *px = _ps_sweep_feed_get (d->feed, task, worker);
 
       if (px == NULL)
         return; /* the reading failed: the pass fails with its error */
@@ -274,8 +274,9 @@ _ps_sweep_first_pass (PsSweep *s, SetData *d, GError **error)
       /* images as channel planes when B's first layer reads them so (the plans are
        * alike: the first one tells) */
       d->planar = ps_plan_reads_planar (worker_plan (s, 0));
-      d->feed = _ps_sweep_feed_start (d->stream, PS_SWEEP_BATCH, s->model->input_scale, d->planar,
-                                      &s->feed_slots, s->cancellable, error);
+      d->feed = _ps_sweep_feed_start (d->stream, PS_SWEEP_BATCH, s->n_workers,
+                                      s->model->input_scale, d->planar, &s->feed_slots,
+                                      s->cancellable, error);
       if (d->feed == NULL)
         return FALSE;
     }
