@@ -706,6 +706,62 @@ test_fused_sets (Fixture *f, gconstpointer data)
       }
 }
 
+/* A DeepID's first layer takes a file of bytes image by image, each converted as it
+ * reads it (the demo's case; other models get the batch converted): the sweep of the
+ * streamed sets is the loaded sets' sweep, bit for bit. */
+static void
+test_stream_bytes_deepid (void)
+{
+  g_autofree char *json = ps_deepid_config (6);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsModel) m = ps_model_new_from_config (json, &error);
+  g_autoptr (PsSweep) ref = NULL;
+  g_autoptr (PsSweep) s = NULL;
+  int n[PS_N_SETS] = { 200, 130, 70 };
+  PsDataset *sets[PS_N_SETS];
+  char *paths[PS_N_SETS];
+
+  g_assert_no_error (error);
+  ps_test_fill_weights (m, 11, -0.3);
+  m->input_scale = 1.0 / 255;
+  {
+    PsPlan *plan = ps_plan_new (m, 8);
+
+    ps_plan_set_fused (plan, TRUE);
+    g_assert_true (ps_plan_reads_planar (plan));
+    ps_plan_free (plan);
+  }
+  for (int k = 0; k < PS_N_SETS; k++)
+    {
+      g_autofree char *name = g_strdup_printf ("stream-bytes-%d.h5", k);
+
+      sets[k] = ps_test_random_data (m, n[k], 40 + k);
+      paths[k] = g_build_filename (ps_test_tmpdir (), name, NULL);
+      g_assert_true (ps_dataset_save (sets[k], paths[k], &error));
+      g_assert_no_error (error);
+    }
+  ref = ps_sweep_run (m, (const PsDataset * const *) sets, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  s = ps_sweep_new (m, NULL, &error);
+  g_assert_no_error (error);
+  for (int k = 0; k < PS_N_SETS; k++)
+    {
+      g_autoptr (PsDatasetStream) st = open_ok (paths[k]);
+
+      g_assert_true (ps_dataset_stream_is_u8 (st));
+      g_assert_true (ps_sweep_add_set_stream (s, k, st, NULL, NULL, NULL, &error));
+      g_assert_no_error (error);
+    }
+  g_assert_true (ps_sweep_finish (s, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+  assert_same_steps (ref, s, n);
+  for (int k = 0; k < PS_N_SETS; k++)
+    {
+      ps_dataset_free (sets[k]);
+      g_free (paths[k]);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -731,5 +787,6 @@ main (int argc, char **argv)
   ADD ("/sweep/stream/same", test_stream_same);
   ADD ("/sweep/stream/bad-chunk", test_stream_bad_chunk);
   ADD ("/sweep/stream/cancel", test_stream_cancel);
+  g_test_add_func ("/sweep/stream/bytes-deepid", test_stream_bytes_deepid);
   return g_test_run ();
 }

@@ -715,7 +715,8 @@ pool_row_planar (const PsConvPack *p, const PsLayer *pool, const float *band, gs
  * already (channels-first, ps_conv_reads_planar()). */
 static TARGET void
 rows_forward_pool (const PsConvPack *p, const PsLayer *pool, int n, const float *x,
-                   gboolean planar, gboolean relu, float *out, float *scratch)
+                   PsConvFill fill, gpointer fill_data, gboolean planar, gboolean relu,
+                   float *out, float *scratch)
 {
   const int PB = rows_pool_band (p, pool), POH = pool->out.h, POW = pool->out.w;
   const gsize cstride = (gsize) band_conv_rows (pool, PB) * p->OWS;
@@ -724,13 +725,17 @@ rows_forward_pool (const PsConvPack *p, const PsLayer *pool, int n, const float 
 
   /* the slack is read, never kept: defined values all the same */
   memset (band + p->OC * cstride, 0, sizeof (float) * rows_pool_slack (pool));
+  if (fill != NULL)
+    memset (scratch + img, 0, sizeof (float) * (p->xp_len - img));
   for (int b = 0; b < n; b++)
     {
       const float *xp = scratch;
 
       /* The kernel reads up to 16 floats past an image's planes (lanes it does not
        * keep): the next image's, or the scratch copy's zeros after the last one. */
-      if (!planar)
+      if (fill != NULL)
+        fill (b, scratch, fill_data);
+      else if (!planar)
         to_planar (p, x + b * img, scratch);
       else if (b < n - 1)
         xp = x + b * img;
@@ -747,7 +752,7 @@ rows_forward_pool (const PsConvPack *p, const PsLayer *pool, int n, const float 
           /* The next image was written by the reading thread, on another core: a slice
            * of it each band, so that it is in this core's cache when its turn comes
            * (left to the hardware, the row kernel waits on it). */
-          if (b < n - 1)
+          if (b < n - 1 && fill == NULL)
             {
               const char *next = (const char *) (x + (b + 1) * img);
               const gsize bytes = img * sizeof (float);
@@ -1510,7 +1515,7 @@ ps_conv_forward_pool (const PsConvPack *p, const PsLayer *pool, int n, const flo
 
   if (p->rows)
     {
-      rows_forward_pool (p, pool, n, x, FALSE, relu, out, scratch);
+      rows_forward_pool (p, pool, n, x, NULL, NULL, FALSE, relu, out, scratch);
       return;
     }
   for (int b = 0; b < n; b++)
@@ -1542,6 +1547,16 @@ ps_conv_forward_pool_planar (const PsConvPack *p, const PsLayer *pool, int n, co
 {
   g_return_if_fail (ps_conv_reads_planar (p));
 #ifdef HAVE_AVX512_KERNELS
-  rows_forward_pool (p, pool, n, x, TRUE, relu, out, scratch);
+  rows_forward_pool (p, pool, n, x, NULL, NULL, TRUE, relu, out, scratch);
+#endif
+}
+
+void
+ps_conv_forward_pool_fill (const PsConvPack *p, const PsLayer *pool, int n, PsConvFill fill,
+                           gpointer data, gboolean relu, float *out, float *scratch)
+{
+  g_return_if_fail (ps_conv_reads_planar (p));
+#ifdef HAVE_AVX512_KERNELS
+  rows_forward_pool (p, pool, n, NULL, fill, data, TRUE, relu, out, scratch);
 #endif
 }

@@ -70,6 +70,18 @@ void         ps_conv_forward_pool_planar (const PsConvPack *pack,
                                           gboolean          relu,
                                           float            *out,
                                           float            *scratch);
+/* Writes image @b of a batch, channels-first, into @out. */
+typedef void (*PsConvFill) (int b, float *out, gpointer data);
+/* The same, each image written by @fill just before the convolution reads it, into
+ * @scratch, where it stays in the cache (a batch kept compact, as bytes, until then). */
+void         ps_conv_forward_pool_fill   (const PsConvPack *pack,
+                                          const PsLayer    *pool,
+                                          int               n,
+                                          PsConvFill        fill,
+                                          gpointer          data,
+                                          gboolean          relu,
+                                          float            *out,
+                                          float            *scratch);
 
 /* y[j] -= v * w[j] for j < n, rounded as written (a product, then a difference: the
  * same bits with or without the vector unit). */

@@ -34,6 +34,8 @@ struct _PsPlan {
   gsize          sparse_scratch_len;
   int            planar_conv; /* the conv reading the input, when it can read planes; else -1 */
   const float   *planar_in;   /* the caller's channels-first images, or NULL */
+  PsConvFill     fill;        /* or the caller's function writing them one by one */
+  gpointer       fill_data;
 };
 
 static gboolean
@@ -159,6 +161,8 @@ ps_plan_set_input (PsPlan *p, const float *images)
   float *from = p->out[p->model->input], *to = images ? (float *) images : p->input;
 
   p->planar_in = NULL;
+  p->fill = NULL;
+  p->fill_data = NULL;
 
   /* the input layer and the identity layers that alias it */
   for (int i = 0; i < p->model->n_layers; i++)
@@ -188,6 +192,15 @@ ps_plan_set_input_planar (PsPlan *p, const float *images)
 {
   ps_plan_set_input (p, NULL);
   p->planar_in = images;
+}
+
+void
+ps_plan_set_input_fill (PsPlan *p, PsConvFill fill, gpointer data)
+{
+  g_return_if_fail (planar_direct (p, NULL));
+  ps_plan_set_input (p, NULL);
+  p->fill = fill;
+  p->fill_data = data;
 }
 
 /* The caller's channels-first images into the input layer's own buffer (NHWC), for a
@@ -478,7 +491,10 @@ run_packed (PsPlan *p, const PsLayer *l, int i, int n, const float *in, int pool
   const PsConvPack *pack = p->packs[i];
   gboolean relu = l->activation == PS_ACT_RELU;
 
-  if (pool >= 0 && i == p->planar_conv && p->planar_in != NULL)
+  if (pool >= 0 && i == p->planar_conv && p->fill != NULL)
+    ps_conv_forward_pool_fill (pack, p->model->layers[pool], n, p->fill, p->fill_data, relu,
+                               p->out[pool], p->scratch);
+  else if (pool >= 0 && i == p->planar_conv && p->planar_in != NULL)
     ps_conv_forward_pool_planar (pack, p->model->layers[pool], n, p->planar_in, relu,
                                  p->out[pool], p->scratch);
   else if (pool >= 0 && p->winos[i] != NULL)
@@ -531,6 +547,7 @@ run_all (PsPlan *p, int n, const gboolean *run)
   memset (p->skip, 0, sizeof (gboolean) * m->n_layers);
   if (p->planar_in != NULL && !planar_direct (p, run))
     planar_to_input (p, n);
+  g_return_if_fail (p->fill == NULL || planar_direct (p, run));
   for (int i = 0; i < m->n_layers; i++)
     {
       int j = p->pool_of[i];

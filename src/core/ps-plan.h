@@ -1,6 +1,7 @@
 /* ps-plan.h: forward pass of a model over a batch, with one buffer per layer */
 #pragma once
 
+#include "ps-conv.h"
 #include "ps-model.h"
 
 G_BEGIN_DECLS
@@ -28,6 +29,12 @@ gboolean  ps_plan_reads_planar   (const PsPlan  *plan);
  * @images. */
 void      ps_plan_set_input_planar (PsPlan      *plan,
                                     const float *images);
+/* As ps_plan_set_input_planar(), each image written by @fill (image b, channels-first)
+ * just before the first layer reads it: only where ps_plan_reads_planar(), for runs of
+ * every layer. Until ps_plan_set_input(). */
+void      ps_plan_set_input_fill (PsPlan        *plan,
+                                  PsConvFill     fill,
+                                  gpointer       data);
 /* Keep a Conv2D/Dense layer's value before its activation in its own buffer. */
 void      ps_plan_keep_linear    (PsPlan        *plan,
                                   int            layer);

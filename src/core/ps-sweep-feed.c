@@ -17,7 +17,6 @@ struct _PsSweepFeed {
   gsize            img;
   gsize            esize;     /* bytes per value in the slots */
   guint8          *slot[PS_SWEEP_FEED_SLOTS];
-  PsSweepFeedSlots *slots;    /* the workers' buffers for a batch of floats */
   GThread         *thread;
   GMutex           lock;
   GCond            cond;
@@ -82,9 +81,8 @@ feed_main (gpointer data)
 }
 
 PsSweepFeed *
-_ps_sweep_feed_start (PsDatasetStream *stream, int batch, int n_workers, double scale,
-                      gboolean planar, PsSweepFeedSlots *slots, GCancellable *cancellable,
-                      GError **error)
+_ps_sweep_feed_start (PsDatasetStream *stream, int batch, double scale, gboolean planar,
+                      PsSweepFeedSlots *slots, GCancellable *cancellable, GError **error)
 {
   const PsDataset *h = ps_dataset_stream_header (stream);
   PsSweepFeed *f = g_new0 (PsSweepFeed, 1);
@@ -96,7 +94,6 @@ _ps_sweep_feed_start (PsDatasetStream *stream, int batch, int n_workers, double 
   f->planar = planar;
   f->bytes = ps_dataset_stream_is_u8 (stream);
   f->esize = f->bytes ? 1 : sizeof (float);
-  f->slots = slots;
   f->n = h->n;
   f->batch = batch;
   f->img = (gsize) h->h * h->w * h->c;
@@ -107,22 +104,13 @@ _ps_sweep_feed_start (PsDatasetStream *stream, int batch, int n_workers, double 
   for (int j = 0; j < f->n_chunks; j++)
     f->left[j] = MIN (f->chunk_batches, (f->n - j * f->chunk_batches * batch + batch - 1) / batch);
   slot_bytes = f->esize * f->img * f->chunk_batches * batch;
-  if (slots->bytes < slot_bytes || (f->bytes && slots->pixel_floats < f->img * batch))
+  if (slots->bytes < slot_bytes)
     {
       gboolean ok = TRUE;
 
       _ps_sweep_feed_slots_clear (slots);
       for (int i = 0; i < PS_SWEEP_FEED_SLOTS; i++)
         ok = ok && (slots->slot[i] = ps_huge_try_alloc (slot_bytes)) != NULL;
-      if (f->bytes)
-        {
-          slots->n_pixels = n_workers;
-          slots->pixels = g_new0 (float *, n_workers);
-          slots->pixel_floats = f->img * batch;
-          for (int i = 0; i < n_workers; i++)
-            ok = ok && (slots->pixels[i] = ps_huge_try_alloc (sizeof (float) * slots->pixel_floats))
-                         != NULL;
-        }
       if (!ok)
         {
           g_set_error (error, PS_ERROR, PS_ERROR_LIMIT, "%s: not enough memory to read %d images",
@@ -141,8 +129,14 @@ _ps_sweep_feed_start (PsDatasetStream *stream, int batch, int n_workers, double 
   return f;
 }
 
-const float *
-_ps_sweep_feed_get (PsSweepFeed *f, int batch, int worker)
+gboolean
+_ps_sweep_feed_has_bytes (PsSweepFeed *f)
+{
+  return f->bytes;
+}
+
+gconstpointer
+_ps_sweep_feed_get (PsSweepFeed *f, int batch)
 {
   int j = batch / f->chunk_batches;
   const guint8 *px = NULL;
@@ -154,13 +148,7 @@ _ps_sweep_feed_get (PsSweepFeed *f, int batch, int worker)
     px = f->slot[j % PS_SWEEP_FEED_SLOTS]
          + (gsize) (batch - j * f->chunk_batches) * f->batch * f->img * f->esize;
   g_mutex_unlock (&f->lock);
-  if (px == NULL || !f->bytes)
-    return (const float *) px;
-  /* the slot stays as it is until the batch is released */
-  g_return_val_if_fail (worker >= 0 && worker < f->slots->n_pixels, NULL);
-  ps_dataset_stream_convert_bytes (f->stream, px, MIN (f->batch, f->n - batch * f->batch),
-                                   f->scale, f->planar, f->slots->pixels[worker]);
-  return f->slots->pixels[worker];
+  return px;
 }
 
 void
@@ -202,9 +190,5 @@ _ps_sweep_feed_slots_clear (PsSweepFeedSlots *slots)
 {
   for (int i = 0; i < PS_SWEEP_FEED_SLOTS; i++)
     g_clear_pointer (&slots->slot[i], g_free);
-  for (int i = 0; i < slots->n_pixels; i++)
-    g_free (slots->pixels[i]);
-  g_clear_pointer (&slots->pixels, g_free);
-  slots->n_pixels = 0;
-  slots->bytes = slots->pixel_floats = 0;
+  slots->bytes = 0;
 }

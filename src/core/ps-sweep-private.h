@@ -41,15 +41,10 @@ typedef struct _PsSweepFeed PsSweepFeed;
 #define PS_SWEEP_FEED_SLOTS 3
 
 /* The readers' chunk buffers, kept from one set to the next: fresh pages cost the kernel
- * more to hand out than the reading costs. A file of bytes is read as it is, and each
- * worker converts a batch to floats as it takes it, into a buffer of its own that stays
- * in its cache: four times less for the reader to write and the worker to read. */
+ * more to hand out than the reading costs. */
 typedef struct {
   gpointer slot[PS_SWEEP_FEED_SLOTS];
-  gsize    bytes;       /* each */
-  float  **pixels;      /* per worker: a batch converted from bytes */
-  int      n_pixels;
-  gsize    pixel_floats; /* each */
+  gsize    bytes;  /* each */
 } PsSweepFeedSlots;
 
 /* What the output skip keeps of an image's last exact scores (ps-sweep-skip.c). */
@@ -141,18 +136,19 @@ void      _ps_sweep_run_steps      (PsSweep  *s,
  * @batch images, scaled by @scale (@planar: as channel planes). */
 PsSweepFeed *_ps_sweep_feed_start   (PsDatasetStream *stream,
                                      int              batch,
-                                     int              n_workers,
                                      double           scale,
                                      gboolean         planar,
                                      PsSweepFeedSlots *slots,
                                      GCancellable    *cancellable,
                                      GError         **error);
-/* Waits for batch @batch's images (NULL once the reading has failed or was cancelled),
- * converted by @worker when the file has bytes; each batch got is released, which frees
- * its chunk's buffer once all its batches are. */
-const float *_ps_sweep_feed_get     (PsSweepFeed     *feed,
-                                     int              batch,
-                                     int              worker);
+/* Waits for batch @batch's images (NULL once the reading has failed or was cancelled):
+ * floats, or for a file of bytes its bytes as they are (ps_dataset_stream_read_bytes()),
+ * which the worker converts image by image as the first layer takes them, four times less
+ * for the reader to write and the worker to read. Each batch got is released, which
+ * frees its chunk's buffer once all its batches are. */
+gconstpointer _ps_sweep_feed_get    (PsSweepFeed     *feed,
+                                     int              batch);
+gboolean     _ps_sweep_feed_has_bytes (PsSweepFeed   *feed);
 void         _ps_sweep_feed_release (PsSweepFeed     *feed,
                                      int              batch);
 /* Stops the reader and frees @feed (not its slots); FALSE with the reading's error if it

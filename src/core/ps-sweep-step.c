@@ -148,6 +148,24 @@ channel_stats (const PsSweep *s, const float *act, float *planes, double *sums, 
     *active = bits;
 }
 
+/* A batch of a file's bytes, converted image by image as the first layer takes them:
+ * into its scratch, still in the cache when it reads them. */
+typedef struct {
+  const PsDatasetStream *stream;
+  const guint8          *bytes;
+  gsize                  img;
+  double                 scale;
+} BytesBatch;
+
+static void
+fill_from_bytes (int b, float *out, gpointer data)
+{
+  const BytesBatch *batch = data;
+
+  ps_dataset_stream_convert_bytes (batch->stream, batch->bytes + b * batch->img, 1, batch->scale,
+                                   TRUE, out);
+}
+
 static void
 first_pass_batch (int worker, int task, gpointer data)
 {
@@ -182,11 +200,18 @@ first_pass_batch (int worker, int task, gpointer data)
   else
     {
       /* B reads the images where the reader put them, then lets their buffer go */
-      const float *px = _ps_sweep_feed_get (d->feed, task, worker);
+      gconstpointer px = _ps_sweep_feed_get (d->feed, task);
+      const PsDataset *h = ps_dataset_stream_header (d->stream);
+      BytesBatch bytes = { d->stream, px, (gsize) h->h * h->w * h->c, s->model->input_scale };
 
       if (px == NULL)
         return; /* the reading failed: the pass fails with its error */
-      if (d->planar)
+      if (_ps_sweep_feed_has_bytes (d->feed) && d->planar)
+        ps_plan_set_input_fill (plan, fill_from_bytes, &bytes);
+      else if (_ps_sweep_feed_has_bytes (d->feed))
+        ps_dataset_stream_convert_bytes (d->stream, px, count, bytes.scale, FALSE,
+                                         ps_plan_output (plan, s->model->input));
+      else if (d->planar)
         ps_plan_set_input_planar (plan, px);
       else
         ps_plan_set_input (plan, px);
@@ -274,9 +299,8 @@ _ps_sweep_first_pass (PsSweep *s, SetData *d, GError **error)
       /* images as channel planes when B's first layer reads them so (the plans are
        * alike: the first one tells) */
       d->planar = ps_plan_reads_planar (worker_plan (s, 0));
-      d->feed = _ps_sweep_feed_start (d->stream, PS_SWEEP_BATCH, s->n_workers,
-                                      s->model->input_scale, d->planar, &s->feed_slots,
-                                      s->cancellable, error);
+      d->feed = _ps_sweep_feed_start (d->stream, PS_SWEEP_BATCH, s->model->input_scale, d->planar,
+                                      &s->feed_slots, s->cancellable, error);
       if (d->feed == NULL)
         return FALSE;
     }
