@@ -94,6 +94,23 @@ ps_dataset_stream_chunk (const PsDatasetStream *st)
   return (int) CLAMP (PS_DATASET_CHUNK_VALUES / img, 1, PS_DATASET_CHUNK_IMAGES);
 }
 
+/* Images @start .. @start+@count-1 as the file stores them (HDF5 converting any number type
+ * to the layout's), into @buf, under the HDF5 lock. */
+static gboolean
+read_slab (PsDatasetStream *st, int start, int count, gpointer buf, GError **error)
+{
+  gboolean ok;
+
+  ps_h5_lock ();
+  ok = _ps_dataset_read_slab (st->dset, &st->lay, start, count, buf, error);
+  H5Eclear2 (H5E_DEFAULT);
+  ps_h5_unlock ();
+  if (!ok)
+    g_prefix_error (error, "%s: ", st->header->path);
+  /* after the read: a change during it counts too */
+  return ok && unchanged (st, error);
+}
+
 static gboolean
 stream_read (PsDatasetStream *st, int start, int count, double scale, gboolean planar,
              float *out, GError **error)
@@ -104,7 +121,6 @@ stream_read (PsDatasetStream *st, int start, int count, double scale, gboolean p
   /* floats in the order wanted (HDF5 converts float64 itself): read where they go and
    * checked there, one pass over them fewer */
   const gboolean in_place = !lay->file_u8 && (lay->chw == planar || lay->c == 1);
-  gboolean ok;
 
   g_return_val_if_fail (start >= 0 && count >= 0 && start <= lay->n - count, FALSE);
   if (count == 0)
@@ -121,19 +137,14 @@ stream_read (PsDatasetStream *st, int start, int count, double scale, gboolean p
           return FALSE;
         }
     }
-  ps_h5_lock ();
-  ok = _ps_dataset_read_slab (st->dset, lay, start, count, in_place ? (gpointer) out : st->buf, error);
-  H5Eclear2 (H5E_DEFAULT);
-  ps_h5_unlock ();
-  /* after the read: a change during it counts too */
-  if (ok && !unchanged (st, error))
+  if (!read_slab (st, start, count, in_place ? (gpointer) out : st->buf, error))
     return FALSE;
-  if (!ok)
-    {
-      g_prefix_error (error, "%s: ", st->header->path);
-      return FALSE;
-    }
   /* outside the lock: other threads may read their files meanwhile */
+  if (lay->file_u8)
+    {
+      ps_dataset_stream_convert_bytes (st, st->buf, count, scale, planar, out);
+      return TRUE;
+    }
   for (int b = 0; b < count; b++)
     {
       if (in_place)
@@ -145,8 +156,6 @@ stream_read (PsDatasetStream *st, int start, int count, double scale, gboolean p
               return FALSE;
             }
         }
-      else if (lay->file_u8)
-        _ps_dataset_convert_u8 (lay, (const guint8 *) st->buf + b * img, s, planar, out + b * img);
       else if (!_ps_dataset_convert_f32 (lay, (const float *) st->buf + b * img, s, planar,
                                          out + b * img))
         {
@@ -182,20 +191,9 @@ gboolean
 ps_dataset_stream_read_bytes (PsDatasetStream *st, int start, int count, guint8 *out,
                               GError **error)
 {
-  gboolean ok;
-
   g_return_val_if_fail (st->lay.file_u8, FALSE);
   g_return_val_if_fail (start >= 0 && count >= 0 && start <= st->lay.n - count, FALSE);
-  if (count == 0)
-    return TRUE;
-  ps_h5_lock ();
-  ok = _ps_dataset_read_slab (st->dset, &st->lay, start, count, out, error);
-  H5Eclear2 (H5E_DEFAULT);
-  ps_h5_unlock ();
-  if (!ok)
-    g_prefix_error (error, "%s: ", st->header->path);
-  /* after the read: a change during it counts too */
-  return ok && unchanged (st, error);
+  return count == 0 || read_slab (st, start, count, out, error);
 }
 
 void
