@@ -845,6 +845,68 @@ check_plan_input (PsModel *m)
   g_assert_cmpmem (images, sizeof (float) * n * img, kept, sizeof (float) * n * img);
 }
 
+/* A plan set up as the sweep's, running only DeepID's fronts (flatten_1, conv_4, fc_1) on
+ * pool_3's output put back in place, for other rows and fewer of them: their linear values
+ * the same bits as the whole pass gave (the sweep makes a set's state again so). */
+static PsPlan *
+sweep_like_plan (const PsModel *m, int pool_3, int conv_4, int fc_1)
+{
+  PsPlan *plan = ps_plan_new (m, 64);
+
+  ps_plan_set_logits (plan, TRUE);
+  ps_plan_set_fused (plan, TRUE);
+  ps_plan_keep_output (plan, pool_3);
+  ps_plan_keep_linear (plan, conv_4);
+  ps_plan_keep_linear (plan, fc_1);
+  for (int i = pool_3 + 1; i < m->n_layers; i++)
+    if (m->layers[i]->kind == PS_LAYER_DENSE && i != fc_1)
+      ps_plan_set_sparse (plan, i);
+  return plan;
+}
+
+static void
+test_fronts_again (void)
+{
+  g_autofree char *json = ps_deepid_config (6);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsModel) m = ps_model_new_from_config (json, &error);
+  g_autoptr (PsDataset) ds = NULL;
+  int pool_3, conv_4, fc_1, flat_1;
+  g_autofree gboolean *run = NULL;
+  PsPlan *whole, *again;
+  const int from = 5, count = 37;
+
+  g_assert_no_error (error);
+  ps_test_fill_weights (m, 23, -0.3);
+  m->input_scale = 1.0 / 255;
+  ds = ps_test_random_data (m, 64, 9);
+  pool_3 = ps_model_find_layer (m, "pool_3");
+  conv_4 = ps_model_find_layer (m, "conv_4");
+  fc_1 = ps_model_find_layer (m, "fc_1");
+  flat_1 = m->layers[fc_1]->inputs[0];
+  whole = sweep_like_plan (m, pool_3, conv_4, fc_1);
+  again = sweep_like_plan (m, pool_3, conv_4, fc_1);
+  ps_dataset_get_batch (ds, 0, ds->n, m->input_scale, ps_plan_output (whole, m->input));
+  ps_plan_forward (whole, ds->n);
+
+  run = g_new0 (gboolean, m->n_layers);
+  run[flat_1] = run[conv_4] = run[fc_1] = TRUE;
+  memcpy (ps_plan_output (again, pool_3),
+          ps_plan_output (whole, pool_3) + (gsize) from * ps_shape_size (m->layers[pool_3]->out),
+          sizeof (float) * count * ps_shape_size (m->layers[pool_3]->out));
+  ps_plan_run_layers (again, count, run);
+  for (int l = 0; l < 2; l++)
+    {
+      int layer = l == 0 ? conv_4 : fc_1;
+      gsize size = ps_shape_size (m->layers[layer]->out);
+
+      g_assert_cmpmem (ps_plan_linear (again, layer), sizeof (float) * count * size,
+                       ps_plan_linear (whole, layer) + (gsize) from * size, sizeof (float) * count * size);
+    }
+  ps_plan_free (whole);
+  ps_plan_free (again);
+}
+
 static void
 test_plan_input (void)
 {
@@ -1902,6 +1964,7 @@ main (int argc, char **argv)
   g_test_add_func ("/plan/activation/relu-exact", test_relu_exact);
   g_test_add_func ("/plan/model/small", test_small_model);
   g_test_add_func ("/plan/model/caller-input", test_plan_input);
+  g_test_add_func ("/plan/model/fronts-again", test_fronts_again);
   g_test_add_func ("/plan/argmax-margin", test_argmax_margin);
 
   return g_test_run ();

@@ -379,6 +379,71 @@ test_resume (Fixture *f, gconstpointer data)
   g_assert_cmpfloat (prev, ==, 1.0);
 }
 
+/* Cancels at the @n-th report of the value the one before had: on one worker, the first
+ * pass reports after each batch and once more when done, then the validation set's steps
+ * after each block of images; so 2 stops them before any block, 3 after the first. */
+typedef struct {
+  GCancellable *cancellable;
+  int           n;
+  int           seen;
+  double        last;
+} CancelRepeat;
+
+static void
+cancel_on_repeat (const PsSweepStep *step, double done, gpointer data)
+{
+  CancelRepeat *c = data;
+
+  c->seen = done == c->last ? c->seen + 1 : 1;
+  c->last = done;
+  if (c->seen == c->n)
+    g_cancellable_cancel (c->cancellable);
+}
+
+/* The validation set's steps run ahead of finish, image block by image block, with no
+ * state kept between its pass and them: cancelled before any block or after one, they
+ * all run again in finish (the state made again from act, the skip records as the pass
+ * left them), and the sweep is the uninterrupted one. One worker, in a subprocess: the
+ * reports then come in a known order. */
+static void
+test_resume_ahead (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PsSweep) ref = NULL;
+  int n[PS_N_SETS];
+
+  if (!g_test_subprocess ())
+    {
+      g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+      g_test_trap_assert_passed ();
+      return;
+    }
+  g_setenv ("PRUNESCOPE_THREADS", "1", TRUE);
+  g_assert_cmpint (ps_parallel_n_workers (), ==, 1);
+  ref = ps_sweep_run (f->model, (const PsDataset * const *) f->sets, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  fixture_sizes (f, n);
+  /* more than one block of images, or "after one block" would be "after all" */
+  g_assert_cmpint (f->sets[PS_SET_VALID]->n, >, 64);
+  for (int at = 2; at <= 3; at++)
+    {
+      g_autoptr (GCancellable) c = g_cancellable_new ();
+      CancelRepeat cancel = { c, at, 0, -1 };
+      g_autoptr (PsSweep) s = ps_sweep_new (f->model, NULL, &error);
+
+      g_assert_no_error (error);
+      g_assert_true (ps_sweep_add_set (s, PS_SET_VALID, f->sets[PS_SET_VALID], cancel_on_repeat,
+                                       &cancel, c, &error));
+      g_assert_no_error (error);
+      g_assert_true (g_cancellable_is_cancelled (c));
+      for (int k = PS_SET_TEST; k < PS_N_SETS; k++)
+        g_assert_true (ps_sweep_add_set (s, k, f->sets[k], NULL, NULL, NULL, &error));
+      g_assert_true (ps_sweep_finish (s, NULL, NULL, NULL, &error));
+      g_assert_no_error (error);
+      assert_same_steps (s, ref, n);
+    }
+}
+
 static void
 test_bad_layers (Fixture *f, gconstpointer data)
 {
@@ -781,6 +846,8 @@ main (int argc, char **argv)
   ADD ("/sweep/cancel", test_cancel);
   ADD ("/sweep/resume", test_resume);
   ADD_V ("/sweep/resume-between-groups", wide, test_resume);
+  ADD ("/sweep/resume-steps-ahead", test_resume_ahead);
+  ADD_V ("/sweep/resume-steps-ahead/many-channels", wide, test_resume_ahead);
   ADD ("/sweep/progress-over-sets", test_progress_over_sets);
   ADD ("/sweep/bad-layers", test_bad_layers);
   ADD ("/sweep/labels-out-of-range", test_labels_out_of_range);

@@ -136,6 +136,16 @@ _ps_sweep_plan_structure (PsSweep *s, GError **error)
     if (s->fronts[f].kind == FRONT_CONV)
       plan_windows (s, &s->fronts[f]);
 
+  /* what makes the state from the pruned layer's output */
+  s->front_run = g_new0 (gboolean, m->n_layers);
+  for (int f = 0; f < s->n_fronts && s->fronts[f].kind != FRONT_MASK; f++)
+    {
+      const PsLayer *u = m->layers[s->fronts[f].layer];
+
+      s->front_run[s->fronts[f].layer] = TRUE;
+      if (u->inputs[0] != s->layer)
+        s->front_run[u->inputs[0]] = TRUE; /* its Flatten */
+    }
   s->run = g_new0 (gboolean, m->n_layers);
   for (int i = s->layer + 1; i < m->n_layers; i++)
     {

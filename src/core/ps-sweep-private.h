@@ -64,9 +64,13 @@ typedef struct {
   float           *act;     /* n x act_size: the pruned layer's output; when act_by_channel
                              * as channel planes (n x channels x h x w): the steps of one
                              * image read its channels one by one */
-  float           *state;   /* n x state_size: frontier values */
+  float           *state;   /* n x state_size: frontier values; for a set with caches only
+                             * while its steps run group by group (the fronts' outputs
+                             * come again from act: state_from_act() in ps-sweep-step.c) */
   float           *href;    /* n x h_size: output layer input at the last exact scores */
   PsSkipRecord    *skip;    /* n: what the output skip needs of those scores */
+  int              cache_at; /* state, href and skip hold image i at i - cache_at (a block's
+                              * copies start at the block's first image) */
   guint16         *preds;   /* n_steps x n */
   guint64         *active;  /* n: bit c set when channel c is active (<= 64 channels) */
   double          *sums;    /* workers x channels, for the channel means */
@@ -91,6 +95,7 @@ struct _PsSweep {
   gsize          state_size;
   gboolean       act_by_channel; /* else act is as the layer wrote it: the MASK state */
   gboolean      *run;       /* layers to run after the frontier */
+  gboolean      *front_run; /* the fronts, and a Flatten before one: the state from act */
   int            h_layer;   /* input of the output layer, when its skip applies; else -1 */
   gsize          h_size;
   double        *reach_out; /* per class c: max_j |W_j - W_c| of the output kernel */
@@ -128,6 +133,13 @@ gboolean  _ps_sweep_first_pass     (PsSweep  *s,
                                     SetData  *d,
                                     GError  **error);
 void      _ps_sweep_set_data_clear (SetData  *d);
+/* Every step on the sets with caches, image block by image block, each block's state
+ * made again from its act cache: FALSE when cancelled (the sets' caches as they were). */
+gboolean  _ps_sweep_run_all_steps  (PsSweep  *s);
+/* The state of every image of the sets with caches, for their steps group by group: FALSE
+ * when the memory cannot be had. */
+gboolean  _ps_sweep_restore_states (PsSweep  *s,
+                                    GError  **error);
 /* Steps @first .. @last-1 on every set. */
 void      _ps_sweep_run_steps      (PsSweep  *s,
                                     int       first,

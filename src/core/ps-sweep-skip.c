@@ -78,12 +78,12 @@ norm (int n, const float *x)
 int
 _ps_sweep_skip_record (const PsSweep *s, SetData *d, int i, const float *h, const float *z)
 {
-  PsSkipRecord *r = &d->skip[i];
+  PsSkipRecord *r = &d->skip[i - d->cache_at];
   int best;
   float margin;
 
   ps_conv_row_argmax (s->n_classes, z, &best, &margin);
-  memcpy (d->href + (gsize) i * s->h_size, h, sizeof (float) * s->h_size);
+  memcpy (d->href + (gsize) (i - d->cache_at) * s->h_size, h, sizeof (float) * s->h_size);
   r->best = (guint16) best;
   r->h_norm = (float) norm ((int) s->h_size, h);
   /* NaN anywhere: never skip (every comparison with NaN fails) */
@@ -97,9 +97,9 @@ gboolean
 _ps_sweep_skip_holds (const PsSweep *s, const SetData *d, int i, const float *h)
 {
   const PsLayer *o = s->model->layers[s->model->output];
-  const PsSkipRecord *r = &d->skip[i];
+  const PsSkipRecord *r = &d->skip[i - d->cache_at];
   const int n = (int) s->h_size, c = r->best;
-  double dh = sqrt (ps_conv_sq_dist (n, h, d->href + (gsize) i * s->h_size));
+  double dh = sqrt (ps_conv_sq_dist (n, h, d->href + (gsize) (i - d->cache_at) * s->h_size));
   double hmax = r->h_norm + dh; /* at least |h| */
   /* the scores' rounding at href and at h, and the gap's own */
   double room = 2.0 * s->gamma * ((s->w_norm[c] + s->max_w_norm) * hmax + fabs (o->bias[c])

@@ -58,21 +58,25 @@ _ps_sweep_report (PsSweep *s, const PsSweepStep *step)
     s->progress (step, 0.9 * MIN (first, 1.0) + 0.1 * steps, s->user_data);
 }
 
-/* The steps' caches of @n images in @d (the pruned layer's output, the fronts' states,
- * what the output skip keeps, the predictions, the active channels); FALSE when the large
- * ones cannot be had. */
+/* The steps' caches of @n images in @d (the pruned layer's output, the fronts' states
+ * when @with_state, what the output skip keeps, the predictions, the active channels);
+ * FALSE when the large ones cannot be had. A set keeps no state: the fronts' outputs come
+ * again from act, a block at a time (tens of megabytes less to write and read back). */
 static gboolean
-alloc_caches (PsSweep *s, SetData *d, gsize n)
+alloc_caches (PsSweep *s, SetData *d, gsize n, gboolean with_state)
 {
   d->act = ps_huge_try_alloc (n * ps_shape_size (s->lshape) * sizeof (float));
-  d->state = s->fronts[0].kind == FRONT_MASK
-               ? d->act : ps_huge_try_alloc (n * s->state_size * sizeof (float));
+  if (s->fronts[0].kind == FRONT_MASK)
+    d->state = d->act;
+  else if (with_state)
+    d->state = ps_huge_try_alloc (n * s->state_size * sizeof (float));
   if (s->h_layer >= 0)
     {
       d->href = ps_huge_try_alloc (n * s->h_size * sizeof (float));
       d->skip = g_try_malloc (n * sizeof (PsSkipRecord));
     }
-  if (d->act == NULL || d->state == NULL || (s->h_layer >= 0 && (d->href == NULL || d->skip == NULL)))
+  if (d->act == NULL || (with_state && d->state == NULL)
+      || (s->h_layer >= 0 && (d->href == NULL || d->skip == NULL)))
     return FALSE;
   d->preds = g_new (guint16, n * s->n_steps);
   /* which channels each image has active, so that a step finds its images quickly */
@@ -93,7 +97,7 @@ batch_set (PsSweep *s, int worker)
       m = s->batch_sets[worker] = g_new0 (SetData, 1);
       m->n = PS_SWEEP_BATCH;
       /* a few hundred kilobytes: as g_new() would, abort without them */
-      if (!alloc_caches (s, m, PS_SWEEP_BATCH))
+      if (!alloc_caches (s, m, PS_SWEEP_BATCH, TRUE))
         g_error ("not enough memory for a batch of the sweep");
     }
   return m;
@@ -242,7 +246,7 @@ first_pass_batch (int worker, int task, gpointer data)
       float *st = t->state + (gsize) (at + b) * s->state_size;
 
       t->preds[at + b] = (guint16) classes[b];
-      for (int f = 0; f < s->n_fronts && t->state != t->act; f++)
+      for (int f = 0; f < s->n_fronts && t->state != NULL && t->state != t->act; f++)
         {
           const Front *fr = &s->fronts[f];
           memcpy (st + fr->offset, ps_plan_linear (plan, fr->layer) + (gsize) b * fr->size,
@@ -279,7 +283,7 @@ alloc_set (PsSweep *s, SetData *d, GError **error)
         s->batch_sets = g_new0 (SetData *, s->n_workers);
       return TRUE;
     }
-  if (!alloc_caches (s, d, n))
+  if (!alloc_caches (s, d, n, FALSE))
     {
       g_set_error (error, PS_ERROR, PS_ERROR_FILE, "not enough memory for the sweep of %d images", d->n);
       return FALSE;
@@ -519,7 +523,7 @@ channel_active (const PsSweep *s, const SetData *d, int i, int c)
 static void
 step_image (PsSweep *s, SetData *d, PsPlan *plan, int i, int channel, int row)
 {
-  float *st = d->state + (gsize) i * s->state_size;
+  float *st = d->state + (gsize) (i - d->cache_at) * s->state_size;
 
   remove_channel (s, s->act_by_channel ? channel_of (s, d, i, channel) : NULL, st, channel);
   /* the fronts' outputs straight from the state (their linear buffers are not read) */
@@ -541,8 +545,36 @@ step_image (PsSweep *s, SetData *d, PsPlan *plan, int i, int channel, int row)
 
 typedef struct {
   PsSweep *s;
-  int      first, last;           /* steps */
   int      tasks[PS_N_SETS + 1];  /* blocks of images before each set */
+} BlocksJob;
+
+static void
+blocks_job_init (BlocksJob *job, PsSweep *s)
+{
+  job->s = s;
+  job->tasks[0] = 0;
+  for (int k = 0; k < PS_N_SETS; k++)
+    job->tasks[k + 1] = job->tasks[k]
+                        + (s->sets[k].present && !s->sets[k].fused
+                             ? (s->sets[k].n + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH : 0);
+}
+
+/* Block @task of @job: its set, returned, and its images @start .. @end-1. */
+static SetData *
+job_block (const BlocksJob *job, int task, int *start, int *end)
+{
+  int k = 0;
+
+  while (task >= job->tasks[k + 1])
+    k++;
+  *start = (task - job->tasks[k]) * PS_SWEEP_BATCH;
+  *end = MIN (*start + PS_SWEEP_BATCH, job->s->sets[k].n);
+  return &job->s->sets[k];
+}
+
+typedef struct {
+  BlocksJob blocks;
+  int       first, last;  /* steps */
 } StepsJob;
 
 /* The rows of images @from .. @to-1 (their steps in @mask, bit step - @first; their first
@@ -610,24 +642,136 @@ static void
 steps_block (int worker, int task, gpointer data)
 {
   StepsJob *job = data;
-  PsSweep *s = job->s;
-  int k = 0, start;
+  int start, end;
+  SetData *d = job_block (&job->blocks, task, &start, &end);
 
-  while (task >= job->tasks[k + 1])
-    k++;
-  start = (task - job->tasks[k]) * PS_SWEEP_BATCH;
-  steps_images (s, &s->sets[k], worker_plan (s, worker), job->first, job->last, start,
-                MIN (start + PS_SWEEP_BATCH, s->sets[k].n));
+  steps_images (job->blocks.s, d, worker_plan (job->blocks.s, worker), job->first, job->last,
+                start, end);
 }
 
 void
 _ps_sweep_run_steps (PsSweep *s, int first, int last)
 {
-  StepsJob job = { s, first, last, { 0 } };
+  StepsJob job;
 
+  blocks_job_init (&job.blocks, s);
+  job.first = first;
+  job.last = last;
+  ps_parallel_for (job.blocks.tasks[PS_N_SETS], steps_block, &job);
+}
+
+/* ---- the sets with caches: their state made again from act ---- */
+
+/* The state of images @start .. @start+@count-1 of @d, into @state: the fronts run again
+ * on the pruned layer's output (act's planes back in the plan's layout), by the kernels
+ * of the first pass, hence its bits. */
+static void
+state_from_act (PsSweep *s, const SetData *d, PsPlan *plan, int start, int count, float *state)
+{
+  const int C = s->n_channels, hw = s->lshape.h * s->lshape.w;
+  float *out = ps_plan_output (plan, s->layer);
+
+  g_assert (s->act_by_channel && count <= PS_SWEEP_BATCH);
+  for (int b = 0; b < count; b++)
+    for (int c = 0; c < C; c++)
+      {
+        const float *plane = channel_of (s, d, start + b, c);
+
+        for (int p = 0; p < hw; p++)
+          out[((gsize) b * hw + p) * C + c] = plane[p];
+      }
+  ps_plan_run_layers (plan, count, s->front_run);
+  for (int b = 0; b < count; b++)
+    for (int f = 0; f < s->n_fronts; f++)
+      {
+        const Front *fr = &s->fronts[f];
+
+        memcpy (state + (gsize) b * s->state_size + fr->offset,
+                ps_plan_linear (plan, fr->layer) + (gsize) b * fr->size, sizeof (float) * fr->size);
+      }
+}
+
+/* Every step on one block, as a fused set runs them: the block's state, and copies of its
+ * skip records, in the worker's batch caches; the set's own records stay as the first
+ * pass left them, for steps run again after a cancel. */
+static void
+all_steps_block (int worker, int task, gpointer data)
+{
+  BlocksJob *job = data;
+  PsSweep *s = job->s;
+  SetData *m, view;
+  PsPlan *plan;
+  int start, end;
+
+  if (g_cancellable_is_cancelled (s->cancellable))
+    return;
+  m = batch_set (s, worker);
+  plan = worker_plan (s, worker);
+  view = *job_block (job, task, &start, &end);
+  state_from_act (s, &view, plan, start, end - start, m->state);
+  view.state = m->state;
+  view.cache_at = start;
+  if (s->h_layer >= 0)
+    {
+      memcpy (m->href, view.href + (gsize) start * s->h_size, sizeof (float) * (end - start) * s->h_size);
+      memcpy (m->skip, view.skip + start, sizeof (PsSkipRecord) * (end - start));
+      view.href = m->href;
+      view.skip = m->skip;
+    }
+  for (int first = 1; first < s->n_steps; first += PS_SWEEP_GROUP)
+    steps_images (s, &view, plan, first, MIN (first + PS_SWEEP_GROUP, s->n_steps), start, end);
+  if (worker == 0)
+    _ps_sweep_report (s, NULL);
+}
+
+gboolean
+_ps_sweep_run_all_steps (PsSweep *s)
+{
+  BlocksJob job;
+
+  g_assert (s->act_by_channel);
+  if (s->batch_sets == NULL)
+    s->batch_sets = g_new0 (SetData *, s->n_workers);
+  blocks_job_init (&job, s);
+  ps_parallel_for (job.tasks[PS_N_SETS], all_steps_block, &job);
+  return !g_cancellable_is_cancelled (s->cancellable);
+}
+
+static void
+restore_block (int worker, int task, gpointer data)
+{
+  BlocksJob *job = data;
+  int start, end;
+  SetData *d = job_block (job, task, &start, &end);
+
+  state_from_act (job->s, d, worker_plan (job->s, worker), start, end - start,
+                  d->state + (gsize) start * job->s->state_size);
+}
+
+gboolean
+_ps_sweep_restore_states (PsSweep *s, GError **error)
+{
+  BlocksJob job;
+
+  /* a pruned layer that is itself the state (FRONT_MASK) keeps it in act */
+  if (!s->act_by_channel)
+    return TRUE;
   for (int k = 0; k < PS_N_SETS; k++)
-    job.tasks[k + 1] = job.tasks[k]
-                       + (s->sets[k].present && !s->sets[k].fused
-                            ? (s->sets[k].n + PS_SWEEP_BATCH - 1) / PS_SWEEP_BATCH : 0);
-  ps_parallel_for (job.tasks[PS_N_SETS], steps_block, &job);
+    {
+      SetData *d = &s->sets[k];
+
+      /* (a set may have it from a call that failed for another set's) */
+      if (!d->present || d->fused || d->state != NULL)
+        continue;
+      d->state = ps_huge_try_alloc ((gsize) MAX (d->n, 1) * s->state_size * sizeof (float));
+      if (d->state == NULL)
+        {
+          g_set_error (error, PS_ERROR, PS_ERROR_FILE, "not enough memory for the sweep of %d images",
+                       d->n);
+          return FALSE;
+        }
+    }
+  blocks_job_init (&job, s);
+  ps_parallel_for (job.tasks[PS_N_SETS], restore_block, &job);
+  return TRUE;
 }

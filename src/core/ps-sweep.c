@@ -59,6 +59,7 @@ ps_sweep_free (PsSweep *s)
   g_free (s->layer_name);
   g_free (s->order);
   g_free (s->run);
+  g_free (s->front_run);
   for (int f = 0; f < s->n_fronts; f++)
     {
       g_free (s->fronts[f].win_start);
@@ -287,19 +288,28 @@ release_caches (PsSweep *s)
  * (tens of MB) are still in the CPU's cache then, and only there are the steps as cheap
  * as in a fused set; after the other sets' passes they would come back from memory,
  * which costs the steps twice their time. Their rows are counted and reported by finish.
- * A cancel stops between groups, and finish goes on from there. */
+ * Each block of images runs every step while its state, made again from act, is in the
+ * cache; a cancel leaves every step to finish, which keeps the state between groups. A
+ * pruned layer read by no linear front is itself the state, kept: its steps run group by
+ * group, and a cancel stops between groups. */
 static void
 run_steps_ahead (PsSweep *s)
 {
   choose_order (s);
-  while (s->steps_run < s->n_steps && !g_cancellable_is_cancelled (s->cancellable))
+  if (s->act_by_channel)
     {
-      int first = MAX (s->steps_run, 1), last = MIN (first + PS_SWEEP_GROUP, s->n_steps);
-
-      _ps_sweep_run_steps (s, first, last);
-      s->steps_run = last;
-      _ps_sweep_report (s, NULL);
+      if (_ps_sweep_run_all_steps (s))
+        s->steps_run = s->n_steps;
     }
+  else
+    while (s->steps_run < s->n_steps && !g_cancellable_is_cancelled (s->cancellable))
+      {
+        int first = MAX (s->steps_run, 1), last = MIN (first + PS_SWEEP_GROUP, s->n_steps);
+
+        _ps_sweep_run_steps (s, first, last);
+        s->steps_run = last;
+        _ps_sweep_report (s, NULL);
+      }
   if (s->steps_run == s->n_steps)
     for (int k = 0; k < PS_N_SETS; k++)
       if (s->sets[k].present && !s->sets[k].fused)
@@ -339,6 +349,9 @@ ps_sweep_finish (PsSweep *s, PsSweepProgress progress, gpointer user_data,
           int last = first == 0 ? 1 : MIN (first + PS_SWEEP_GROUP, s->n_steps);
 
           if (g_cancellable_set_error_if_cancelled (cancellable, error))
+            return FALSE;
+          /* the sets with caches keep their state from here to the last step */
+          if (first == 1 && s->steps_run < s->n_steps && !_ps_sweep_restore_states (s, error))
             return FALSE;
           if (first > 0 && last > s->steps_run)
             _ps_sweep_run_steps (s, first, last);
