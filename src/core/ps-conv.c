@@ -771,6 +771,24 @@ rows_forward_pool (const PsConvPack *p, const PsLayer *pool, int n, const float 
 }
 
 #define MAX_SV 12 /* vectors of outputs per pass over a sparse input */
+/* The weight rows a list of nonzero inputs picks lie scattered through the kernel (DeepID's
+ * fc_2: 614 kB, in L2 at best), where the hardware does not foresee them: each is asked
+ * for this many inputs ahead. Steps of a demo sweep -2.5 %, of a lab-sized one -3 %. */
+#define SPARSE_AHEAD 8
+
+/* The @NV vectors of weights (from @w) of input idx[@i + SPARSE_AHEAD], if any. */
+static inline __attribute__ ((always_inline)) TARGET void
+prefetch_ahead (const PsConvPack *p, const float *w, const int *idx, int i, int n, const int NV)
+{
+  if (i + SPARSE_AHEAD < n)
+    {
+      const char *ahead = (const char *) (w + (gsize) idx[i + SPARSE_AHEAD] * p->OCP);
+
+#pragma GCC unroll 12
+      for (int v = 0; v < NV; v++)
+        _mm_prefetch (ahead + v * 64, _MM_HINT_T0);
+    }
+}
 
 /* One image of a Dense layer over the inputs listed in @idx (in increasing order): the
  * same fused multiply-adds from the bias in the same order as tile(), without the
@@ -791,6 +809,8 @@ sparse_tile (const PsConvPack *p, int ob, const int NV, const float *x, const in
       const int k = idx[i];
       const float *wk = w + (gsize) k * p->OCP;
       const __m512 a = _mm512_set1_ps (x[k]);
+
+      prefetch_ahead (p, w, idx, i, nnz, NV);
 
 #pragma GCC unroll 12
       for (int v = 0; v < NV; v++)
@@ -875,6 +895,8 @@ union_tile (const PsConvPack *p, int ob, const int NV, const int R, const float 
     {
       const float *wk = w + (gsize) idx[u] * p->OCP, *xk = x + idx[u];
       __m512 wv[UNION_ACC];
+
+      prefetch_ahead (p, w, idx, u, nu, NV);
 
 #pragma GCC unroll 12
       for (int v = 0; v < NV; v++)
