@@ -286,13 +286,23 @@ sweep_job_progress (const PsSweepStep *step, double done, gpointer data)
   if (step != NULL)
     g_array_append_vals (job->pending, step, 1);
   job->fraction = done;
+  if (step != NULL && job->idle_id != 0)
+    {
+      /* A finished step is news: the window hears of it when it is next idle, not at the
+       * next tick (the steps come at the end, in a burst, and the thread may be done before
+       * the tick). The source is alive: its callback clears idle_id under this lock. */
+      GSource *pending = g_main_context_find_source_by_id (NULL, job->idle_id);
+
+      if (pending != NULL)
+        g_source_set_ready_time (pending, 0);
+    }
   if (job->idle_id == 0)
     {
       /* At most ANNOUNCE_HZ times a second: each announcement costs the window a frame,
        * and the sweep reports far more often than anyone can read. */
       gint64 wait = job->announced + G_USEC_PER_SEC / ANNOUNCE_HZ - g_get_monotonic_time ();
 
-      if (wait <= 0)
+      if (wait <= 0 || step != NULL)
         job->idle_id = g_idle_add_full (G_PRIORITY_LOW, sweep_job_announce, job, NULL);
       else
         job->idle_id = g_timeout_add_full (G_PRIORITY_LOW, (guint) (wait / 1000) + 1,
