@@ -156,28 +156,28 @@ lanes (int count)
 /* V = Bᵀ d B for tiles t0 .. t0+nt-1 (counted over all images, row-major over the pool's
  * windows) into v: position xi of tile t, channel c at (xi * BLOCK + t) * C + c. Bᵀ's rows:
  * d0 - d2, d1 + d2, d2 - d1, d1 - d3. */
-static TARGET void
-transform_input (const PsWinograd *w, const float *x, gsize t0, int nt, float *v)
+static inline __attribute__ ((always_inline)) TARGET void
+transform_input_c (const PsWinograd *w, const int C, const float *x, gsize t0, int nt, float *v)
 {
-  const gsize per_image = (gsize) w->PH * w->PW, img = (gsize) w->H * w->W * w->C;
-  const gsize row = (gsize) w->W * w->C;
+  const gsize per_image = (gsize) w->PH * w->PW, img = (gsize) w->H * w->W * C;
+  const gsize row = (gsize) w->W * C;
 
   for (int t = 0; t < nt; t++)
     {
       const gsize g = t0 + t, b = g / per_image, rem = g % per_image;
       const int ty = (int) (rem / w->PW), tx = (int) (rem % w->PW);
-      const float *base = x + b * img + (gsize) 2 * ty * row + (gsize) 2 * tx * w->C;
+      const float *base = x + b * img + (gsize) 2 * ty * row + (gsize) 2 * tx * C;
 
-      for (int c = 0; c < w->C; c += VEC)
+      for (int c = 0; c < C; c += VEC)
         {
-          const __mmask16 m = lanes (w->C - c);
+          const __mmask16 m = lanes (C - c);
           __m512 d[4][4], r[4][4];
 
 #pragma GCC unroll 4
           for (int i = 0; i < 4; i++)
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++)
-              d[i][j] = _mm512_maskz_loadu_ps (m, base + i * row + (gsize) j * w->C + c);
+              d[i][j] = _mm512_maskz_loadu_ps (m, base + i * row + (gsize) j * C + c);
 #pragma GCC unroll 4
           for (int j = 0; j < 4; j++)
             {
@@ -189,8 +189,8 @@ transform_input (const PsWinograd *w, const float *x, gsize t0, int nt, float *v
 #pragma GCC unroll 4
           for (int i = 0; i < 4; i++)
             {
-              float *o = v + ((gsize) (i * 4) * BLOCK + t) * w->C + c;
-              const gsize step = (gsize) BLOCK * w->C;
+              float *o = v + ((gsize) (i * 4) * BLOCK + t) * C + c;
+              const gsize step = (gsize) BLOCK * C;
 
               _mm512_mask_storeu_ps (o, m, _mm512_sub_ps (r[i][0], r[i][2]));
               _mm512_mask_storeu_ps (o + step, m, _mm512_add_ps (r[i][1], r[i][2]));
@@ -201,19 +201,38 @@ transform_input (const PsWinograd *w, const float *x, gsize t0, int nt, float *v
     }
 }
 
+/* DeepID's conv_2 and conv_3 read 20 and 40 channels: with the count known, the tile's
+ * sixteen loads and stores take constant offsets, and the loop its registers. */
+static TARGET void
+transform_input (const PsWinograd *w, const float *x, gsize t0, int nt, float *v)
+{
+  switch (w->C)
+    {
+    case 20:
+      transform_input_c (w, 20, x, t0, nt, v);
+      break;
+    case 40:
+      transform_input_c (w, 40, x, t0, nt, v);
+      break;
+    default:
+      transform_input_c (w, w->C, x, t0, nt, v);
+    }
+}
+
 /* Y = Aᵀ M A (Aᵀ's rows: m0 + m1 + m2, m1 - m2 - m3), then the pool window's maximum, the
  * bias and the ReLU, for @nt tiles into their pool outputs (NHWC, OC apart). */
-static TARGET void
-transform_output (const PsWinograd *w, const float *m, int nt, gboolean relu, float *out)
+static inline __attribute__ ((always_inline)) TARGET void
+transform_output_c (const PsWinograd *w, const int OC, const int OCP, const float *m, int nt,
+                    gboolean relu, float *out)
 {
-  const gsize step = (gsize) BLOCK * w->OCP;
+  const gsize step = (gsize) BLOCK * OCP;
   const __m512 zero = _mm512_setzero_ps ();
 
   for (int t = 0; t < nt; t++)
-    for (int c = 0; c < w->OC; c += VEC)
+    for (int c = 0; c < OC; c += VEC)
       {
-        const __mmask16 k = lanes (w->OC - c);
-        const float *mt = m + (gsize) t * w->OCP + c;
+        const __mmask16 k = lanes (OC - c);
+        const float *mt = m + (gsize) t * OCP + c;
         __m512 s[2][4], y[4], top;
 
 #pragma GCC unroll 4
@@ -237,8 +256,25 @@ transform_output (const PsWinograd *w, const float *m, int nt, gboolean relu, fl
         top = _mm512_add_ps (top, _mm512_load_ps (w->bias + c));
         if (relu)
           top = _mm512_max_ps (top, zero);
-        _mm512_mask_storeu_ps (out + (gsize) t * w->OC + c, k, top);
+        _mm512_mask_storeu_ps (out + (gsize) t * OC + c, k, top);
       }
+}
+
+/* DeepID's conv_2 and conv_3 give 40 and 60 channels (as transform_input ()). */
+static TARGET void
+transform_output (const PsWinograd *w, const float *m, int nt, gboolean relu, float *out)
+{
+  switch (w->OC)
+    {
+    case 40:
+      transform_output_c (w, 40, 48, m, nt, relu, out);
+      break;
+    case 60:
+      transform_output_c (w, 60, 64, m, nt, relu, out);
+      break;
+    default:
+      transform_output_c (w, w->OC, w->OCP, m, nt, relu, out);
+    }
 }
 
 #endif /* HAVE_AVX512_KERNELS */
