@@ -106,6 +106,18 @@ ps_test_small_model_variant (guint32 seed, int classes, gboolean conv_b_same_str
 }
 
 PsModel *
+ps_test_deepid_model (guint32 seed, int classes, double bias_lo)
+{
+  g_autofree char *json = ps_deepid_config (classes);
+  g_autoptr (GError) error = NULL;
+  PsModel *m = ps_model_new_from_config (json, &error);
+
+  g_assert_no_error (error);
+  ps_test_fill_weights (m, seed, bias_lo);
+  return m;
+}
+
+PsModel *
 ps_test_small_model_wide (guint32 seed, int classes, gboolean conv_b_same_stride_2,
                           const char *output_activation, int conv_b_filters)
 {

@@ -29,6 +29,11 @@ PsModel    *ps_test_small_model_wide (guint32     seed,
                                       gboolean    conv_b_same_stride_2,
                                       const char *output_activation,
                                       int         conv_b_filters);
+/* The lab's DeepID topology (60 channels to prune, @classes outputs) with seeded random
+ * weights, biases in [@bias_lo, 0.1]. */
+PsModel    *ps_test_deepid_model (guint32     seed,
+                                  int         classes,
+                                  double      bias_lo);
 /* Seeded random weights for every Conv2D/Dense of @m, biases in [@bias_lo, 0.1]
  * (negative ones leave some channels dead on many images, as in real networks). */
 void        ps_test_fill_weights (PsModel    *m,

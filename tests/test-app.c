@@ -56,25 +56,12 @@ labelled_data (const PsModel *m, int n, guint32 seed, gboolean poisoned)
   return ds;
 }
 
-/* The lab's DeepID topology (60 channels to prune) with seeded random weights. */
-static PsModel *
-deepid_model (guint32 seed, int classes)
-{
-  g_autofree char *json = ps_deepid_config (classes);
-  g_autoptr (GError) error = NULL;
-  PsModel *m = ps_model_new_from_config (json, &error);
-
-  g_assert_no_error (error);
-  ps_test_fill_weights (m, seed, -0.2);
-  return m;
-}
-
 /* @mismatched: every clean label is one class off B's own answer, so B is right on none of
  * them (a model and data that do not belong together). */
 static char *
 make_lab_full (const char *name, int n, gboolean mismatched)
 {
-  g_autoptr (PsModel) m = deepid_model (11, 12);
+  g_autoptr (PsModel) m = ps_test_deepid_model (11, 12, -0.2);
   g_autoptr (PsDataset) valid = labelled_data (m, n, 21, FALSE);
   g_autoptr (PsDataset) test = labelled_data (m, n, 22, FALSE);
   g_autoptr (PsDataset) bd = labelled_data (m, n / 2, 23, TRUE);

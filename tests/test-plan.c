@@ -867,17 +867,13 @@ sweep_like_plan (const PsModel *m, int pool_3, int conv_4, int fc_1)
 static void
 test_fronts_again (void)
 {
-  g_autofree char *json = ps_deepid_config (6);
-  g_autoptr (GError) error = NULL;
-  g_autoptr (PsModel) m = ps_model_new_from_config (json, &error);
+  g_autoptr (PsModel) m = ps_test_deepid_model (23, 6, -0.3);
   g_autoptr (PsDataset) ds = NULL;
   int pool_3, conv_4, fc_1, flat_1;
   g_autofree gboolean *run = NULL;
   PsPlan *whole, *again;
   const int from = 5, count = 37;
 
-  g_assert_no_error (error);
-  ps_test_fill_weights (m, 23, -0.3);
   m->input_scale = 1.0 / 255;
   ds = ps_test_random_data (m, 64, 9);
   pool_3 = ps_model_find_layer (m, "pool_3");

@@ -777,17 +777,14 @@ test_fused_sets (Fixture *f, gconstpointer data)
 static void
 test_stream_bytes_deepid (void)
 {
-  g_autofree char *json = ps_deepid_config (6);
   g_autoptr (GError) error = NULL;
-  g_autoptr (PsModel) m = ps_model_new_from_config (json, &error);
+  g_autoptr (PsModel) m = ps_test_deepid_model (11, 6, -0.3);
   g_autoptr (PsSweep) ref = NULL;
   g_autoptr (PsSweep) s = NULL;
   int n[PS_N_SETS] = { 200, 130, 70 };
   PsDataset *sets[PS_N_SETS];
   char *paths[PS_N_SETS];
 
-  g_assert_no_error (error);
-  ps_test_fill_weights (m, 11, -0.3);
   m->input_scale = 1.0 / 255;
   {
     PsPlan *plan = ps_plan_new (m, 8);

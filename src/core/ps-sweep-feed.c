@@ -52,9 +52,8 @@ feed_main (gpointer data)
         {
           int nb = j == 0 && b == 0 ? 1 : f->chunk_batches - b;
           int start = j * chunk_images + b * f->batch, count = MIN (nb * f->batch, f->n - start);
-          GError *error = NULL;
-
           guint8 *at = slot + (gsize) b * f->batch * f->img * f->esize;
+          GError *error = NULL;
 
           ok = !g_cancellable_set_error_if_cancelled (f->cancellable, &error);
           if (ok && f->bytes)
