@@ -1,12 +1,16 @@
 /* ps-winograd.c: a 3x3 stride-1 convolution followed by a 2x2 stride-2 max-pool (DeepID's
- * conv_2 and conv_3) by Winograd's F(2x2, 3x3). The four conv outputs under a pool window
- * come from the 4x4 input tile under them: with the input tile and the kernel each
- * transformed (V = Bᵀ d B, U = G g Gᵀ), they are Aᵀ (Σ_c U_c ⊙ V_c) A, 16 multiply-adds per
- * (input, output) channel pair where the direct kernel spends 36. The 16 sums over the
- * input channels are 16 small matrix products, one per position of the 4x4 transform: each
- * a Dense layer (C inputs, OC outputs, no bias) on ps-conv.c's direct kernel. Bias, ReLU and the pool's maximum are taken
- * in the output transform: the maximum of the four outputs plus the bias is the maximum of
- * the four biased outputs (rounding keeps the order), so only the pool's output is written.
+ * conv_2 and conv_3) by Winograd's F(2x2, 3x3) or F(4x4, 3x3). With F(2x2, 3x3) the four
+ * conv outputs under a pool window come from the 4x4 input tile under them: with the input
+ * tile and the kernel each transformed (V = Bᵀ d B, U = G g Gᵀ), they are
+ * Aᵀ (Σ_c U_c ⊙ V_c) A, 16 multiply-adds per (input, output) channel pair where the direct
+ * kernel spends 36. F(4x4, 3x3) makes the 16 outputs under four pool windows from a 6x6
+ * tile with 36 (the direct kernel: 144); it is taken where the pool's output has even rows
+ * and columns (conv_2's 12x10), its transforms costing about what F(2x2)'s do per output.
+ * The sums over the input channels are small matrix products, one per position of the
+ * transform: each a Dense layer (C inputs, OC outputs, no bias) on ps-conv.c's direct
+ * kernel. Bias, ReLU and the pool's maximum are taken in the output transform: the maximum
+ * of the four outputs plus the bias is the maximum of the four biased outputs (rounding
+ * keeps the order), so only the pool's output is written.
  *
  * The sums are taken in another order than the direct kernel's, through the transforms:
  * the outputs agree with it to a few units in the last place of their inputs' scale, not
@@ -26,14 +30,20 @@
 #endif
 
 #define VEC    16 /* floats per AVX-512 vector */
-#define XI     16 /* positions of the 4x4 transform */
-#define BLOCK  32 /* tiles transformed and multiplied together */
+#define XI_MAX 36 /* positions of the larger (6x6) transform */
+#ifndef BLOCK4
+#define BLOCK4 16
+#endif
+#define BLOCK  32 /* F(2x2, 3x3)'s tiles transformed and multiplied together */
 
 struct _PsWinograd {
   int         H, W, C;   /* the conv's input */
   int         OC, OCP;   /* output channels, and rounded up to VEC */
-  int         PH, PW;    /* the pool's output: one tile per window */
-  PsConvPack *u[XI];     /* the transformed kernel at each position, as a Dense layer */
+  int         PH, PW;    /* the pool's output */
+  int         m;         /* conv outputs a tile gives across: 2 (one pool window) or 4 (2x2) */
+  int         xi;        /* positions of the transform: (m + 2)² */
+  int         TW;        /* tiles across an image */
+  PsConvPack *u[XI_MAX]; /* the transformed kernel at each position, as a Dense layer */
   float      *bias;      /* OCP */
 };
 
@@ -81,29 +91,42 @@ ps_winograd_new (const PsLayer *l, const PsLayer *pool)
   w->PH = pool->out.h, w->PW = pool->out.w;
   w->bias = g_aligned_alloc0 (w->OCP, sizeof (float), 64);
   memcpy (w->bias, l->bias, sizeof (float) * OC);
-  /* U = G g Gᵀ, in double: G's rows are g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2 */
-  /* OCP columns, zero beyond OC: the products' rows are whole vectors, aligned */
-  u = g_new0 (float, (gsize) XI * C * w->OCP);
+  /* F(4x4, 3x3) where its tiles cover the pool's windows exactly */
+  w->m = w->PH % 2 == 0 && w->PW % 2 == 0 && g_strcmp0 (g_getenv ("PRUNESCOPE_WINOGRAD"), "2") != 0
+           ? 4 : 2;
+  w->xi = (w->m + 2) * (w->m + 2);
+  w->TW = w->PW * 2 / w->m;
+  /* U = G g Gᵀ, in double; OCP columns, zero beyond OC: the products' rows are whole
+   * vectors, aligned */
+  u = g_new0 (float, (gsize) w->xi * C * w->OCP);
   for (int c = 0; c < C; c++)
     for (int o = 0; o < OC; o++)
       {
-        static const double G[4][3] = { { 1, 0, 0 }, { 0.5, 0.5, 0.5 }, { 0.5, -0.5, 0.5 }, { 0, 0, 1 } };
-        double g[3][3], gg[4][3];
+        static const double G2[4][3] = { { 1, 0, 0 }, { 0.5, 0.5, 0.5 }, { 0.5, -0.5, 0.5 }, { 0, 0, 1 } };
+        static const double G4[6][3] = { { 1 / 4.0, 0, 0 },
+                                         { -1 / 6.0, -1 / 6.0, -1 / 6.0 },
+                                         { -1 / 6.0, 1 / 6.0, -1 / 6.0 },
+                                         { 1 / 24.0, 1 / 12.0, 1 / 6.0 },
+                                         { 1 / 24.0, -1 / 12.0, 1 / 6.0 },
+                                         { 0, 0, 1 } };
+        const double (*G)[3] = w->m == 4 ? G4 : G2;
+        const int n = w->m + 2;
+        double g[3][3], gg[6][3];
 
         for (int ky = 0; ky < 3; ky++)
           for (int kx = 0; kx < 3; kx++)
             g[ky][kx] = l->kernel[((gsize) (ky * 3 + kx) * C + c) * OC + o];
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < n; i++)
           for (int j = 0; j < 3; j++)
             gg[i][j] = G[i][0] * g[0][j] + G[i][1] * g[1][j] + G[i][2] * g[2][j];
-        for (int i = 0; i < 4; i++)
-          for (int j = 0; j < 4; j++)
-            u[((gsize) (i * 4 + j) * C + c) * w->OCP + o]
+        for (int i = 0; i < n; i++)
+          for (int j = 0; j < n; j++)
+            u[((gsize) (i * n + j) * C + c) * w->OCP + o]
               = (float) (gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2]);
       }
   /* each position's product: a Dense layer of C inputs and OCP outputs, no bias */
   zeros = g_new0 (float, w->OCP);
-  for (int xi = 0; xi < XI; xi++)
+  for (int xi = 0; xi < w->xi; xi++)
     {
       PsLayer dense = {
         .kind = PS_LAYER_DENSE,
@@ -131,18 +154,18 @@ ps_winograd_free (PsWinograd *w)
 {
   if (w == NULL)
     return;
-  for (int xi = 0; xi < XI; xi++)
+  for (int xi = 0; xi < XI_MAX; xi++)
     ps_conv_pack_free (w->u[xi]);
   g_aligned_free (w->bias);
   g_free (w);
 }
 
-/* The transformed tiles (XI x BLOCK x C) and their products (XI x BLOCK x OCP, 64-byte
+/* The transformed tiles (xi x BLOCK x C) and their products (xi x BLOCK x OCP, 64-byte
  * aligned). */
 gsize
 ps_winograd_scratch_size (const PsWinograd *w)
 {
-  return (gsize) XI * BLOCK * (w->C + w->OCP) + VEC;
+  return (gsize) w->xi * (w->m == 4 ? BLOCK4 : BLOCK) * (w->C + w->OCP) + VEC;
 }
 
 #ifdef HAVE_AVX512_KERNELS
@@ -277,6 +300,159 @@ transform_output (const PsWinograd *w, const float *m, int nt, gboolean relu, fl
     }
 }
 
+/* F(4x4, 3x3)'s V = Bᵀ d B for tiles t0 .. t0+nt-1 (4x4 conv outputs each, row-major over
+ * an image's tiles), laid out as transform_input_c ()'s. Bᵀ's rows: 4 d0 - 5 d2 + d4,
+ * (d4 - 4 d2) ± (d3 - 4 d1), (d4 - d2) ± 2 (d3 - d1), 4 d1 - 5 d3 + d5. */
+static inline __attribute__ ((always_inline)) TARGET void
+bt6 (const __m512 d[6], __m512 r[6])
+{
+  const __m512 four = _mm512_set1_ps (4.0f), five = _mm512_set1_ps (5.0f), two = _mm512_set1_ps (2.0f);
+  const __m512 a = _mm512_fnmadd_ps (four, d[2], d[4]), b = _mm512_fnmadd_ps (four, d[1], d[3]);
+  const __m512 c = _mm512_sub_ps (d[4], d[2]), e = _mm512_mul_ps (two, _mm512_sub_ps (d[3], d[1]));
+
+  r[0] = _mm512_fmadd_ps (four, d[0], _mm512_fnmadd_ps (five, d[2], d[4]));
+  r[1] = _mm512_add_ps (a, b);
+  r[2] = _mm512_sub_ps (a, b);
+  r[3] = _mm512_add_ps (c, e);
+  r[4] = _mm512_sub_ps (c, e);
+  r[5] = _mm512_fmadd_ps (four, d[1], _mm512_fnmadd_ps (five, d[3], d[5]));
+}
+
+static inline __attribute__ ((always_inline)) TARGET void
+transform_input4_c (const PsWinograd *w, const int C, const float *x, gsize t0, int nt, float *v)
+{
+  const gsize per_image = (gsize) (w->PH / 2) * w->TW, img = (gsize) w->H * w->W * C;
+  const gsize row = (gsize) w->W * C, step = (gsize) BLOCK4 * C;
+
+  for (int t = 0; t < nt; t++)
+    {
+      const gsize g = t0 + t, b = g / per_image, rem = g % per_image;
+      const int ty = (int) (rem / w->TW), tx = (int) (rem % w->TW);
+      const float *base = x + b * img + (gsize) 4 * ty * row + (gsize) 4 * tx * C;
+
+      for (int c = 0; c < C; c += VEC)
+        {
+          const __mmask16 m = lanes (C - c);
+          __m512 r[6][6];
+
+          /* down each column of the tile, then along each row of the result */
+#pragma GCC unroll 6
+          for (int j = 0; j < 6; j++)
+            {
+              __m512 d[6], col[6];
+
+#pragma GCC unroll 6
+              for (int i = 0; i < 6; i++)
+                d[i] = _mm512_maskz_loadu_ps (m, base + i * row + (gsize) j * C + c);
+              bt6 (d, col);
+#pragma GCC unroll 6
+              for (int i = 0; i < 6; i++)
+                r[i][j] = col[i];
+            }
+#pragma GCC unroll 6
+          for (int i = 0; i < 6; i++)
+            {
+              __m512 o[6];
+              float *dst = v + ((gsize) (i * 6) * BLOCK4 + t) * C + c;
+
+              bt6 (r[i], o);
+#pragma GCC unroll 6
+              for (int j = 0; j < 6; j++)
+                _mm512_mask_storeu_ps (dst + j * step, m, o[j]);
+            }
+        }
+    }
+}
+
+/* F(4x4, 3x3)'s Aᵀ (rows: m0 + a + c, b + 2 d, a + 4 c, b + 8 d + m5, where a, b = m1 ± m2
+ * and c, d = m3 ± m4) on six values. */
+static inline __attribute__ ((always_inline)) TARGET void
+at6 (const __m512 m[6], __m512 y[4])
+{
+  const __m512 a = _mm512_add_ps (m[1], m[2]), b = _mm512_sub_ps (m[1], m[2]);
+  const __m512 c = _mm512_add_ps (m[3], m[4]), d = _mm512_sub_ps (m[3], m[4]);
+
+  y[0] = _mm512_add_ps (_mm512_add_ps (m[0], a), c);
+  y[1] = _mm512_fmadd_ps (_mm512_set1_ps (2.0f), d, b);
+  y[2] = _mm512_fmadd_ps (_mm512_set1_ps (4.0f), c, a);
+  y[3] = _mm512_add_ps (_mm512_fmadd_ps (_mm512_set1_ps (8.0f), d, b), m[5]);
+}
+
+/* Y = Aᵀ M A for @nt tiles from @t0, then each 2x2 pool window's maximum, the bias and the
+ * ReLU, into the pool's NHWC output (four windows a tile). */
+static inline __attribute__ ((always_inline)) TARGET void
+transform_output4_c (const PsWinograd *w, const int OC, const int OCP, const float *mm, gsize t0,
+                     int nt, gboolean relu, float *out)
+{
+  const gsize step = (gsize) BLOCK4 * OCP, per_image = (gsize) (w->PH / 2) * w->TW;
+  const __m512 zero = _mm512_setzero_ps ();
+
+  for (int t = 0; t < nt; t++)
+    {
+      const gsize g = t0 + t, b = g / per_image, rem = g % per_image;
+      const int ty = (int) (rem / w->TW), tx = (int) (rem % w->TW);
+      float *o = out + ((b * w->PH + 2 * ty) * w->PW + 2 * tx) * OC;
+
+      for (int c = 0; c < OC; c += VEC)
+        {
+          const __mmask16 k = lanes (OC - c);
+          const float *mt = mm + (gsize) t * OCP + c;
+          const __m512 bias = _mm512_load_ps (w->bias + c);
+          __m512 s[4][6];
+
+#pragma GCC unroll 6
+          for (int j = 0; j < 6; j++)
+            {
+              __m512 col[6], y[4];
+
+#pragma GCC unroll 6
+              for (int i = 0; i < 6; i++)
+                col[i] = _mm512_load_ps (mt + (gsize) (i * 6 + j) * step);
+              at6 (col, y);
+#pragma GCC unroll 4
+              for (int i = 0; i < 4; i++)
+                s[i][j] = y[i];
+            }
+#pragma GCC unroll 2
+          for (int a = 0; a < 2; a++)
+            {
+              __m512 y0[4], y1[4], top;
+
+              at6 (s[2 * a], y0);
+              at6 (s[2 * a + 1], y1);
+#pragma GCC unroll 2
+              for (int bb = 0; bb < 2; bb++)
+                {
+                  top = _mm512_max_ps (_mm512_max_ps (y0[2 * bb], y0[2 * bb + 1]),
+                                       _mm512_max_ps (y1[2 * bb], y1[2 * bb + 1]));
+                  top = _mm512_add_ps (top, bias);
+                  if (relu)
+                    top = _mm512_max_ps (top, zero);
+                  _mm512_mask_storeu_ps (o + ((gsize) a * w->PW + bb) * OC + c, k, top);
+                }
+            }
+        }
+    }
+}
+
+static TARGET void
+transform_input4 (const PsWinograd *w, const float *x, gsize t0, int nt, float *v)
+{
+  if (w->C == 20)
+    transform_input4_c (w, 20, x, t0, nt, v);
+  else
+    transform_input4_c (w, w->C, x, t0, nt, v);
+}
+
+static TARGET void
+transform_output4 (const PsWinograd *w, const float *m, gsize t0, int nt, gboolean relu, float *out)
+{
+  if (w->OC == 40)
+    transform_output4_c (w, 40, 48, m, t0, nt, relu, out);
+  else
+    transform_output4_c (w, w->OC, w->OCP, m, t0, nt, relu, out);
+}
+
 #endif /* HAVE_AVX512_KERNELS */
 
 /* @n NHWC images (H x W x C) to the pool's NHWC output (PH x PW x OC). */
@@ -285,19 +461,26 @@ ps_winograd_forward_pool (const PsWinograd *w, int n, const float *x, gboolean r
                           float *scratch)
 {
 #ifdef HAVE_AVX512_KERNELS
-  const gsize tiles = (gsize) n * w->PH * w->PW;
+  const gsize tiles = (gsize) n * w->PH * w->PW / (w->m / 2 * w->m / 2);
   float *v = scratch;
-  float *m = (float *) (((guintptr) (scratch + (gsize) XI * BLOCK * w->C) + 63) & ~(guintptr) 63);
+  const int block = w->m == 4 ? BLOCK4 : BLOCK;
+  float *m = (float *) (((guintptr) (scratch + (gsize) w->xi * block * w->C) + 63) & ~(guintptr) 63);
 
-  for (gsize t0 = 0; t0 < tiles; t0 += BLOCK)
+  for (gsize t0 = 0; t0 < tiles; t0 += block)
     {
-      const int nt = (int) MIN ((gsize) BLOCK, tiles - t0);
+      const int nt = (int) MIN ((gsize) block, tiles - t0);
 
-      transform_input (w, x, t0, nt, v);
-      for (int xi = 0; xi < XI; xi++)
-        ps_conv_forward (w->u[xi], nt, v + (gsize) xi * BLOCK * w->C, FALSE, NULL,
-                         m + (gsize) xi * BLOCK * w->OCP);
-      transform_output (w, m, nt, relu, out + t0 * w->OC);
+      if (w->m == 4)
+        transform_input4 (w, x, t0, nt, v);
+      else
+        transform_input (w, x, t0, nt, v);
+      for (int xi = 0; xi < w->xi; xi++)
+        ps_conv_forward (w->u[xi], nt, v + (gsize) xi * block * w->C, FALSE, NULL,
+                         m + (gsize) xi * block * w->OCP);
+      if (w->m == 4)
+        transform_output4 (w, m, t0, nt, relu, out);
+      else
+        transform_output (w, m, nt, relu, out + t0 * w->OC);
     }
 #else
   g_assert_not_reached ();
