@@ -4,8 +4,9 @@
  * tile and the kernel each transformed (V = Bᵀ d B, U = G g Gᵀ), they are
  * Aᵀ (Σ_c U_c ⊙ V_c) A, 16 multiply-adds per (input, output) channel pair where the direct
  * kernel spends 36. F(4x4, 3x3) makes the 16 outputs under four pool windows from a 6x6
- * tile with 36 (the direct kernel: 144); it is taken where the pool's output has even rows
- * and columns (conv_2's 12x10), its transforms costing about what F(2x2)'s do per output.
+ * tile with 36 (the direct kernel: 144), its transforms costing about what F(2x2)'s do per
+ * output: it takes the pool's windows in the even part of its rows and columns (all of
+ * conv_2's 12x10, the first four rows of conv_3's 5x4), F(2x2) the windows left.
  * The sums over the input channels are small matrix products, one per position of the
  * transform: each a Dense layer (C inputs, OC outputs, no bias) on ps-conv.c's direct
  * kernel. Bias, ReLU and the pool's maximum are taken in the output transform: the maximum
@@ -30,7 +31,6 @@
 #endif
 
 #define VEC    16 /* floats per AVX-512 vector */
-#define XI_MAX 36 /* positions of the larger (6x6) transform */
 #ifndef BLOCK4
 #define BLOCK4 16
 #endif
@@ -40,10 +40,10 @@ struct _PsWinograd {
   int         H, W, C;   /* the conv's input */
   int         OC, OCP;   /* output channels, and rounded up to VEC */
   int         PH, PW;    /* the pool's output */
-  int         m;         /* conv outputs a tile gives across: 2 (one pool window) or 4 (2x2) */
-  int         xi;        /* positions of the transform: (m + 2)² */
-  int         TW;        /* tiles across an image */
-  PsConvPack *u[XI_MAX]; /* the transformed kernel at each position, as a Dense layer */
+  int         PH4, PW4;  /* its windows taken by F(4x4) tiles (even; 0 and 0 for none) */
+  int         n4, n2;    /* an image's F(4x4) tiles, and its windows left to F(2x2) */
+  PsConvPack *u4[36];    /* the kernels transformed for each, at each position of the */
+  PsConvPack *u2[16];    /* transform: Dense layers (C inputs, OCP outputs) */
   float      *bias;      /* OCP */
 };
 
@@ -75,42 +75,27 @@ applies (const PsLayer *l, const PsLayer *pool)
   return ps_conv_available ();
 }
 
-PsWinograd *
-ps_winograd_new (const PsLayer *l, const PsLayer *pool)
+/* U = G g Gᵀ for F(@m x @m, 3x3) into @packs ((m + 2)² of them: each position's product
+ * as a Dense layer of C inputs and @OCP outputs, zero beyond OC, no bias: the products' rows
+ * are whole vectors, aligned). U is made in double. */
+static gboolean
+pack_transformed (const PsLayer *l, int m, int OCP, PsConvPack **packs)
 {
-  PsWinograd *w;
-  const int C = l->in.c, OC = l->out.c;
-  g_autofree float *u = NULL, *zeros = NULL;
+  static const double G2[4][3] = { { 1, 0, 0 }, { 0.5, 0.5, 0.5 }, { 0.5, -0.5, 0.5 }, { 0, 0, 1 } };
+  static const double G4[6][3] = { { 1 / 4.0, 0, 0 },
+                                   { -1 / 6.0, -1 / 6.0, -1 / 6.0 },
+                                   { -1 / 6.0, 1 / 6.0, -1 / 6.0 },
+                                   { 1 / 24.0, 1 / 12.0, 1 / 6.0 },
+                                   { 1 / 24.0, -1 / 12.0, 1 / 6.0 },
+                                   { 0, 0, 1 } };
+  const double (*G)[3] = m == 4 ? G4 : G2;
+  const int C = l->in.c, OC = l->out.c, n = m + 2;
+  g_autofree float *u = g_new0 (float, (gsize) n * n * C * OCP);
+  g_autofree float *zeros = g_new0 (float, OCP);
 
-  if (!applies (l, pool))
-    return NULL;
-  w = g_new0 (PsWinograd, 1);
-  w->H = l->in.h, w->W = l->in.w, w->C = C;
-  w->OC = OC;
-  w->OCP = (OC + VEC - 1) / VEC * VEC;
-  w->PH = pool->out.h, w->PW = pool->out.w;
-  w->bias = g_aligned_alloc0 (w->OCP, sizeof (float), 64);
-  memcpy (w->bias, l->bias, sizeof (float) * OC);
-  /* F(4x4, 3x3) where its tiles cover the pool's windows exactly */
-  w->m = w->PH % 2 == 0 && w->PW % 2 == 0 && g_strcmp0 (g_getenv ("PRUNESCOPE_WINOGRAD"), "2") != 0
-           ? 4 : 2;
-  w->xi = (w->m + 2) * (w->m + 2);
-  w->TW = w->PW * 2 / w->m;
-  /* U = G g Gᵀ, in double; OCP columns, zero beyond OC: the products' rows are whole
-   * vectors, aligned */
-  u = g_new0 (float, (gsize) w->xi * C * w->OCP);
   for (int c = 0; c < C; c++)
     for (int o = 0; o < OC; o++)
       {
-        static const double G2[4][3] = { { 1, 0, 0 }, { 0.5, 0.5, 0.5 }, { 0.5, -0.5, 0.5 }, { 0, 0, 1 } };
-        static const double G4[6][3] = { { 1 / 4.0, 0, 0 },
-                                         { -1 / 6.0, -1 / 6.0, -1 / 6.0 },
-                                         { -1 / 6.0, 1 / 6.0, -1 / 6.0 },
-                                         { 1 / 24.0, 1 / 12.0, 1 / 6.0 },
-                                         { 1 / 24.0, -1 / 12.0, 1 / 6.0 },
-                                         { 0, 0, 1 } };
-        const double (*G)[3] = w->m == 4 ? G4 : G2;
-        const int n = w->m + 2;
         double g[3][3], gg[6][3];
 
         for (int ky = 0; ky < 3; ky++)
@@ -121,30 +106,54 @@ ps_winograd_new (const PsLayer *l, const PsLayer *pool)
             gg[i][j] = G[i][0] * g[0][j] + G[i][1] * g[1][j] + G[i][2] * g[2][j];
         for (int i = 0; i < n; i++)
           for (int j = 0; j < n; j++)
-            u[((gsize) (i * n + j) * C + c) * w->OCP + o]
+            u[((gsize) (i * n + j) * C + c) * OCP + o]
               = (float) (gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2]);
       }
-  /* each position's product: a Dense layer of C inputs and OCP outputs, no bias */
-  zeros = g_new0 (float, w->OCP);
-  for (int xi = 0; xi < w->xi; xi++)
+  for (int xi = 0; xi < n * n; xi++)
     {
       PsLayer dense = {
         .kind = PS_LAYER_DENSE,
         .activation = PS_ACT_LINEAR,
         .in = { 1, 1, C },
-        .out = { 1, 1, w->OCP },
-        .kernel = u + (gsize) xi * C * w->OCP,
+        .out = { 1, 1, OCP },
+        .kernel = u + (gsize) xi * C * OCP,
         .bias = zeros,
-        .kernel_len = (gsize) C * w->OCP,
-        .bias_len = w->OCP,
+        .kernel_len = (gsize) C * OCP,
+        .bias_len = OCP,
       };
 
-      w->u[xi] = ps_conv_pack_new (&dense);
-      if (w->u[xi] == NULL)
-        {
-          ps_winograd_free (w);
-          return NULL;
-        }
+      packs[xi] = ps_conv_pack_new (&dense);
+      if (packs[xi] == NULL)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+PsWinograd *
+ps_winograd_new (const PsLayer *l, const PsLayer *pool)
+{
+  PsWinograd *w;
+  const int C = l->in.c, OC = l->out.c;
+
+  if (!applies (l, pool))
+    return NULL;
+  w = g_new0 (PsWinograd, 1);
+  w->H = l->in.h, w->W = l->in.w, w->C = C;
+  w->OC = OC;
+  w->OCP = (OC + VEC - 1) / VEC * VEC;
+  w->PH = pool->out.h, w->PW = pool->out.w;
+  w->bias = g_aligned_alloc0 (w->OCP, sizeof (float), 64);
+  memcpy (w->bias, l->bias, sizeof (float) * OC);
+  /* $PRUNESCOPE_WINOGRAD=2 keeps F(2x2) everywhere (for comparisons) */
+  if (g_strcmp0 (g_getenv ("PRUNESCOPE_WINOGRAD"), "2") != 0 && w->PH >= 2 && w->PW >= 2)
+    w->PH4 = w->PH / 2 * 2, w->PW4 = w->PW / 2 * 2;
+  w->n4 = w->PH4 / 2 * (w->PW4 / 2);
+  w->n2 = w->PH * w->PW - w->PH4 * w->PW4;
+  if ((w->n4 > 0 && !pack_transformed (l, 4, w->OCP, w->u4))
+      || (w->n2 > 0 && !pack_transformed (l, 2, w->OCP, w->u2)))
+    {
+      ps_winograd_free (w);
+      return NULL;
     }
   return w;
 }
@@ -154,18 +163,20 @@ ps_winograd_free (PsWinograd *w)
 {
   if (w == NULL)
     return;
-  for (int xi = 0; xi < XI_MAX; xi++)
-    ps_conv_pack_free (w->u[xi]);
+  for (int xi = 0; xi < 36; xi++)
+    ps_conv_pack_free (w->u4[xi]);
+  for (int xi = 0; xi < 16; xi++)
+    ps_conv_pack_free (w->u2[xi]);
   g_aligned_free (w->bias);
   g_free (w);
 }
 
-/* The transformed tiles (xi x BLOCK x C) and their products (xi x BLOCK x OCP, 64-byte
- * aligned). */
+/* The transformed tiles (positions x block x C) and their products (positions x block x
+ * OCP, 64-byte aligned), for the larger of the two transforms. */
 gsize
 ps_winograd_scratch_size (const PsWinograd *w)
 {
-  return (gsize) w->xi * (w->m == 4 ? BLOCK4 : BLOCK) * (w->C + w->OCP) + VEC;
+  return (gsize) MAX (36 * BLOCK4, 16 * BLOCK) * (w->C + w->OCP) + VEC;
 }
 
 #ifdef HAVE_AVX512_KERNELS
@@ -176,19 +187,35 @@ lanes (int count)
   return count >= VEC ? 0xffff : (__mmask16) ((1u << count) - 1);
 }
 
-/* V = Bᵀ d B for tiles t0 .. t0+nt-1 (counted over all images, row-major over the pool's
- * windows) into v: position xi of tile t, channel c at (xi * BLOCK + t) * C + c. Bᵀ's rows:
- * d0 - d2, d1 + d2, d2 - d1, d1 - d3. */
+/* F(2x2)'s tile @g (counted over all images): its image and pool window. An image's windows
+ * left to F(2x2) are those right of the F(4x4) tiles, then the rows below them. */
+static inline __attribute__ ((always_inline)) void
+window2 (const PsWinograd *w, gsize g, gsize *b, int *py, int *px)
+{
+  const int right = w->PW - w->PW4, beside = w->PH4 * right;
+  int rem;
+
+  *b = g / (gsize) w->n2;
+  rem = (int) (g % (gsize) w->n2);
+  if (rem < beside)
+    *py = rem / right, *px = w->PW4 + rem % right;
+  else
+    *py = w->PH4 + (rem - beside) / w->PW, *px = (rem - beside) % w->PW;
+}
+
+/* V = Bᵀ d B for F(2x2)'s tiles t0 .. t0+nt-1 into v: position xi of tile t, channel c at
+ * (xi * BLOCK + t) * C + c. Bᵀ's rows: d0 - d2, d1 + d2, d2 - d1, d1 - d3. */
 static inline __attribute__ ((always_inline)) TARGET void
 transform_input_c (const PsWinograd *w, const int C, const float *x, gsize t0, int nt, float *v)
 {
-  const gsize per_image = (gsize) w->PH * w->PW, img = (gsize) w->H * w->W * C;
-  const gsize row = (gsize) w->W * C;
+  const gsize img = (gsize) w->H * w->W * C, row = (gsize) w->W * C;
 
   for (int t = 0; t < nt; t++)
     {
-      const gsize g = t0 + t, b = g / per_image, rem = g % per_image;
-      const int ty = (int) (rem / w->PW), tx = (int) (rem % w->PW);
+      gsize b;
+      int ty, tx;
+
+      window2 (w, t0 + t, &b, &ty, &tx);
       const float *base = x + b * img + (gsize) 2 * ty * row + (gsize) 2 * tx * C;
 
       for (int c = 0; c < C; c += VEC)
@@ -243,16 +270,23 @@ transform_input (const PsWinograd *w, const float *x, gsize t0, int nt, float *v
 }
 
 /* Y = Aᵀ M A (Aᵀ's rows: m0 + m1 + m2, m1 - m2 - m3), then the pool window's maximum, the
- * bias and the ReLU, for @nt tiles into their pool outputs (NHWC, OC apart). */
+ * bias and the ReLU, for F(2x2)'s tiles t0 .. t0+nt-1 into their pool outputs. */
 static inline __attribute__ ((always_inline)) TARGET void
-transform_output_c (const PsWinograd *w, const int OC, const int OCP, const float *m, int nt,
-                    gboolean relu, float *out)
+transform_output_c (const PsWinograd *w, const int OC, const int OCP, const float *m, gsize t0,
+                    int nt, gboolean relu, float *out)
 {
   const gsize step = (gsize) BLOCK * OCP;
   const __m512 zero = _mm512_setzero_ps ();
 
   for (int t = 0; t < nt; t++)
-    for (int c = 0; c < OC; c += VEC)
+    {
+      gsize b;
+      int py, px;
+
+      window2 (w, t0 + t, &b, &py, &px);
+      float *o = out + ((b * w->PH + py) * w->PW + px) * OC;
+
+      for (int c = 0; c < OC; c += VEC)
       {
         const __mmask16 k = lanes (OC - c);
         const float *mt = m + (gsize) t * OCP + c;
@@ -279,24 +313,25 @@ transform_output_c (const PsWinograd *w, const int OC, const int OCP, const floa
         top = _mm512_add_ps (top, _mm512_load_ps (w->bias + c));
         if (relu)
           top = _mm512_max_ps (top, zero);
-        _mm512_mask_storeu_ps (out + (gsize) t * OC + c, k, top);
+        _mm512_mask_storeu_ps (o + c, k, top);
       }
+    }
 }
 
 /* DeepID's conv_2 and conv_3 give 40 and 60 channels (as transform_input ()). */
 static TARGET void
-transform_output (const PsWinograd *w, const float *m, int nt, gboolean relu, float *out)
+transform_output (const PsWinograd *w, const float *m, gsize t0, int nt, gboolean relu, float *out)
 {
   switch (w->OC)
     {
     case 40:
-      transform_output_c (w, 40, 48, m, nt, relu, out);
+      transform_output_c (w, 40, 48, m, t0, nt, relu, out);
       break;
     case 60:
-      transform_output_c (w, 60, 64, m, nt, relu, out);
+      transform_output_c (w, 60, 64, m, t0, nt, relu, out);
       break;
     default:
-      transform_output_c (w, w->OC, w->OCP, m, nt, relu, out);
+      transform_output_c (w, w->OC, w->OCP, m, t0, nt, relu, out);
     }
 }
 
@@ -321,13 +356,14 @@ bt6 (const __m512 d[6], __m512 r[6])
 static inline __attribute__ ((always_inline)) TARGET void
 transform_input4_c (const PsWinograd *w, const int C, const float *x, gsize t0, int nt, float *v)
 {
-  const gsize per_image = (gsize) (w->PH / 2) * w->TW, img = (gsize) w->H * w->W * C;
+  const gsize per_image = (gsize) w->n4, img = (gsize) w->H * w->W * C;
+  const int TW = w->PW4 / 2;
   const gsize row = (gsize) w->W * C, step = (gsize) BLOCK4 * C;
 
   for (int t = 0; t < nt; t++)
     {
       const gsize g = t0 + t, b = g / per_image, rem = g % per_image;
-      const int ty = (int) (rem / w->TW), tx = (int) (rem % w->TW);
+      const int ty = (int) (rem / TW), tx = (int) (rem % TW);
       const float *base = x + b * img + (gsize) 4 * ty * row + (gsize) 4 * tx * C;
 
       for (int c = 0; c < C; c += VEC)
@@ -384,13 +420,14 @@ static inline __attribute__ ((always_inline)) TARGET void
 transform_output4_c (const PsWinograd *w, const int OC, const int OCP, const float *mm, gsize t0,
                      int nt, gboolean relu, float *out)
 {
-  const gsize step = (gsize) BLOCK4 * OCP, per_image = (gsize) (w->PH / 2) * w->TW;
+  const gsize step = (gsize) BLOCK4 * OCP, per_image = (gsize) w->n4;
+  const int TW = w->PW4 / 2;
   const __m512 zero = _mm512_setzero_ps ();
 
   for (int t = 0; t < nt; t++)
     {
       const gsize g = t0 + t, b = g / per_image, rem = g % per_image;
-      const int ty = (int) (rem / w->TW), tx = (int) (rem % w->TW);
+      const int ty = (int) (rem / TW), tx = (int) (rem % TW);
       float *o = out + ((b * w->PH + 2 * ty) * w->PW + 2 * tx) * OC;
 
       for (int c = 0; c < OC; c += VEC)
@@ -438,19 +475,33 @@ transform_output4_c (const PsWinograd *w, const int OC, const int OCP, const flo
 static TARGET void
 transform_input4 (const PsWinograd *w, const float *x, gsize t0, int nt, float *v)
 {
-  if (w->C == 20)
-    transform_input4_c (w, 20, x, t0, nt, v);
-  else
-    transform_input4_c (w, w->C, x, t0, nt, v);
+  switch (w->C)
+    {
+    case 20:
+      transform_input4_c (w, 20, x, t0, nt, v);
+      break;
+    case 40:
+      transform_input4_c (w, 40, x, t0, nt, v);
+      break;
+    default:
+      transform_input4_c (w, w->C, x, t0, nt, v);
+    }
 }
 
 static TARGET void
 transform_output4 (const PsWinograd *w, const float *m, gsize t0, int nt, gboolean relu, float *out)
 {
-  if (w->OC == 40)
-    transform_output4_c (w, 40, 48, m, t0, nt, relu, out);
-  else
-    transform_output4_c (w, w->OC, w->OCP, m, t0, nt, relu, out);
+  switch (w->OC)
+    {
+    case 40:
+      transform_output4_c (w, 40, 48, m, t0, nt, relu, out);
+      break;
+    case 60:
+      transform_output4_c (w, 60, 64, m, t0, nt, relu, out);
+      break;
+    default:
+      transform_output4_c (w, w->OC, w->OCP, m, t0, nt, relu, out);
+    }
 }
 
 #endif /* HAVE_AVX512_KERNELS */
@@ -461,26 +512,30 @@ ps_winograd_forward_pool (const PsWinograd *w, int n, const float *x, gboolean r
                           float *scratch)
 {
 #ifdef HAVE_AVX512_KERNELS
-  const gsize tiles = (gsize) n * w->PH * w->PW / (w->m / 2 * w->m / 2);
   float *v = scratch;
-  const int block = w->m == 4 ? BLOCK4 : BLOCK;
-  float *m = (float *) (((guintptr) (scratch + (gsize) w->xi * block * w->C) + 63) & ~(guintptr) 63);
+  float *m = (float *) (((guintptr) (scratch + (gsize) MAX (36 * BLOCK4, 16 * BLOCK) * w->C) + 63)
+                        & ~(guintptr) 63);
+  const gsize tiles4 = (gsize) n * w->n4, tiles2 = (gsize) n * w->n2;
 
-  for (gsize t0 = 0; t0 < tiles; t0 += block)
+  for (gsize t0 = 0; t0 < tiles4; t0 += BLOCK4)
     {
-      const int nt = (int) MIN ((gsize) block, tiles - t0);
+      const int nt = (int) MIN ((gsize) BLOCK4, tiles4 - t0);
 
-      if (w->m == 4)
-        transform_input4 (w, x, t0, nt, v);
-      else
-        transform_input (w, x, t0, nt, v);
-      for (int xi = 0; xi < w->xi; xi++)
-        ps_conv_forward (w->u[xi], nt, v + (gsize) xi * block * w->C, FALSE, NULL,
-                         m + (gsize) xi * block * w->OCP);
-      if (w->m == 4)
-        transform_output4 (w, m, t0, nt, relu, out);
-      else
-        transform_output (w, m, nt, relu, out + t0 * w->OC);
+      transform_input4 (w, x, t0, nt, v);
+      for (int xi = 0; xi < 36; xi++)
+        ps_conv_forward (w->u4[xi], nt, v + (gsize) xi * BLOCK4 * w->C, FALSE, NULL,
+                         m + (gsize) xi * BLOCK4 * w->OCP);
+      transform_output4 (w, m, t0, nt, relu, out);
+    }
+  for (gsize t0 = 0; t0 < tiles2; t0 += BLOCK)
+    {
+      const int nt = (int) MIN ((gsize) BLOCK, tiles2 - t0);
+
+      transform_input (w, x, t0, nt, v);
+      for (int xi = 0; xi < 16; xi++)
+        ps_conv_forward (w->u2[xi], nt, v + (gsize) xi * BLOCK * w->C, FALSE, NULL,
+                         m + (gsize) xi * BLOCK * w->OCP);
+      transform_output (w, m, t0, nt, relu, out);
     }
 #else
   g_assert_not_reached ();
