@@ -124,6 +124,11 @@ ps_plan_new (const PsModel *model, int max_batch)
   if (p->planar_conv >= 0
       && (p->pool_of[p->planar_conv] < 0 || !ps_conv_reads_planar (p->packs[p->planar_conv])))
     p->planar_conv = -1;
+  /* Dense layers reading mostly zeros (after a ReLU, or a pruned layer) skip them, with the
+   * same bits, on the batches where that holds (run_layer () tells) */
+  for (int i = 0; i < model->n_layers; i++)
+    if (model->layers[i]->kind == PS_LAYER_DENSE)
+      ps_plan_set_sparse (p, i);
   return p;
 }
 
