@@ -965,6 +965,65 @@ test_sub_scaled_sum (void)
       }
 }
 
+/* Windows of K taps with their weights in registers: the same bits as each window's
+ * nonzero terms applied one by one with ps_conv_sub_scaled(), for 1 … 96 values and 1 … 4
+ * taps, on inputs with zeros (left out: an infinite weight beside them must not make a
+ * NaN) and a NaN (kept, as v != 0 keeps it); nothing past the last row is touched. Where
+ * it does not fit it says so and touches nothing. */
+static void
+test_sub_windows (void)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (29);
+  const int sizes[] = { 1, 15, 16, 17, 80, 96 };
+  const int npos = 7, n_in = 11;
+
+  if (!ps_conv_available ())
+    {
+      g_assert_false (ps_conv_sub_windows (16, 4, 1, (int[4]) { 0 }, (float[1]) { 1 }, (float[64]) { 0 }, 16, (float[16]) { 0 }));
+      g_test_skip ("no AVX-512 on this CPU");
+      return;
+    }
+  for (guint a = 0; a < G_N_ELEMENTS (sizes); a++)
+    for (int K = 1; K <= 4; K++)
+      {
+        const int n = sizes[a];
+        const gsize wstride = (gsize) n + 3, len = (gsize) npos * n + 1;
+        g_autofree float *y = g_new (float, len);
+        g_autofree float *want = g_new (float, len);
+        g_autofree float *v = g_new (float, n_in);
+        g_autofree float *w = g_new (float, K * wstride);
+        g_autofree int *in = g_new (int, npos * K);
+
+        for (gsize j = 0; j < len; j++)
+          y[j] = want[j] = (float) g_rand_double_range (rand, -3, 3);
+        for (int i = 0; i < n_in; i++)
+          v[i] = i % 3 == 0 ? 0.0f : (float) g_rand_double_range (rand, -2, 2);
+        v[5] = -0.0f;
+        if (n > 1)
+          v[7] = NAN;
+        for (gsize j = 0; j < K * wstride; j++)
+          w[j] = (float) g_rand_double_range (rand, -3, 3);
+        w[0] = INFINITY;
+        for (int e = 0; e < npos * K; e++)
+          in[e] = g_rand_int_range (rand, 0, n_in);
+        for (int o = 0; o < npos; o++)
+          for (int k = 0; k < K; k++)
+            if (v[in[o * K + k]] != 0.0f)
+              ps_conv_sub_scaled (n, v[in[o * K + k]], w + k * wstride, want + (gsize) o * n);
+        g_assert_true (ps_conv_sub_windows (n, K, npos, in, v, w, wstride, y));
+        g_assert_cmpmem (y, sizeof (float) * len, want, sizeof (float) * len);
+      }
+  /* too many taps or values for the registers */
+  {
+    float y[97] = { 1 }, v[1] = { 1 }, w[5 * 97] = { 1 };
+    int in[5] = { 0 };
+
+    g_assert_false (ps_conv_sub_windows (16, 5, 1, in, v, w, 16, y));
+    g_assert_false (ps_conv_sub_windows (97, 1, 1, in, v, w, 97, y));
+    g_assert_cmpfloat (y[0], ==, 1.0f);
+  }
+}
+
 /* The class and margin: the plain loop's, bit for bit, on rows with ties, infinities,
  * zeros of both signs and NaN, 1 … 1283 scores. */
 static void
@@ -1960,6 +2019,7 @@ main (int argc, char **argv)
   g_test_add_func ("/plan/dense/direct", test_dense_direct);
   g_test_add_func ("/plan/sub-scaled", test_sub_scaled);
   g_test_add_func ("/plan/sub-scaled-sum", test_sub_scaled_sum);
+  g_test_add_func ("/plan/sub-windows", test_sub_windows);
   g_test_add_func ("/plan/sq-dist", test_sq_dist);
   g_test_add_func ("/plan/row-argmax", test_row_argmax);
   g_test_add_func ("/plan/dense/sparse", test_dense_sparse);

@@ -1237,6 +1237,77 @@ sub_scaled_rows_avx512 (int n, int rows, const int *m, const float *v, const flo
     }
 }
 
+/* Windows of K taps over NV vectors of outputs: the taps' weights in registers. A zero
+ * value's term is masked out, not branched around: acc - 0 * w would not keep acc's bits
+ * for an infinite w, the masked subtraction does, and where the zeros fall is not
+ * predictable. */
+static inline __attribute__ ((always_inline)) TARGET void
+sub_windows_block (const int NV, const int K, int n, int npos, const int *in, const float *v,
+                   const float *w, gsize wstride, float *y, __mmask16 last)
+{
+  __m512 wk[4][6];
+
+#pragma GCC unroll 4
+  for (int k = 0; k < K; k++)
+#pragma GCC unroll 6
+    for (int q = 0; q < NV; q++)
+      wk[k][q] = _mm512_maskz_loadu_ps (q == NV - 1 ? last : 0xffff, w + k * wstride + q * VEC);
+  for (int o = 0; o < npos; o++, in += K)
+    {
+      float *yo = y + (gsize) o * n;
+      __m512 acc[6];
+
+#pragma GCC unroll 6
+      for (int q = 0; q < NV; q++)
+        acc[q] = _mm512_maskz_loadu_ps (q == NV - 1 ? last : 0xffff, yo + q * VEC);
+#pragma GCC unroll 4
+      for (int k = 0; k < K; k++)
+        {
+          const float a = v[in[k]];
+          const __mmask16 nz = a != 0.0f ? 0xffff : 0;
+          const __m512 vv = _mm512_set1_ps (a);
+
+#pragma GCC unroll 6
+          for (int q = 0; q < NV; q++)
+            acc[q] = _mm512_mask_sub_ps (acc[q], nz, acc[q], _mm512_mul_ps (vv, wk[k][q]));
+        }
+#pragma GCC unroll 6
+      for (int q = 0; q < NV; q++)
+        _mm512_mask_storeu_ps (yo + q * VEC, q == NV - 1 ? last : 0xffff, acc[q]);
+    }
+}
+
+#define SUB_WINDOWS_K(K, NV) \
+  case K: \
+    sub_windows_block (NV, K, n, npos, in, v, w, wstride, y, last); \
+    break;
+#define SUB_WINDOWS_NV(NV) \
+  case NV: \
+    switch (K) \
+      { \
+        SUB_WINDOWS_K (1, NV) SUB_WINDOWS_K (2, NV) SUB_WINDOWS_K (3, NV) SUB_WINDOWS_K (4, NV) \
+      default: \
+        g_assert_not_reached (); \
+      } \
+    break;
+
+static TARGET void
+sub_windows_avx512 (int n, int K, int npos, const int *in, const float *v, const float *w,
+                    gsize wstride, float *y)
+{
+  const int nv = (n + VEC - 1) / VEC;
+  const int tail = n - (nv - 1) * VEC;
+  const __mmask16 last = tail >= VEC ? 0xffff : (__mmask16) ((1u << tail) - 1);
+
+  switch (nv)
+    {
+      SUB_WINDOWS_NV (1) SUB_WINDOWS_NV (2) SUB_WINDOWS_NV (3)
+      SUB_WINDOWS_NV (4) SUB_WINDOWS_NV (5) SUB_WINDOWS_NV (6)
+    default:
+      g_assert_not_reached ();
+    }
+}
+
 static TARGET double
 sq_dist_avx512 (int n, const float *a, const float *b)
 {
@@ -1377,6 +1448,20 @@ ps_conv_sub_scaled_sum (int n, int m, const float *v, const float *const *w, flo
   for (int t = 0; t < m; t++)
     for (int j = 0; j < n; j++)
       y[j] -= v[t] * w[t][j];
+}
+
+gboolean
+ps_conv_sub_windows (int n, int K, int npos, const int *in, const float *v, const float *w,
+                     gsize wstride, float *y)
+{
+#ifdef HAVE_AVX512_KERNELS
+  if (have_avx512 () && n >= 1 && n <= 6 * VEC && K >= 1 && K <= 4)
+    {
+      sub_windows_avx512 (n, K, npos, in, v, w, wstride, y);
+      return TRUE;
+    }
+#endif
+  return FALSE;
 }
 
 void

@@ -105,6 +105,18 @@ void         ps_conv_sub_scaled_rows    (int               n,
                                          const float      *v,
                                          const float *const *w,
                                          float *const     *y);
+/* ps_conv_sub_scaled_rows() on @npos rows y + o * n, row o taking K terms from one window:
+ * v[in[o * K + k]] with weights w + k * @wstride for k < K, zero values left out (the same
+ * bits). Each window's K taps use the same weights, held in registers. FALSE, doing nothing,
+ * where that does not fit (no AVX-512, K > 4, n > 96): the caller gathers the terms. */
+gboolean     ps_conv_sub_windows        (int               n,
+                                         int               K,
+                                         int               npos,
+                                         const int        *in,
+                                         const float      *v,
+                                         const float      *w,
+                                         gsize             wstride,
+                                         float            *y);
 /* The first index of the largest of @k scores and, when @margin is not NULL, its gap to the
  * largest of the others (to -G_MAXFLOAT when there are none): the plain loop's results,
  * NaN included. */

@@ -106,6 +106,7 @@ plan_windows (PsSweep *s, Front *fr)
             }
       }
   fr->win_start[npos] = e;
+  fr->full_taps = e == npos * u->kh * u->kw ? u->kh * u->kw : 0;
 }
 
 gboolean

@@ -32,6 +32,7 @@ typedef struct {
   int      *win_start;
   int      *win_in;
   int      *win_tap;
+  int       full_taps; /* kh * kw when every window has all its taps, in order (no padding) */
 } Front;
 
 typedef struct _PsSweepFeed PsSweepFeed;

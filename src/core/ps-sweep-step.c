@@ -399,6 +399,12 @@ remove_channel (PsSweep *s, const float *act, float *state, int c)
       const int npos = u->out.h * u->out.w;
       const int *win_start = fr->win_start, *win_in = fr->win_in, *win_tap = fr->win_tap;
 
+      /* Whole windows (DeepID's conv_4: 2x2 over 5x4, no padding): the kernel holds the
+       * channel's taps in registers and reads the inputs where they are. */
+      if (fr->full_taps > 0
+          && ps_conv_sub_windows (OC, fr->full_taps, npos, win_in, act, kc, tap, st))
+        continue;
+
       for (int o = 0; o < npos; o++)
         {
           int t0 = t;
