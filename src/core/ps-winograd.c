@@ -31,10 +31,8 @@
 #endif
 
 #define VEC    16 /* floats per AVX-512 vector */
-#ifndef BLOCK4
-#define BLOCK4 16
-#endif
 #define BLOCK  32 /* F(2x2, 3x3)'s tiles transformed and multiplied together */
+#define BLOCK4 16 /* F(4x4, 3x3)'s (8 or 32 measured the same; half the scratch of 32) */
 
 struct _PsWinograd {
   int         H, W, C;   /* the conv's input */
@@ -251,24 +249,6 @@ transform_input_c (const PsWinograd *w, const int C, const float *x, gsize t0, i
     }
 }
 
-/* DeepID's conv_2 and conv_3 read 20 and 40 channels: with the count known, the tile's
- * sixteen loads and stores take constant offsets, and the loop its registers. */
-static TARGET void
-transform_input (const PsWinograd *w, const float *x, gsize t0, int nt, float *v)
-{
-  switch (w->C)
-    {
-    case 20:
-      transform_input_c (w, 20, x, t0, nt, v);
-      break;
-    case 40:
-      transform_input_c (w, 40, x, t0, nt, v);
-      break;
-    default:
-      transform_input_c (w, w->C, x, t0, nt, v);
-    }
-}
-
 /* Y = Aᵀ M A (Aᵀ's rows: m0 + m1 + m2, m1 - m2 - m3), then the pool window's maximum, the
  * bias and the ReLU, for F(2x2)'s tiles t0 .. t0+nt-1 into their pool outputs. */
 static inline __attribute__ ((always_inline)) TARGET void
@@ -315,23 +295,6 @@ transform_output_c (const PsWinograd *w, const int OC, const int OCP, const floa
           top = _mm512_max_ps (top, zero);
         _mm512_mask_storeu_ps (o + c, k, top);
       }
-    }
-}
-
-/* DeepID's conv_2 and conv_3 give 40 and 60 channels (as transform_input ()). */
-static TARGET void
-transform_output (const PsWinograd *w, const float *m, gsize t0, int nt, gboolean relu, float *out)
-{
-  switch (w->OC)
-    {
-    case 40:
-      transform_output_c (w, 40, 48, m, t0, nt, relu, out);
-      break;
-    case 60:
-      transform_output_c (w, 60, 64, m, t0, nt, relu, out);
-      break;
-    default:
-      transform_output_c (w, w->OC, w->OCP, m, t0, nt, relu, out);
     }
 }
 
@@ -472,35 +435,42 @@ transform_output4_c (const PsWinograd *w, const int OC, const int OCP, const flo
     }
 }
 
+/* DeepID's conv_2 and conv_3 read 20 and 40 channels and give 40 and 60: with the counts
+ * known, a tile's loads and stores take constant offsets, and the loops their registers.
+ * @four: F(4x4)'s tiles, else F(2x2)'s. */
 static TARGET void
-transform_input4 (const PsWinograd *w, const float *x, gsize t0, int nt, float *v)
+transform_input (const PsWinograd *w, gboolean four, const float *x, gsize t0, int nt, float *v)
 {
   switch (w->C)
     {
     case 20:
-      transform_input4_c (w, 20, x, t0, nt, v);
+      four ? transform_input4_c (w, 20, x, t0, nt, v) : transform_input_c (w, 20, x, t0, nt, v);
       break;
     case 40:
-      transform_input4_c (w, 40, x, t0, nt, v);
+      four ? transform_input4_c (w, 40, x, t0, nt, v) : transform_input_c (w, 40, x, t0, nt, v);
       break;
     default:
-      transform_input4_c (w, w->C, x, t0, nt, v);
+      four ? transform_input4_c (w, w->C, x, t0, nt, v) : transform_input_c (w, w->C, x, t0, nt, v);
     }
 }
 
 static TARGET void
-transform_output4 (const PsWinograd *w, const float *m, gsize t0, int nt, gboolean relu, float *out)
+transform_output (const PsWinograd *w, gboolean four, const float *m, gsize t0, int nt,
+                  gboolean relu, float *out)
 {
   switch (w->OC)
     {
     case 40:
-      transform_output4_c (w, 40, 48, m, t0, nt, relu, out);
+      four ? transform_output4_c (w, 40, 48, m, t0, nt, relu, out)
+           : transform_output_c (w, 40, 48, m, t0, nt, relu, out);
       break;
     case 60:
-      transform_output4_c (w, 60, 64, m, t0, nt, relu, out);
+      four ? transform_output4_c (w, 60, 64, m, t0, nt, relu, out)
+           : transform_output_c (w, 60, 64, m, t0, nt, relu, out);
       break;
     default:
-      transform_output4_c (w, w->OC, w->OCP, m, t0, nt, relu, out);
+      four ? transform_output4_c (w, w->OC, w->OCP, m, t0, nt, relu, out)
+           : transform_output_c (w, w->OC, w->OCP, m, t0, nt, relu, out);
     }
 }
 
@@ -521,21 +491,21 @@ ps_winograd_forward_pool (const PsWinograd *w, int n, const float *x, gboolean r
     {
       const int nt = (int) MIN ((gsize) BLOCK4, tiles4 - t0);
 
-      transform_input4 (w, x, t0, nt, v);
+      transform_input (w, TRUE, x, t0, nt, v);
       for (int xi = 0; xi < 36; xi++)
         ps_conv_forward (w->u4[xi], nt, v + (gsize) xi * BLOCK4 * w->C, FALSE, NULL,
                          m + (gsize) xi * BLOCK4 * w->OCP);
-      transform_output4 (w, m, t0, nt, relu, out);
+      transform_output (w, TRUE, m, t0, nt, relu, out);
     }
   for (gsize t0 = 0; t0 < tiles2; t0 += BLOCK)
     {
       const int nt = (int) MIN ((gsize) BLOCK, tiles2 - t0);
 
-      transform_input (w, x, t0, nt, v);
+      transform_input (w, FALSE, x, t0, nt, v);
       for (int xi = 0; xi < 16; xi++)
         ps_conv_forward (w->u2[xi], nt, v + (gsize) xi * BLOCK * w->C, FALSE, NULL,
                          m + (gsize) xi * BLOCK * w->OCP);
-      transform_output (w, m, t0, nt, relu, out);
+      transform_output (w, FALSE, m, t0, nt, relu, out);
     }
 #else
   g_assert_not_reached ();
