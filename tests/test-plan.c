@@ -965,6 +965,115 @@ test_sub_scaled_sum (void)
       }
 }
 
+/* Affine (multiply or divide, then the bias, then maybe the ReLU) and global average
+ * pooling on vectors of four channels: the plain loops' bits, for 1 … 19 channels, with
+ * NaN, infinities and zeros of both signs among the inputs. */
+static void
+test_elementwise_ops (void)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (31);
+  const int channels[] = { 1, 3, 4, 7, 16, 19 };
+  const float special[] = { NAN, INFINITY, -INFINITY, 0.0f, -0.0f };
+  const int n = 3, h = 5, w = 4;
+
+  for (guint a = 0; a < G_N_ELEMENTS (channels); a++)
+    {
+      const int C = channels[a];
+      const gsize len = (gsize) n * h * w * C;
+      g_autofree float *x = g_new (float, len);
+      g_autofree float *y = g_new (float, len);
+      g_autofree float *want = g_new (float, len);
+      g_autofree float *k = g_new (float, C);
+      g_autofree float *b = g_new (float, C);
+      PsLayer l = { .in = { h, w, C }, .out = { h, w, C }, .n_inputs = 1, .kernel = k, .bias = b };
+      const float *ins[1] = { x };
+
+      for (gsize i = 0; i < len; i++)
+        x[i] = i % 11 == 5 ? special[i % G_N_ELEMENTS (special)]
+                           : (float) g_rand_double_range (rand, -4, 4);
+      for (int c = 0; c < C; c++)
+        {
+          k[c] = (float) g_rand_double_range (rand, 0.1, 3);
+          b[c] = (float) g_rand_double_range (rand, -1, 1);
+        }
+      /* -0 x k + -0 is -0: the ReLU must let it through, as the plain loop does */
+      b[0] = -0.0f;
+      l.kind = PS_LAYER_AFFINE;
+      for (int mode = 0; mode < 4; mode++)
+        {
+          l.divide = mode & 1;
+          l.activation = mode & 2 ? PS_ACT_RELU : PS_ACT_LINEAR;
+          for (gsize i = 0; i < len; i++)
+            {
+              int c = (int) (i % C);
+              float v = (l.divide ? x[i] / k[c] : x[i] * k[c]) + b[c];
+
+              want[i] = l.activation == PS_ACT_RELU && v < 0.0f ? 0.0f : v;
+            }
+          ps_layer_forward (&l, n, ins, NULL, y, NULL);
+          g_assert_cmpmem (y, sizeof (float) * len, want, sizeof (float) * len);
+        }
+      l.kind = PS_LAYER_GLOBAL_AVGPOOL;
+      l.out = (PsShape) { 1, 1, C };
+      for (int i = 0; i < n; i++)
+        for (int c = 0; c < C; c++)
+          {
+            float sum = 0.0f;
+
+            for (int p = 0; p < h * w; p++)
+              sum += x[((gsize) i * h * w + p) * C + c];
+            want[i * C + c] = sum / (float) (h * w);
+          }
+      ps_layer_forward (&l, n, ins, NULL, y, NULL);
+      g_assert_cmpmem (y, sizeof (float) * n * C, want, sizeof (float) * n * C);
+    }
+}
+
+/* A padded convolution runs on the direct kernels, its input copied into a zeroed frame
+ * first: the frame holds the input at the padding's offsets, zeros around (the values
+ * themselves are checked against the plain loops by the /plan/conv/same-* cases). */
+static void
+test_conv_padded_frame (void)
+{
+  GString *json = model_begin (5, 4, 3);
+  g_autoptr (PsModel) m = NULL;
+  const PsLayer *conv;
+  PsConvPack *pack;
+  g_autofree float *x = NULL, *frame = NULL;
+
+  add_layer (json, "Conv2D", "conv",
+             "\"filters\": 6, \"kernel_size\": [3, 4], \"padding\": \"same\"", "input");
+  m = model_end (json, "conv", 3, 7);
+  conv = m->layers[ps_model_find_layer (m, "conv")];
+  pack = ps_conv_pack_new (conv);
+  if (!ps_conv_available ())
+    {
+      g_assert_null (pack);
+      g_test_skip ("no AVX-512 on this CPU");
+      return;
+    }
+  g_assert_nonnull (pack);
+  /* 3x4 "same" on 5x4: one row above and below, one column left, two right */
+  g_assert_cmpuint (ps_conv_padded_size (pack), ==, 7 * 7 * 3);
+  x = g_new (float, 2 * 5 * 4 * 3);
+  for (int i = 0; i < 2 * 5 * 4 * 3; i++)
+    x[i] = (float) (i + 1);
+  frame = g_new (float, 2 * ps_conv_padded_size (pack));
+  memset (frame, 0xff, sizeof (float) * 2 * ps_conv_padded_size (pack));
+  ps_conv_pad (pack, 2, x, frame);
+  for (int b = 0; b < 2; b++)
+    for (int y = 0; y < 7; y++)
+      for (int xx = 0; xx < 7; xx++)
+        for (int c = 0; c < 3; c++)
+          {
+            int iy = y - 1, ix = xx - 1;
+            float want = iy >= 0 && iy < 5 && ix >= 0 && ix < 4 ? x[((b * 5 + iy) * 4 + ix) * 3 + c] : 0.0f;
+
+            g_assert_cmpfloat (frame[((b * 7 + y) * 7 + xx) * 3 + c], ==, want);
+          }
+  ps_conv_pack_free (pack);
+}
+
 /* Windows of K taps with their weights in registers: the same bits as each window's
  * nonzero terms applied one by one with ps_conv_sub_scaled(), for 1 … 96 values and 1 … 4
  * taps, on inputs with zeros (left out: an infinite weight beside them must not make a
@@ -2020,6 +2129,8 @@ main (int argc, char **argv)
   g_test_add_func ("/plan/sub-scaled", test_sub_scaled);
   g_test_add_func ("/plan/sub-scaled-sum", test_sub_scaled_sum);
   g_test_add_func ("/plan/sub-windows", test_sub_windows);
+  g_test_add_func ("/plan/elementwise-ops", test_elementwise_ops);
+  g_test_add_func ("/plan/conv/padded-frame", test_conv_padded_frame);
   g_test_add_func ("/plan/sq-dist", test_sq_dist);
   g_test_add_func ("/plan/row-argmax", test_row_argmax);
   g_test_add_func ("/plan/dense/sparse", test_dense_sparse);

@@ -44,7 +44,10 @@
 static const int rows_nb_max[ROWS_MAX_V + 1] = { 0, 16, 12, 8 };
 
 struct _PsConvPack {
-  int    H, W, C;       /* input */
+  int    H, W, C;       /* input (padded: the extent the windows read) */
+  int    IH, IW;        /* a padded layer's own input, placed at (pt, pl) */
+  int    pt, pl;
+  gboolean padded;
   int    OH, OW, OC;    /* output */
   int    sh, sw;
   int    K;             /* kh * kw * C */
@@ -122,10 +125,12 @@ ps_conv_pack_new (const PsLayer *l)
     return NULL;
   if (l->kind == PS_LAYER_CONV2D)
     {
-      /* The kernels read whole windows inside the input (no padding), one group, no
-       * dilation. */
-      if (l->groups > 1 || l->dh > 1 || l->dw > 1 || l->pad_top != 0 || l->pad_left != 0
-          || (l->out.h - 1) * l->sh + l->kh > l->in.h || (l->out.w - 1) * l->sw + l->kw > l->in.w)
+      /* The kernels read whole windows inside their input, one group, no dilation; a
+       * padded layer's input is copied into a zeroed frame first (ps_conv_pad ()). */
+      if (l->groups > 1 || l->dh > 1 || l->dw > 1 || l->pad_top < 0 || l->pad_left < 0
+          || l->sh < 1 || l->sw < 1 || l->out.h < 1 || l->out.w < 1
+          || l->pad_top >= (l->out.h - 1) * l->sh + l->kh
+          || l->pad_left >= (l->out.w - 1) * l->sw + l->kw)
         return NULL;
       kh = l->kh, kw = l->kw;
     }
@@ -140,9 +145,18 @@ ps_conv_pack_new (const PsLayer *l)
   p = g_new0 (PsConvPack, 1);
   if (l->kind == PS_LAYER_CONV2D)
     {
+      const int eh = (l->out.h - 1) * l->sh + l->kh, ew = (l->out.w - 1) * l->sw + l->kw;
+
       p->H = l->in.h, p->W = l->in.w, p->C = l->in.c;
       p->OH = l->out.h, p->OW = l->out.w;
       p->sh = l->sh, p->sw = l->sw;
+      if (l->pad_top > 0 || l->pad_left > 0 || eh > l->in.h || ew > l->in.w)
+        {
+          p->padded = TRUE;
+          p->IH = l->in.h, p->IW = l->in.w;
+          p->pt = l->pad_top, p->pl = l->pad_left;
+          p->H = eh, p->W = ew;
+        }
     }
   else
     {
@@ -1645,7 +1659,43 @@ gboolean
 ps_conv_reads_planar (const PsConvPack *p)
 {
   /* with one column phase the planes are the channels-first image itself */
-  return p != NULL && p->rows && p->sw == 1;
+  return p != NULL && p->rows && p->sw == 1 && !p->padded;
+}
+
+gsize
+ps_conv_padded_size (const PsConvPack *p)
+{
+  return p != NULL && p->padded ? (gsize) p->H * p->W * p->C : 0;
+}
+
+void
+ps_conv_pad (const PsConvPack *p, int n, const float *x, float *xp)
+{
+  const gsize in_row = (gsize) p->IW * p->C, row = (gsize) p->W * p->C;
+  /* the input's columns inside the frame (right or bottom padding may cut some) */
+  const int cols = MIN (p->IW, p->W - p->pl), rows = MIN (p->IH, p->H - p->pt);
+
+  g_return_if_fail (p->padded);
+  for (int b = 0; b < n; b++)
+    {
+      const float *src = x + (gsize) b * p->IH * in_row;
+      float *dst = xp + (gsize) b * p->H * row;
+
+      for (int y = 0; y < p->H; y++)
+        {
+          float *d = dst + (gsize) y * row;
+          int iy = y - p->pt;
+
+          if (iy < 0 || iy >= rows)
+            {
+              memset (d, 0, sizeof (float) * row);
+              continue;
+            }
+          memset (d, 0, sizeof (float) * p->pl * p->C);
+          memcpy (d + (gsize) p->pl * p->C, src + (gsize) iy * in_row, sizeof (float) * cols * p->C);
+          memset (d + (gsize) (p->pl + cols) * p->C, 0, sizeof (float) * (p->W - p->pl - cols) * p->C);
+        }
+    }
 }
 
 void

@@ -61,6 +61,15 @@ void         ps_conv_forward_pool       (const PsConvPack *pack,
 /* Whether ps_conv_forward_pool_planar() applies: a row-kernel convolution with stride 1
  * across, whose planar input is the channels-first image itself. */
 gboolean     ps_conv_reads_planar       (const PsConvPack *pack);
+/* Floats per image of a padded convolution's framed input (0 for a layer reading its input
+ * as it is): the kernels of such a pack read ps_conv_pad()'s frames, not the layer's input. */
+gsize        ps_conv_padded_size        (const PsConvPack *pack);
+/* @n images of the layer's input into zeroed frames (ps_conv_padded_size() floats each),
+ * at the layer's padding offsets. */
+void         ps_conv_pad                (const PsConvPack *pack,
+                                         int               n,
+                                         const float      *x,
+                                         float            *xp);
 /* ps_conv_forward_pool() on images given channels-first (n x C x H x W, as the lab's files
  * store them), the same bits, without the copy into planes. */
 void         ps_conv_forward_pool_planar (const PsConvPack *pack,

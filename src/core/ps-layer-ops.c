@@ -3,6 +3,7 @@
 
 #include "ps-layer-ops.h"
 #include "ps-plan.h"
+#include "ps-vec4.h"
 
 #include <cblas.h>
 #include <float.h>
@@ -72,21 +73,43 @@ ps_layer_ops_conv (const PsLayer *l, int n, const float *x, float *linear, float
   return TRUE;
 }
 
+/* Per channel x * k + b (or x / k + b), then the ReLU if asked for (as `y < 0 ? 0 : y`:
+ * NaN and -0 go through), four channels at a time: the same operations on each value.
+ * (GCC's cheap vectoriser at -O2 leaves the plain loop scalar; it was most of a PreAct
+ * ResNet's time outside its convolutions.) */
 static void
 affine (const PsLayer *l, int n, const float *x, float *y)
 {
   const gsize rows = (gsize) n * l->out.h * l->out.w;
   const int C = l->out.c;
+  const float *k = l->kernel, *b = l->bias;
+  const gboolean relu = l->activation == PS_ACT_RELU, divide = l->divide;
+  const PsVec4 zero = { 0 };
 
   for (gsize r = 0; r < rows; r++)
-    for (int c = 0; c < C; c++)
-      {
-        gsize i = r * C + c;
-        /* Division kept as division: x / 255 and x * (1 / 255) round differently. */
-        y[i] = (l->divide ? x[i] / l->kernel[c] : x[i] * l->kernel[c]) + l->bias[c];
-        if (l->activation == PS_ACT_RELU && y[i] < 0.0f)
-          y[i] = 0.0f;
-      }
+    {
+      const float *xr = x + r * C;
+      float *yr = y + r * C;
+      int c = 0;
+
+      for (; c + 4 <= C; c += 4)
+        {
+          /* Division kept as division: x / 255 and x * (1 / 255) round differently. */
+          PsVec4 v = divide ? ps_vec4_load (xr + c) / ps_vec4_load (k + c)
+                            : ps_vec4_load (xr + c) * ps_vec4_load (k + c);
+
+          v += ps_vec4_load (b + c);
+          if (relu)
+            v = (PsVec4) ((PsVec4i) v & ~(v < zero));
+          ps_vec4_store (v, yr + c);
+        }
+      for (; c < C; c++)
+        {
+          float v = (divide ? xr[c] / k[c] : xr[c] * k[c]) + b[c];
+
+          yr[c] = relu && v < 0.0f ? 0.0f : v;
+        }
+    }
 }
 
 static void
@@ -123,21 +146,36 @@ avgpool (const PsLayer *l, int n, const float *x, float *y)
         }
 }
 
+/* Each channel's sum in position order, then divided: four channels at a time (the plain
+ * loop's strided sums waited on each addition). */
 static void
 global_avgpool (const PsLayer *l, int n, const float *x, float *y)
 {
   const int P = l->in.h * l->in.w, C = l->in.c;
 
   for (int b = 0; b < n; b++)
-    for (int c = 0; c < C; c++)
-      {
-        const float *s = x + (gsize) b * P * C + c;
-        float sum = 0.0f;
+    {
+      const float *s = x + (gsize) b * P * C;
+      float *d = y + (gsize) b * C;
+      int c = 0;
 
-        for (int p = 0; p < P; p++)
-          sum += s[(gsize) p * C];
-        y[(gsize) b * C + c] = sum / (float) P;
-      }
+      for (; c + 4 <= C; c += 4)
+        {
+          PsVec4 sum = { 0 };
+
+          for (int p = 0; p < P; p++)
+            sum += ps_vec4_load (s + (gsize) p * C + c);
+          ps_vec4_store (sum / (float) P, d + c);
+        }
+      for (; c < C; c++)
+        {
+          float sum = 0.0f;
+
+          for (int p = 0; p < P; p++)
+            sum += s[(gsize) p * C + c];
+          d[c] = sum / (float) P;
+        }
+    }
 }
 
 static void

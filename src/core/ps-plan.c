@@ -22,6 +22,7 @@ struct _PsPlan {
   float        **linear;   /* per layer, only where kept */
   gboolean      *owned;
   float         *scratch;
+  float         *framed;   /* a padded conv's input in its zeroed frame (ps_conv_pad ()) */
   gboolean       logits;   /* leave the output layer's softmax out */
   PsConvPack   **packs;    /* per layer, where the direct kernels apply */
   int           *pool_of;  /* per conv: the max-pool it can be fused with, else -1 */
@@ -75,7 +76,7 @@ PsPlan *
 ps_plan_new (const PsModel *model, int max_batch)
 {
   PsPlan *p = g_new0 (PsPlan, 1);
-  gsize scratch = 0;
+  gsize scratch = 0, framed = 0;
 
   p->model = model;
   p->max_batch = max_batch;
@@ -93,7 +94,6 @@ ps_plan_new (const PsModel *model, int max_batch)
           p->out[i] = ps_huge_alloc (sizeof (float) * max_batch * ps_shape_size (l->out));
           p->owned[i] = TRUE;
         }
-      scratch = MAX (scratch, ps_layer_scratch_size (l, max_batch));
     }
   p->input = p->out[model->input];
   p->packs = g_new0 (PsConvPack *, model->n_layers);
@@ -108,6 +108,10 @@ ps_plan_new (const PsModel *model, int max_batch)
 
       p->packs[i] = ps_conv_pack_new (model->layers[i]);
       p->pool_of[i] = -1;
+      /* im2col's patches only where the direct kernels do not apply */
+      if (p->packs[i] == NULL)
+        scratch = MAX (scratch, ps_layer_scratch_size (model->layers[i], max_batch));
+      framed = MAX (framed, ps_conv_padded_size (p->packs[i]));
       if (p->packs[i] != NULL && model->layers[i]->kind == PS_LAYER_CONV2D && j >= 0
           && i != model->output && model->layers[i]->activation != PS_ACT_SOFTMAX
           && ps_conv_can_pool (p->packs[i], model->layers[j]))
@@ -120,6 +124,8 @@ ps_plan_new (const PsModel *model, int max_batch)
         }
     }
   p->scratch = ps_huge_alloc (sizeof (float) * MAX (scratch, 1));
+  if (framed > 0)
+    p->framed = ps_huge_alloc (sizeof (float) * framed * max_batch);
   p->planar_conv = single_consumer (model, model->input);
   if (p->planar_conv >= 0
       && (p->pool_of[p->planar_conv] < 0 || !ps_conv_reads_planar (p->packs[p->planar_conv])))
@@ -157,6 +163,7 @@ ps_plan_free (PsPlan *p)
   g_free (p->linear);
   g_free (p->owned);
   g_free (p->scratch);
+  g_free (p->framed);
   g_free (p);
 }
 
@@ -496,6 +503,11 @@ run_packed (PsPlan *p, const PsLayer *l, int i, int n, const float *in, int pool
   const PsConvPack *pack = p->packs[i];
   gboolean relu = l->activation == PS_ACT_RELU;
 
+  if (ps_conv_padded_size (pack) > 0)
+    {
+      ps_conv_pad (pack, n, in, p->framed);
+      in = p->framed;
+    }
   if (pool >= 0 && i == p->planar_conv && p->fill != NULL)
     ps_conv_forward_pool_fill (pack, p->model->layers[pool], n, p->fill, p->fill_data, relu,
                                p->out[pool], p->scratch);
