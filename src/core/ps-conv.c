@@ -4,7 +4,8 @@
  * and each tile of R output pixels x NV vectors of 16 output channels is accumulated in
  * registers straight from the NHWC input: one weight load per vector and one broadcast per
  * pixel feed R x NV fused multiply-adds. Bias, ReLU and a following max-pool are applied
- * as the tile is stored.
+ * as the tile is stored. A padded convolution reads its input copied into a zeroed frame
+ * (ps_conv_pad ()): the kernels only ever see whole windows.
  *
  * The row kernel: with few output channels the vectors above run partly empty (conv_1's
  * 20 channels fill 20 of 32 lanes), so a convolution feeding a max-pool may instead put
