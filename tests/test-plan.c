@@ -1072,6 +1072,21 @@ test_conv_padded_frame (void)
             g_assert_cmpfloat (frame[((b * 7 + y) * 7 + xx) * 3 + c], ==, want);
           }
   ps_conv_pack_free (pack);
+
+  /* A file's huge strides and padding would ask for a frame of millions of values for a
+   * 2x2 output: such a layer stays on im2col (a few patches), as does one whose stride
+   * times its output would overflow. */
+  {
+    float k[2] = { 1, 2 }, b[1] = { 0 };
+    PsLayer big = { .kind = PS_LAYER_CONV2D, .activation = PS_ACT_LINEAR, .n_inputs = 1,
+                    .in = { 1, 1, 2 }, .out = { 2, 2, 1 }, .kh = 1, .kw = 1, .sh = 1000,
+                    .sw = 1000, .pad_top = 500, .pad_left = 500, .pad_bottom = 500,
+                    .pad_right = 500, .kernel = k, .bias = b, .kernel_len = 2, .bias_len = 1 };
+
+    g_assert_null (ps_conv_pack_new (&big));
+    big.sh = big.sw = G_MAXINT / 2;
+    g_assert_null (ps_conv_pack_new (&big));
+  }
 }
 
 /* Windows of K taps with their weights in registers: the same bits as each window's

@@ -126,12 +126,21 @@ ps_conv_pack_new (const PsLayer *l)
     return NULL;
   if (l->kind == PS_LAYER_CONV2D)
     {
+      /* The extent the windows read, and im2col's patches of one image */
+      const gint64 eh = (gint64) (l->out.h - 1) * l->sh + l->kh;
+      const gint64 ew = (gint64) (l->out.w - 1) * l->sw + l->kw;
+      const gint64 patches = (gint64) l->out.h * l->out.w * l->kh * l->kw * l->in.c;
+
       /* The kernels read whole windows inside their input, one group, no dilation; a
-       * padded layer's input is copied into a zeroed frame first (ps_conv_pad ()). */
+       * padded layer's input is copied into a zeroed frame first (ps_conv_pad ()), where
+       * the frame is no larger than the patches im2col would take (a file's large
+       * strides and padding could otherwise ask for gigabytes of frame) */
       if (l->groups > 1 || l->dh > 1 || l->dw > 1 || l->pad_top < 0 || l->pad_left < 0
-          || l->sh < 1 || l->sw < 1 || l->out.h < 1 || l->out.w < 1
-          || l->pad_top >= (l->out.h - 1) * l->sh + l->kh
-          || l->pad_left >= (l->out.w - 1) * l->sw + l->kw)
+          || l->sh < 1 || l->sw < 1 || l->out.h < 1 || l->out.w < 1 || l->kh < 1 || l->kw < 1
+          || l->pad_top >= eh || l->pad_left >= ew || eh > G_MAXINT / 2 || ew > G_MAXINT / 2)
+        return NULL;
+      if ((l->pad_top > 0 || l->pad_left > 0 || eh > l->in.h || ew > l->in.w)
+          && eh * ew * l->in.c > MAX (patches, (gint64) l->in.h * l->in.w * l->in.c))
         return NULL;
       kh = l->kh, kw = l->kw;
     }
@@ -148,6 +157,7 @@ ps_conv_pack_new (const PsLayer *l)
     {
       const int eh = (l->out.h - 1) * l->sh + l->kh, ew = (l->out.w - 1) * l->sw + l->kw;
 
+      /* checked above: no overflow */
       p->H = l->in.h, p->W = l->in.w, p->C = l->in.c;
       p->OH = l->out.h, p->OW = l->out.w;
       p->sh = l->sh, p->sw = l->sw;
