@@ -238,6 +238,10 @@ test_maxpool (void)
   check_layer ("6, 5, 2", "MaxPooling2D", "\"pool_size\": [2, 2], \"padding\": \"valid\"", 1, INPUT_DISTINCT);
   check_layer ("5, 5, 2", "MaxPooling2D", "\"pool_size\": [3, 3], \"strides\": [2, 2], \"padding\": \"same\"",
                1, INPUT_DISTINCT);
+  /* four channels at a time, and the ones left: overlapping windows, padding */
+  check_layer ("6, 5, 5", "MaxPooling2D", "\"pool_size\": [2, 2], \"padding\": \"valid\"", 1, INPUT_DISTINCT);
+  check_layer ("5, 6, 9", "MaxPooling2D", "\"pool_size\": [3, 3], \"strides\": [2, 1], \"padding\": \"same\"",
+               1, INPUT_DISTINCT);
 }
 
 static void

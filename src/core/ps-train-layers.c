@@ -1,10 +1,13 @@
 /* ps-train-layers.c: backward passes, one per layer kind, on NHWC batches.
  * Convolution mirrors ps-plan.c's forward: the weight gradient is col^T . dY and the input
- * gradient is col2im (dY . W^T), both through OpenBLAS. */
+ * gradient is col2im (dY . W^T), both through OpenBLAS. The loops over channels go four at
+ * a time on GCC's vectors (its cheap vectoriser at -O2 leaves them scalar): the same
+ * operations on each value, in the same order. */
 #define G_LOG_DOMAIN "ps-train"
 
 #include "ps-train-private.h"
 #include "ps-plan.h"
+#include "ps-vec4.h"
 
 #include <cblas.h>
 #include <float.h>
@@ -29,9 +32,18 @@ activation_backward (PsActivation act, int rows, int cols, const float *y, float
   switch (act)
     {
     case PS_ACT_RELU:
-      for (gsize i = 0; i < total; i++)
-        if (!(y[i] > 0.0f))
-          d[i] = 0.0f;
+      {
+        const PsVec4 zero = { 0 };
+        gsize i = 0;
+
+        /* keep d where y > 0 (not for NaN), else +0 */
+        for (; i + 4 <= total; i += 4)
+          ps_vec4_store ((PsVec4) ((PsVec4i) ps_vec4_load (d + i) & (ps_vec4_load (y + i) > zero)),
+                         d + i);
+        for (; i < total; i++)
+          if (!(y[i] > 0.0f))
+            d[i] = 0.0f;
+      }
       break;
     case PS_ACT_SOFTMAX:
       /* dx = y * (dy - sum(dy * y)) */
@@ -51,6 +63,18 @@ activation_backward (PsActivation act, int rows, int cols, const float *y, float
     default:
       break;
     }
+}
+
+/* d[c] += s[c] for c < n */
+static inline void
+add_row (float *d, const float *s, gsize n)
+{
+  gsize c = 0;
+
+  for (; c + 4 <= n; c += 4)
+    ps_vec4_store (ps_vec4_load (d + c) + ps_vec4_load (s + c), d + c);
+  for (; c < n; c++)
+    d[c] += s[c];
 }
 
 /* The adjoint of ps-plan.c's im2col: adds each patch row back where it was read. */
@@ -82,8 +106,7 @@ col2im_add (const PsLayer *l, int n, const float *col, float *dx)
                   if (x < 0 || x >= W)
                     continue;
                   d = dx + (((gsize) b * H + y) * W + x) * C;
-                  for (int c = 0; c < C; c++)
-                    d[c] += s[c];
+                  add_row (d, s, C);
                 }
             }
         }
@@ -134,7 +157,8 @@ conv_backward (const PsLayer *l, int n, const float *in, float *d, float *d_in,
     col2im_add (l, n, scratch, d_in);
 }
 
-/* The gradient goes to the first maximum of each window, as ps-plan.c's forward picks it. */
+/* The gradient goes to the first maximum of each window, as ps-plan.c's forward picks it:
+ * four channels at a time, each lane keeping its window's best value and where it is. */
 static void
 maxpool_backward (const PsLayer *l, int n, const float *x, const float *d, float *dx)
 {
@@ -144,25 +168,59 @@ maxpool_backward (const PsLayer *l, int n, const float *x, const float *d, float
   for (int b = 0; b < n; b++)
     for (int oy = 0; oy < OH; oy++)
       for (int ox = 0; ox < OW; ox++)
-        for (int c = 0; c < C; c++)
-          {
-            float best = -FLT_MAX;
-            gsize at = G_MAXSIZE;
+        {
+          const float *dd = d + (((gsize) b * OH + oy) * OW + ox) * C;
+          float *dxb = dx + (gsize) b * H * W * C;
+          const float *xb = x + (gsize) b * H * W * C;
+          int c = 0;
 
-            for (int ky = 0; ky < l->kh; ky++)
-              for (int kx = 0; kx < l->kw; kx++)
-                {
-                  int yy = oy * l->sh + ky - l->pad_top, xx = ox * l->sw + kx - l->pad_left;
-                  gsize i = (((gsize) b * H + yy) * W + xx) * C + c;
+          /* an image's offsets fit in an int: the loaders bound a layer's output to
+           * PS_LIMIT_TENSOR (2^24) values */
+          for (; c + 4 <= C; c += 4)
+            {
+              PsVec4 best = { -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX };
+              PsVec4i at = { -1, -1, -1, -1 };
+              const PsVec4i lane = { 0, 1, 2, 3 };
 
-                  if (yy < 0 || yy >= H || xx < 0 || xx >= W)
-                    continue;
-                  if (at == G_MAXSIZE || x[i] > best)
-                    best = x[i], at = i;
-                }
-            if (at != G_MAXSIZE)
-              dx[at] += d[(((gsize) b * OH + oy) * OW + ox) * C + c];
-          }
+              for (int ky = 0; ky < l->kh; ky++)
+                for (int kx = 0; kx < l->kw; kx++)
+                  {
+                    int yy = oy * l->sh + ky - l->pad_top, xx = ox * l->sw + kx - l->pad_left;
+                    int i = (yy * W + xx) * C + c;
+                    PsVec4 v;
+                    PsVec4i take;
+
+                    if (yy < 0 || yy >= H || xx < 0 || xx >= W)
+                      continue;
+                    v = ps_vec4_load (xb + i);
+                    take = (at < 0) | (v > best);
+                    best = (PsVec4) (((PsVec4i) v & take) | ((PsVec4i) best & ~take));
+                    at = ((i + lane) & take) | (at & ~take);
+                  }
+              for (int j = 0; j < 4; j++)
+                if (at[j] >= 0)
+                  dxb[at[j]] += dd[c + j];
+            }
+          for (; c < C; c++)
+            {
+              float best = -FLT_MAX;
+              gsize at = G_MAXSIZE;
+
+              for (int ky = 0; ky < l->kh; ky++)
+                for (int kx = 0; kx < l->kw; kx++)
+                  {
+                    int yy = oy * l->sh + ky - l->pad_top, xx = ox * l->sw + kx - l->pad_left;
+                    gsize i = (((gsize) b * H + yy) * W + xx) * C + c;
+
+                    if (yy < 0 || yy >= H || xx < 0 || xx >= W)
+                      continue;
+                    if (at == G_MAXSIZE || x[i] > best)
+                      best = x[i], at = i;
+                  }
+              if (at != G_MAXSIZE)
+                dx[at] += d[(((gsize) b * OH + oy) * OW + ox) * C + c];
+            }
+        }
 }
 
 static void
@@ -174,8 +232,7 @@ add_into (float *dst, const float *src, gsize len, const float *mask)
     for (gsize i = 0; i < len; i++)
       dst[i] += src[i] * mask[i];
   else
-    for (gsize i = 0; i < len; i++)
-      dst[i] += src[i];
+    add_row (dst, src, len);
 }
 
 void
