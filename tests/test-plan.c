@@ -783,9 +783,11 @@ test_plan_sparse (void)
         m->layers[hidden]->bias[c] -= 3.0f;
       plain = ps_plan_new (m, 33);
       sparse = ps_plan_new (m, 33);
-      ps_plan_set_sparse (sparse, fc);
-      ps_plan_set_sparse (sparse, m->output);
-      ps_plan_set_sparse (sparse, ps_model_find_layer (m, "flat")); /* not Dense: ignored */
+      for (int i = 0; i < m->n_layers; i++)
+        ps_plan_set_sparse (plain, i, FALSE);
+      ps_plan_set_sparse (sparse, fc, TRUE);
+      ps_plan_set_sparse (sparse, m->output, TRUE);
+      ps_plan_set_sparse (sparse, ps_model_find_layer (m, "flat"), TRUE); /* not Dense: ignored */
       {
         g_autoptr (Tensor) x = random_input (m, plain, 33, 0, 1, 12);
         memcpy (ps_plan_output (sparse, m->input), ps_plan_output (plain, m->input),
@@ -858,9 +860,6 @@ sweep_like_plan (const PsModel *m, int pool_3, int conv_4, int fc_1)
   ps_plan_keep_output (plan, pool_3);
   ps_plan_keep_linear (plan, conv_4);
   ps_plan_keep_linear (plan, fc_1);
-  for (int i = pool_3 + 1; i < m->n_layers; i++)
-    if (m->layers[i]->kind == PS_LAYER_DENSE && i != fc_1)
-      ps_plan_set_sparse (plan, i);
   return plan;
 }
 

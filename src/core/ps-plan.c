@@ -134,7 +134,7 @@ ps_plan_new (const PsModel *model, int max_batch)
    * same bits, on the batches where that holds (run_layer () tells) */
   for (int i = 0; i < model->n_layers; i++)
     if (model->layers[i]->kind == PS_LAYER_DENSE)
-      ps_plan_set_sparse (p, i);
+      ps_plan_set_sparse (p, i, TRUE);
   return p;
 }
 
@@ -273,18 +273,6 @@ relu (const float *in, float *out, gsize n)
     }
   for (; i < n; i++)
     out[i] = in[i] > 0.0f ? in[i] : 0.0f;
-}
-
-/* out = a + b, four at a time (a sweep's steps run DeepID's merge for every row) */
-static void
-add (const float *a, const float *b, float *out, gsize n)
-{
-  gsize i = 0;
-
-  for (; i + 4 <= n; i += 4)
-    ps_vec4_store (ps_vec4_load (a + i) + ps_vec4_load (b + i), out + i);
-  for (; i < n; i++)
-    out[i] = a[i] + b[i];
 }
 
 void
@@ -442,9 +430,9 @@ ps_layer_forward (const PsLayer *l, int n, const float * const *inputs,
       if (l->n_inputs == 1)
         memcpy (output, inputs[0], size * sizeof (float));
       else
-        add (inputs[0], inputs[1], output, size);
+        ps_vec4_add (inputs[0], inputs[1], output, size);
       for (int i = 2; i < l->n_inputs; i++)
-        add (output, inputs[i], output, size);
+        ps_vec4_add (output, inputs[i], output, size);
       break;
     case PS_LAYER_ACTIVATION:
       /* Keras applies softmax along the last axis, at every position. */
@@ -592,11 +580,14 @@ ps_plan_keep_output (PsPlan *p, int layer)
 }
 
 void
-ps_plan_set_sparse (PsPlan *p, int layer)
+ps_plan_set_sparse (PsPlan *p, int layer, gboolean sparse)
 {
   g_return_if_fail (layer >= 0 && layer < p->model->n_layers);
-  if (!ps_conv_can_sparse (p->packs[layer]))
-    return;
+  if (!sparse || !ps_conv_can_sparse (p->packs[layer]))
+    {
+      p->sparse[layer] = FALSE;
+      return;
+    }
   p->sparse[layer] = TRUE;
   if (ps_conv_sparse_scratch_size (p->packs[layer]) > p->sparse_scratch_len)
     {

@@ -50,12 +50,13 @@ void      ps_plan_set_fused      (PsPlan        *plan,
                                   gboolean       fused);
 void      ps_plan_keep_output    (PsPlan        *plan,
                                   int            layer);
-/* Says that a Dense layer's inputs are mostly zeros (as after a ReLU): batches where at
- * least two thirds are (judged on their first images) run image by image over the
- * nonzero inputs only. The sums are the same, in the same order: the outputs are the
- * same bits either way. */
+/* Whether a Dense layer may skip zero inputs (on by default for every Dense layer):
+ * batches where at least two thirds of its inputs are zeros (judged on their first
+ * images, as after a ReLU) run over the nonzero inputs only. The sums are the same, in
+ * the same order: the outputs are the same bits either way. */
 void      ps_plan_set_sparse     (PsPlan        *plan,
-                                  int            layer);
+                                  int            layer,
+                                  gboolean       sparse);
 /* Leave the output layer's softmax out (classes are the same, and come cheaper). */
 void      ps_plan_set_logits     (PsPlan        *plan,
                                   gboolean       logits);

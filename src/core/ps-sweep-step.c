@@ -29,7 +29,9 @@ worker_plan (PsSweep *s, int worker)
     {
       s->plans[worker] = ps_plan_new (s->model, PS_SWEEP_BATCH);
       ps_plan_set_logits (s->plans[worker], TRUE);
-      /* the layers the sweep reads back must be filled */
+      /* the layers the sweep reads back must be filled (the Dense layers after the pruned
+       * one, reading ReLU outputs, run sparse as in every plan: DeepID's fc_2 reads
+       * conv_4, four in five zeros) */
       ps_plan_set_fused (s->plans[worker], TRUE);
       ps_plan_keep_output (s->plans[worker], s->layer);
       if (s->h_layer >= 0)
@@ -37,12 +39,6 @@ worker_plan (PsSweep *s, int worker)
       for (int f = 0; f < s->n_fronts; f++)
         if (s->fronts[f].kind != FRONT_MASK)
           ps_plan_keep_linear (s->plans[worker], s->fronts[f].layer);
-      /* the Dense layers after the pruned one read ReLU outputs, mostly zeros (DeepID's
-       * fc_2 reads conv_4, four in five zeros; the output reads the merge's ReLU): the
-       * plan runs them sparse on the batches where that holds, first pass included */
-      for (int i = s->layer + 1; i < s->model->n_layers; i++)
-        if (s->run[i] || i == s->model->output)
-          ps_plan_set_sparse (s->plans[worker], i);
     }
   return s->plans[worker];
 }

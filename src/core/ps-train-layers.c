@@ -65,18 +65,6 @@ activation_backward (PsActivation act, int rows, int cols, const float *y, float
     }
 }
 
-/* d[c] += s[c] for c < n */
-static inline void
-add_row (float *d, const float *s, gsize n)
-{
-  gsize c = 0;
-
-  for (; c + 4 <= n; c += 4)
-    ps_vec4_store (ps_vec4_load (d + c) + ps_vec4_load (s + c), d + c);
-  for (; c < n; c++)
-    d[c] += s[c];
-}
-
 /* The adjoint of ps-plan.c's im2col: adds each patch row back where it was read. */
 static void
 col2im_add (const PsLayer *l, int n, const float *col, float *dx)
@@ -106,7 +94,7 @@ col2im_add (const PsLayer *l, int n, const float *col, float *dx)
                   if (x < 0 || x >= W)
                     continue;
                   d = dx + (((gsize) b * H + y) * W + x) * C;
-                  add_row (d, s, C);
+                  ps_vec4_add (d, s, d, C);
                 }
             }
         }
@@ -232,7 +220,7 @@ add_into (float *dst, const float *src, gsize len, const float *mask)
     for (gsize i = 0; i < len; i++)
       dst[i] += src[i] * mask[i];
   else
-    add_row (dst, src, len);
+    ps_vec4_add (dst, src, dst, len);
 }
 
 void

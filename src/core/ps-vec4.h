@@ -24,3 +24,16 @@ ps_vec4_store (PsVec4 v, float *p)
 {
   memcpy (p, &v, sizeof v);
 }
+
+/* out = a + b over @n floats, four at a time (a sweep's steps run DeepID's merge for every
+ * row; the backward passes add gradients); @out may be @a or @b */
+static inline void
+ps_vec4_add (const float *a, const float *b, float *out, gsize n)
+{
+  gsize i = 0;
+
+  for (; i + 4 <= n; i += 4)
+    ps_vec4_store (ps_vec4_load (a + i) + ps_vec4_load (b + i), out + i);
+  for (; i < n; i++)
+    out[i] = a[i] + b[i];
+}
